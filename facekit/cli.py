@@ -1,0 +1,357 @@
+"""The `facekit` command line: thin commands over the public API. `--json` prints one JSON object."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from facekit.config import get_settings
+from facekit.embedding import (
+    load_embedder,
+    model_id_for,
+    model_name_for,
+    read_embeddings_npz,
+    resolve_model_name,
+)
+from facekit.errors import FacekitError
+from facekit.evaluation import NOISE_PREFIX, evaluate, label_from_folders
+from facekit.images import sha256_file
+from facekit.indexing import index_batch
+from facekit.search import search_image
+from facekit.store import FaceStore, open_store
+from facekit.store import schema as S
+from facekit.store.schema import face_point_id
+from facekit.types import FaceRecord
+
+app = typer.Typer(help="facekit: photos → faces → people.", no_args_is_help=True, add_completion=False)
+persons_app = typer.Typer(help="The persons registry.", no_args_is_help=True)
+app.add_typer(persons_app, name="persons")
+
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Embedded store folder (default: FACEKIT_STORE).", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Embedding model: buffalo_l, dlib, onnx (default: FACE_MODEL_NAME).")
+]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("facekit").setLevel(logging.INFO)
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: Callable[[dict[str, Any]], str] | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+    else:
+        typer.echo(text(data) if text else json.dumps(data, indent=2, default=str))
+
+
+def _run(as_json: bool, fn: Callable[[], None]) -> None:
+    """Run a command body; facekit errors become a clear message (and {"error": ...}) and exit code 1."""
+    _setup_logging()
+    try:
+        fn()
+    except FacekitError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _store_location(store: Path | None) -> dict[str, Any]:
+    s = get_settings()
+    api_key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
+    return {"path": store or s.store, "url": "" if store else s.qdrant_url, "api_key": api_key}
+
+
+def _open(store: Path | None, model: str | None) -> FaceStore:
+    return open_store(**_store_location(store), model_id=model_id_for(model) if model else None)
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Photos and/or folders.")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subfolders.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Embedding processes.")] = 1,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Detect, embed and store every face in the photos; bad files are skipped and reported."""
+
+    def body() -> None:
+        from facekit.images import iter_image_files
+
+        settings = get_settings()
+        embedder = load_embedder(model or resolve_model_name(settings), settings)
+        with FaceStore(**_store_location(store), model_id=embedder.model_id, dim=embedder.dim) as fs:
+            summary = index_batch(
+                fs,
+                iter_image_files(paths, recursive=recursive),
+                embedder=embedder,
+                workers=workers,
+                progress=not as_json,
+                max_pixels=settings.max_image_pixels,
+            )
+        _emit(
+            as_json,
+            summary.to_dict(),
+            lambda d: (
+                f"{d['images']} images: {d['faces_added']} faces added ({d['already_indexed']} images already "
+                f"indexed), {d['faces_total']} in the store, {len(d['skipped'])} skipped, {d['seconds']:.1f} s"
+                + "".join(f"\n  skipped {s['path']}: {s['reason']}" for s in d["skipped"])
+            ),
+        )
+
+    _run(as_json, body)
+
+
+@app.command("import-embeddings")
+def import_embeddings_cmd(
+    file: Annotated[
+        Path, typer.Argument(help=".npz with embeddings (N x d) and paths (N); optional bboxes, model_id.")
+    ],
+    model_id: Annotated[str | None, typer.Option("--model-id", help="Overrides the file's model_id.")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import embeddings computed elsewhere (one face per row)."""
+
+    def body() -> None:
+        start = time.perf_counter()
+        data = read_embeddings_npz(file, model_id=model_id)
+        per_path: Counter[str] = Counter()
+        image_ids: dict[str, str] = {}
+        records = []
+        for i, path in enumerate(data.paths):
+            if path not in image_ids:
+                p = Path(path)
+                image_ids[path] = sha256_file(p) if p.is_file() else "path:" + S.face_point_id(path, 0, "path")
+            face_index = per_path[path]
+            per_path[path] += 1
+            bbox = tuple(float(c) for c in data.bboxes[i]) if data.bboxes is not None else None
+            records.append(
+                FaceRecord(
+                    face_id=face_point_id(image_ids[path], face_index, data.model_id),
+                    image_id=image_ids[path],
+                    image_path=path,
+                    face_index=face_index,
+                    bbox=bbox,
+                    det_score=None,
+                    quality=None,  # type: ignore[arg-type]
+                    model_id=data.model_id,
+                    embedding=data.embeddings[i],
+                )
+            )
+        counts = {image_ids[p]: n for p, n in per_path.items()}
+        with FaceStore(**_store_location(store), model_id=data.model_id, dim=data.embeddings.shape[1]) as fs:
+            added = fs.add_faces(records, image_face_counts=counts)
+            total = fs.count()
+        _emit(
+            as_json,
+            {
+                "faces_added": added,
+                "faces_total": total,
+                "model": data.model_id,
+                "seconds": round(time.perf_counter() - start, 3),
+            },
+        )
+
+    _run(as_json, body)
+
+
+def store_stats(fs: FaceStore) -> dict[str, Any]:
+    """Counts of a store's faces, images, people and clusters."""
+    faces = fs.scroll_all(with_embeddings=False, fields=[S.IMAGE_ID, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE])
+    pls = faces.payloads
+    clusters = {p.get(S.CLUSTER_ID) for p in pls if p.get(S.CLUSTER_ID)}
+    return {
+        "faces": len(pls),
+        "images": len({p.get(S.IMAGE_ID) for p in pls}),
+        "people": len(fs.list_persons()),
+        "clusters": len({c for c in clusters if not str(c).startswith(NOISE_PREFIX)}),
+        "labeled_faces": sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in pls),
+        "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
+        "model": fs.model_id,
+    }
+
+
+@app.command("stats")
+def stats_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Faces, images, people, clusters and hand-labeled faces in the store."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            data = store_stats(fs)
+        _emit(as_json, data, lambda d: "\n".join(f"{k:>15}: {v}" for k, v in d.items()))
+
+    _run(as_json, body)
+
+
+@app.command("search")
+def search_cmd(
+    image: Annotated[Path, typer.Argument(help="A photo with one or more faces.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The most similar stored faces for each face in a photo, with their person and cluster."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            embedder = load_embedder(model_name_for(fs.model_id))
+            matches = search_image(fs, image, embedder, top_k=top_k)
+        data = {
+            "image": str(image),
+            "faces": [
+                {
+                    "bbox": [round(c, 1) for c in m.face.bbox],
+                    "hits": [
+                        {
+                            "face_id": h.face.face_id,
+                            "score": round(h.score, 4),
+                            "image_path": h.face.image_path,
+                            "person_id": h.face.person_id,
+                            "person": h.person_name,
+                            "cluster_id": h.face.cluster_id,
+                        }
+                        for h in m.hits
+                    ],
+                }
+                for m in matches
+            ],
+        }
+        _emit(
+            as_json,
+            data,
+            lambda d: "\n".join(
+                f"face {i} at {f['bbox']}:\n"
+                + "\n".join(f"  {h['score']:.3f}  {h['person'] or '-':<24} {h['image_path']}" for h in f["hits"])
+                for i, f in enumerate(d["faces"])
+            ),
+        )
+
+    _run(as_json, body)
+
+
+@persons_app.command("list")
+def persons_list(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Every person with their face count."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            people = [{"person_id": p.person_id, "name": p.name, "faces": p.face_count} for p in fs.list_persons()]
+        _emit(
+            as_json,
+            {"persons": people},
+            lambda d: (
+                "\n".join(f"{p['faces']:>6}  {p['name']:<30} {p['person_id']}" for p in d["persons"]) or "no persons"
+            ),
+        )
+
+    _run(as_json, body)
+
+
+@persons_app.command("create")
+def persons_create(name: str, model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Register a person by name."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            p = fs.create_person(name)
+        _emit(as_json, {"person_id": p.person_id, "name": p.name})
+
+    _run(as_json, body)
+
+
+@persons_app.command("rename")
+def persons_rename(
+    person: Annotated[str, typer.Argument(help="Person id or current name.")],
+    new_name: str,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rename a person (their faces keep their person id)."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            p = fs.rename_person(fs.resolve_person(person).person_id, new_name)
+        _emit(as_json, {"person_id": p.person_id, "name": p.name})
+
+    _run(as_json, body)
+
+
+@persons_app.command("delete")
+def persons_delete(
+    person: Annotated[str, typer.Argument(help="Person id or name.")],
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forget a person; their faces stay, unlabeled."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            p = fs.resolve_person(person)
+            n = fs.delete_person(p.person_id)
+        _emit(as_json, {"person_id": p.person_id, "name": p.name, "faces_unlabeled": n})
+
+    _run(as_json, body)
+
+
+@app.command("label-from-folders")
+def label_from_folders_cmd(
+    min_photos: Annotated[int, typer.Option("--min-photos", min=1)] = 5,
+    per_person: Annotated[int, typer.Option("--per-person", min=1)] = 3,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated user: label the first photos of each folder with at least MIN_PHOTOS photos by folder name."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, label_from_folders(fs, min_photos=min_photos, per_person=per_person))
+
+    _run(as_json, body)
+
+
+@app.command("evaluate")
+def evaluate_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Clustering and assignment scores against folder names as truth."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            try:
+                data = evaluate(fs)
+            except ValueError as exc:
+                raise FacekitError(str(exc)) from None
+        _emit(
+            as_json,
+            data,
+            lambda d: json.dumps(
+                {
+                    k: (
+                        {kk: round(vv, 4) if isinstance(vv, float) else vv for kk, vv in v.items()}
+                        if isinstance(v, dict)
+                        else v
+                    )
+                    for k, v in d.items()
+                },
+                indent=2,
+            ),
+        )
+
+    _run(as_json, body)

@@ -1,0 +1,113 @@
+"""Reading photos safely: EXIF orientation, odd pixel formats, size limits, clear reasons for bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facekit.errors import ImageError
+
+DEFAULT_MAX_PIXELS = 80_000_000
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image as RGB uint8 pixels (H, W, 3), upright, with the sha256 of the file's bytes."""
+
+    path: str
+    sha256: str
+    pixels: np.ndarray
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode → RGB uint8: 16-bit and float scaled, alpha composited on white, CMYK converted."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 / hi if hi > 255 else 1.0
+        grey = np.clip(arr * scale, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read a photo: upright (EXIF orientation applied), RGB uint8, with its sha256.
+
+    Raises `ImageError` with a short reason for missing, empty, non-image, corrupt, truncated and
+    oversized (decompression bomb) files.
+    """
+    spath = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(spath, "file not found") from None
+    except IsADirectoryError:
+        raise ImageError(spath, "is a directory, not an image (use index_directory)") from None
+    except OSError as exc:
+        raise ImageError(spath, f"cannot read file: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError(spath, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    spath,
+                    f"image too large: {width}x{height} = {width * height} pixels exceeds the limit of "
+                    f"{max_pixels} (possible decompression bomb; raise FACEKIT_MAX_IMAGE_PIXELS if it is real)",
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            pixels = _to_rgb(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(spath, f"image too large (possible decompression bomb): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(spath, "not an image: Pillow cannot identify the file format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(spath, f"corrupt or truncated image: {exc}") from None
+    return LoadedImage(path=spath, sha256=hashlib.sha256(data).hexdigest(), pixels=pixels)
+
+
+def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> Iterator[Path]:
+    """Expand files and folders into the files to index, sorted per folder.
+
+    Every visible file is yielded, whatever its suffix, so that a file that is not a photo is
+    reported with a reason rather than silently ignored; hidden files (".DS_Store") are left out.
+    """
+    for p in map(Path, paths):
+        if p.is_dir():
+            walker = p.rglob("*") if recursive else p.glob("*")
+            for child in sorted(walker):
+                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(p).parts):
+                    yield child
+        else:
+            yield p

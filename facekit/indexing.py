@@ -1,0 +1,188 @@
+"""Photos → faces in the store: index(image), index_batch(images), index_directory(dir).
+
+Worker processes detect and embed; only the calling process writes to the store, whole images at a
+time, each face carrying how many faces its image holds, so a run cut short is completed by the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from facekit.embedding import Embedder, load_embedder, model_name_for
+from facekit.errors import FacekitError, ImageError
+from facekit.images import DEFAULT_MAX_PIXELS, iter_image_files, load_image, sha256_file
+from facekit.store import FaceStore
+from facekit.store.schema import face_point_id
+from facekit.types import DetectedFace, FaceRecord, IndexSummary, SkippedImage
+
+log = logging.getLogger(__name__)
+
+WRITE_BATCH_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class _Result:
+    path: str
+    sha256: str
+    faces: list[DetectedFace] | None
+    reason: str | None = None
+
+
+def _process(embedder: Embedder, path: str, max_pixels: int) -> _Result:
+    try:
+        image = load_image(path, max_pixels=max_pixels)
+    except ImageError as exc:
+        return _Result(path, "", None, exc.reason)
+    try:
+        faces = embedder.detect_and_embed(image.pixels)
+    except Exception as exc:  # a model failing on one odd image must not stop the batch
+        log.exception("embedding failed for %s", path)
+        return _Result(path, image.sha256, None, f"face model failed: {type(exc).__name__}: {exc}")
+    if not faces:
+        return _Result(path, image.sha256, None, "no face detected")
+    return _Result(path, image.sha256, faces)
+
+
+# Worker-process state: each worker loads the model once.
+_worker_embedder: Embedder | None = None
+_worker_max_pixels = DEFAULT_MAX_PIXELS
+
+
+def _worker_init(model_name: str, max_pixels: int) -> None:
+    global _worker_embedder, _worker_max_pixels
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_embedder = load_embedder(model_name)
+    _worker_max_pixels = max_pixels
+
+
+def _worker_run(path: str) -> _Result:
+    assert _worker_embedder is not None
+    return _process(_worker_embedder, path, _worker_max_pixels)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled)
+
+
+def _records(result: _Result, model_id: str) -> list[FaceRecord]:
+    assert result.faces is not None
+    return [
+        FaceRecord(
+            face_id=face_point_id(result.sha256, i, model_id),
+            image_id=result.sha256,
+            image_path=str(Path(result.path).resolve()),
+            face_index=i,
+            bbox=tuple(round(c, 1) for c in f.bbox),  # type: ignore[arg-type]
+            det_score=round(f.det_score, 4),
+            quality=f.quality,
+            model_id=model_id,
+            embedding=f.embedding,
+        )
+        for i, f in enumerate(result.faces)
+    ]
+
+
+def index_batch(
+    store: FaceStore,
+    images: Iterable[str | os.PathLike[str]],
+    *,
+    embedder: Embedder | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_batch: Callable[[list[FaceRecord]], None] | None = None,
+) -> IndexSummary:
+    """Index image files into `store`; bad files are skipped and reported, never fatal.
+
+    Images already complete in the store are not processed again (a re-run adds nothing).
+    `workers` > 1 embeds in that many processes (each loads the model once). `on_batch` sees each
+    written batch of new faces (the clustering stage hooks in here).
+    """
+    start = time.perf_counter()
+    paths = [str(p) for p in images]
+    if workers < 1:
+        raise FacekitError(f"workers must be at least 1, got {workers}")
+    embedder = embedder or load_embedder()
+    if embedder.model_id != store.model_id or embedder.dim != store.dim:
+        raise FacekitError(
+            f"embedder {embedder.model_id} ({embedder.dim}-d) does not match the store's collection "
+            f"{store.model_id} ({store.dim}-d); open the store with the embedder's model"
+        )
+    complete = {k for k, (stored, expected) in store.image_face_counts().items() if stored >= expected > 0}
+    skipped: list[SkippedImage] = []
+    todo: list[str] = []
+    already = 0
+    for p in paths:
+        try:
+            digest = sha256_file(p)
+        except OSError:
+            todo.append(p)  # load_image reports the precise reason
+            continue
+        if digest in complete:
+            already += 1
+        else:
+            todo.append(p)
+            complete.add(digest)  # the same bytes twice in one run are embedded once
+    added = 0
+    pending: list[_Result] = []
+
+    def flush() -> None:
+        nonlocal added
+        records = [r for res in pending for r in _records(res, store.model_id)]
+        counts = {res.sha256: len(res.faces or []) for res in pending}
+        added += store.add_faces(records, image_face_counts=counts)
+        if on_batch is not None and records:
+            on_batch(records)
+        pending.clear()
+
+    with _progress(len(todo), f"indexing ({store.model_id})", progress) as bar:
+        for result in _results(todo, embedder, workers, max_pixels):
+            bar.update(1)
+            if result.faces is None:
+                skipped.append(SkippedImage(result.path, result.reason or "unknown error"))
+                log.info("skipped %s: %s", result.path, result.reason)
+                continue
+            pending.append(result)
+            if len(pending) >= WRITE_BATCH_IMAGES:
+                flush()
+        flush()
+    return IndexSummary(
+        images=len(paths),
+        faces_added=added,
+        faces_total=store.count(),
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        already_indexed=already,
+    )
+
+
+def _results(paths: list[str], embedder: Embedder, workers: int, max_pixels: int) -> Iterator[_Result]:
+    if workers == 1 or len(paths) < 2:
+        for p in paths:
+            yield _process(embedder, p, max_pixels)
+        return
+    ctx = mp.get_context("spawn")  # fork would copy a live store client and model into each worker
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(model_name_for(embedder.model_id), max_pixels)) as pool:
+        yield from pool.imap(_worker_run, paths, chunksize=4)
+
+
+def index(store: FaceStore, image: str | os.PathLike[str], **kwargs) -> IndexSummary:
+    """Index one image (see `index_batch`)."""
+    return index_batch(store, [image], **kwargs)
+
+
+def index_directory(
+    store: FaceStore, directory: str | os.PathLike[str], *, recursive: bool = True, **kwargs
+) -> IndexSummary:
+    """Index every file in a folder (and its subfolders when `recursive`); see `index_batch`."""
+    if not Path(directory).is_dir():
+        raise FacekitError(f"{directory} is not a folder")
+    return index_batch(store, iter_image_files([directory], recursive=recursive), **kwargs)

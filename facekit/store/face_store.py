@@ -1,0 +1,531 @@
+"""FaceStore: faces and people in Qdrant — embedded (a folder) by default, a server by URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from facekit.errors import NotFoundError, SchemaMismatchError, StoreError
+from facekit.store import schema as S
+from facekit.types import FaceRecord, Person, SearchHit
+
+log = logging.getLogger(__name__)
+
+UPSERT_BATCH = 512
+SCROLL_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class StoredFaces:
+    """Every face of a collection at once, for bulk work: ids, (N, d) float32 embeddings, payloads."""
+
+    ids: list[str]
+    embeddings: np.ndarray
+    payloads: list[dict[str, Any]]
+
+
+class _LocalClients:
+    """One embedded client per folder and process, shared (an embedded store can be opened once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, tuple[QdrantClient, int]] = {}
+
+    def acquire(self, path: str) -> QdrantClient:
+        with self._lock:
+            client, refs = self._clients.get(path, (None, 0))
+            if client is None:
+                Path(path).mkdir(parents=True, exist_ok=True)
+                try:
+                    client = QdrantClient(path=path)
+                except (RuntimeError, BlockingIOError) as exc:
+                    raise StoreError(
+                        f"the store at {path} is open in another process ({exc}). Close it there "
+                        "(FaceStore.close(), or stop that notebook kernel), or run a Qdrant server and set "
+                        "FACEKIT_QDRANT_URL for concurrent access."
+                    ) from None
+            self._clients[path] = (client, refs + 1)
+            return client
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            client, refs = self._clients.get(path, (None, 0))
+            if client is None:
+                return
+            if refs <= 1:
+                del self._clients[path]
+                client.close()
+            else:
+                self._clients[path] = (client, refs - 1)
+
+
+_LOCAL = _LocalClients()
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, url: str = "", api_key: str | None = None) -> QdrantClient:
+    """A Qdrant client: a server when `url` is given, else the embedded store in folder `path`."""
+    if url:
+        return QdrantClient(url=url, api_key=api_key)
+    if path is None:
+        raise StoreError("no store given: pass path= (embedded store folder) or url= (Qdrant server)")
+    if str(path) == ":memory:":
+        return QdrantClient(location=":memory:")
+    return _LOCAL.acquire(str(Path(path).expanduser().resolve()))
+
+
+def face_models(client: QdrantClient) -> dict[str, int]:
+    """Model id → dimension of every face collection in a store."""
+    found = {}
+    for c in client.get_collections().collections:
+        if c.name.startswith(S.FACE_COLLECTION_PREFIX):
+            meta = client.get_collection(c.name).config.metadata or {}
+            found[str(meta.get("model_id", c.name[len(S.FACE_COLLECTION_PREFIX) :]))] = int(meta.get("dim", 0))
+    return found
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _record(point_id: Any, payload: dict[str, Any], vector: Any = None) -> FaceRecord:
+    bbox = payload.get(S.BBOX)
+    return FaceRecord(
+        face_id=str(point_id),
+        image_id=payload.get(S.IMAGE_ID, ""),
+        image_path=payload.get(S.IMAGE_PATH, ""),
+        face_index=int(payload.get(S.FACE_INDEX, 0)),
+        bbox=tuple(bbox) if bbox else None,  # type: ignore[arg-type]
+        det_score=payload.get(S.DET_SCORE),
+        quality=payload.get(S.QUALITY),
+        model_id=payload.get(S.MODEL_ID, ""),
+        person_id=payload.get(S.PERSON_ID),
+        cluster_id=payload.get(S.CLUSTER_ID),
+        cluster_confidence=payload.get(S.CLUSTER_CONFIDENCE),
+        assignment_source=payload.get(S.ASSIGNMENT_SOURCE),
+        embedding=None if vector is None else np.asarray(vector, dtype=np.float32),
+    )
+
+
+def _match(**fields: Any) -> models.Filter | None:
+    must = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, set)):
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+        else:
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    return models.Filter(must=must) if must else None
+
+
+class FaceStore:
+    """Faces of one embedding model (one collection) plus the store-wide persons registry.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder of the embedded store (created if missing), or ":memory:". Ignored when `url` is set.
+    model_id, dim :
+        The embedding space. A collection made for another model or dimension is refused.
+    url, api_key : optional
+        A Qdrant server instead of the embedded store: same code, one setting.
+
+    Examples
+    --------
+    >>> store = FaceStore(":memory:", model_id="demo", dim=4)
+    >>> store.count()
+    0
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        model_id: str,
+        dim: int,
+        url: str = "",
+        api_key: str | None = None,
+    ) -> None:
+        if dim < 1:
+            raise StoreError(f"embedding dimension must be positive, got {dim}")
+        self.model_id = model_id
+        self.dim = dim
+        self.location = url or str(path)
+        self.is_server = bool(url)
+        self._local_key = None if url or str(path) == ":memory:" else str(Path(path).expanduser().resolve())
+        self.client = connect(path, url=url, api_key=api_key)
+        self.collection = S.collection_for(model_id)
+        try:
+            self._ensure_collections()
+        except Exception:
+            self.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _ensure_collections(self) -> None:
+        meta = {"facekit_schema": S.SCHEMA_VERSION, "model_id": self.model_id, "dim": self.dim}
+        if self.client.collection_exists(self.collection):
+            info = self.client.get_collection(self.collection)
+            found = info.config.metadata or {}
+            vectors = info.config.params.vectors
+            found_dim = int(found.get("dim", getattr(vectors, "size", 0) or 0))
+            found_model = found.get("model_id", self.model_id)
+            if found_model != self.model_id or found_dim != self.dim:
+                raise SchemaMismatchError(
+                    f"collection {self.collection!r} in {self.location} holds {found_model} embeddings of "
+                    f"dimension {found_dim}, not {self.model_id} of dimension {self.dim}. Open it with "
+                    f"model {found_model!r}, or use another store folder (--store / FACEKIT_STORE)."
+                )
+            if int(found.get("facekit_schema", S.SCHEMA_VERSION)) > S.SCHEMA_VERSION:
+                raise SchemaMismatchError(
+                    f"collection {self.collection!r} was written by a newer facekit (schema "
+                    f"{found['facekit_schema']}); upgrade facekit to open it"
+                )
+        else:
+            self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+                metadata=meta,
+            )
+            if self.is_server:  # the embedded engine has no payload indexes (it would only warn)
+                for field in S.INDEXED_FIELDS:
+                    self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
+        if not self.client.collection_exists(S.PERSONS_COLLECTION):
+            self.client.create_collection(S.PERSONS_COLLECTION, vectors_config={}, metadata={"facekit_schema": 1})
+
+    def close(self) -> None:
+        """Release the store (an embedded store folder can then be opened by another process)."""
+        if self._local_key is not None:
+            _LOCAL.release(self._local_key)
+            self._local_key = None
+        elif self.is_server or self.location == ":memory:":
+            self.client.close()
+
+    def __enter__(self) -> FaceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FaceStore({self.location!r}, model_id={self.model_id!r}, dim={self.dim})"
+
+    # -- writing faces ---------------------------------------------------------------------------
+    def add_faces(self, faces: Sequence[FaceRecord], *, image_face_counts: dict[str, int] | None = None) -> int:
+        """Upsert faces (each with an embedding) in batches; returns how many were new.
+
+        Ids are deterministic, so adding the same face twice keeps one point. Person, cluster and
+        assignment fields already stored on a face are kept (a re-index never drops a label).
+        """
+        if not faces:
+            return 0
+        for f in faces:
+            if f.embedding is None or f.embedding.shape != (self.dim,):
+                got = None if f.embedding is None else f.embedding.shape
+                raise StoreError(f"face {f.face_id}: embedding of shape {got}, store expects ({self.dim},)")
+        existing = self._existing_payloads([f.face_id for f in faces])
+        before = len(existing)
+        now = _now()
+        points = []
+        for f in faces:
+            emb = np.asarray(f.embedding, dtype=np.float32)
+            payload: dict[str, Any] = {
+                S.FACE_ID: f.face_id,
+                S.IMAGE_ID: f.image_id,
+                S.IMAGE_PATH: f.image_path,
+                S.FACE_INDEX: f.face_index,
+                S.BBOX: list(f.bbox) if f.bbox is not None else None,
+                S.DET_SCORE: f.det_score,
+                S.QUALITY: f.quality,
+                S.EMBEDDING_NORM: float(np.linalg.norm(emb)),
+                S.MODEL_ID: self.model_id,
+                S.PERSON_ID: f.person_id,
+                S.CLUSTER_ID: f.cluster_id,
+                S.CLUSTER_CONFIDENCE: f.cluster_confidence,
+                S.ASSIGNMENT_SOURCE: f.assignment_source,
+                S.INDEXED_AT: now,
+            }
+            if image_face_counts is not None:
+                payload[S.IMAGE_FACE_COUNT] = image_face_counts[f.image_id]
+            old = existing.get(f.face_id)
+            if old:
+                for key in (S.PERSON_ID, S.CLUSTER_ID, S.CLUSTER_CONFIDENCE, S.ASSIGNMENT_SOURCE, S.INDEXED_AT):
+                    if old.get(key) is not None:
+                        payload[key] = old[key]
+            points.append(models.PointStruct(id=f.face_id, vector=emb.tolist(), payload=payload))
+        for start in range(0, len(points), UPSERT_BATCH):
+            self.client.upsert(self.collection, points[start : start + UPSERT_BATCH], wait=True)
+        return len(faces) - before
+
+    def _existing_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), SCROLL_BATCH):
+            for p in self.client.retrieve(self.collection, list(ids[start : start + SCROLL_BATCH]), with_payload=True):
+                found[str(p.id)] = p.payload or {}
+        return found
+
+    def update_payload(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Set payload fields on many faces at once: {face_id: {key: value}}. Missing faces are an error."""
+        if not updates:
+            return
+        missing = set(updates) - set(self._existing_payloads(list(updates)))
+        if missing:
+            raise NotFoundError(f"{len(missing)} face(s) not in the store, e.g. {sorted(missing)[0]}")
+        ops = [
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload=fields, points=[face_id]))
+            for face_id, fields in updates.items()
+        ]
+        for start in range(0, len(ops), UPSERT_BATCH):
+            self.client.batch_update_points(self.collection, ops[start : start + UPSERT_BATCH], wait=True)
+
+    def label_faces(self, face_ids: Iterable[str], person_id: str | None) -> None:
+        """Give faces a person by hand (assignment_source "manual"); None removes the label."""
+        if person_id is not None:
+            self.get_person(person_id)
+        source = S.SOURCE_MANUAL if person_id is not None else None
+        self.update_payload({fid: {S.PERSON_ID: person_id, S.ASSIGNMENT_SOURCE: source} for fid in face_ids})
+
+    def remove_face(self, face_id: str) -> None:
+        """Delete one face."""
+        self.get_face(face_id)
+        self.client.delete(self.collection, models.PointIdsList(points=[face_id]), wait=True)
+
+    def remove_image(self, image_id: str) -> int:
+        """Delete every face of one image (by sha256); returns how many."""
+        n = self.count(image_id=image_id)
+        if n:
+            self.client.delete(
+                self.collection, models.FilterSelector(filter=_match(**{S.IMAGE_ID: image_id})), wait=True
+            )
+        return n
+
+    def clear(self) -> None:
+        """Delete every face of this model (people stay registered)."""
+        self.client.delete_collection(self.collection)
+        self._ensure_collections()
+
+    # -- reading faces ---------------------------------------------------------------------------
+    def count(self, *, person_id: str | None = None, cluster_id: str | None = None, image_id: str | None = None) -> int:
+        """Faces in the collection, optionally only those matching the given fields."""
+        flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id, S.IMAGE_ID: image_id})
+        return self.client.count(self.collection, count_filter=flt, exact=True).count
+
+    def get_face(self, face_id: str, *, with_embedding: bool = True) -> FaceRecord:
+        """One face by id; `NotFoundError` if absent."""
+        try:
+            uuid.UUID(str(face_id))
+        except ValueError:
+            raise NotFoundError(f"face id {face_id!r} is not a face id (a UUID like those `search` prints)") from None
+        points = self.client.retrieve(self.collection, [face_id], with_payload=True, with_vectors=with_embedding)
+        if not points:
+            raise NotFoundError(f"no face {face_id} in {self.collection}")
+        p = points[0]
+        return _record(p.id, p.payload or {}, p.vector if with_embedding else None)
+
+    def get_by_filter(
+        self,
+        *,
+        person_id: str | None = None,
+        cluster_id: str | None = None,
+        image_id: str | None = None,
+        limit: int | None = None,
+        with_embedding: bool = False,
+    ) -> list[FaceRecord]:
+        """Faces whose fields match (lists match any of their values)."""
+        flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id, S.IMAGE_ID: image_id})
+        out = []
+        for p in self._scroll(flt, with_vectors=with_embedding):
+            out.append(_record(p.id, p.payload or {}, p.vector if with_embedding else None))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def _scroll(
+        self, flt: models.Filter | None = None, *, with_vectors: bool = False, payload: bool | list[str] = True
+    ) -> Iterator[models.Record]:
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=SCROLL_BATCH,
+                offset=offset,
+                with_payload=payload,
+                with_vectors=with_vectors,
+            )
+            yield from points
+            if offset is None:
+                return
+
+    def scroll_all(self, *, with_embeddings: bool = True, fields: list[str] | None = None) -> StoredFaces:
+        """Every face in one pass (ids, embeddings, payloads): the way to do bulk work."""
+        ids, vectors, payloads = [], [], []
+        for p in self._scroll(with_vectors=with_embeddings, payload=fields if fields is not None else True):
+            ids.append(str(p.id))
+            payloads.append(p.payload or {})
+            if with_embeddings:
+                vectors.append(p.vector)
+        emb = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dim if vectors else 0)
+        if not with_embeddings:
+            emb = np.zeros((0, self.dim), dtype=np.float32)
+        return StoredFaces(ids, emb, payloads)
+
+    def image_face_counts(self) -> dict[str, tuple[int, int]]:
+        """image_id → (faces stored, faces the image holds): an image is complete when they agree."""
+        stored: Counter[str] = Counter()
+        expected: dict[str, int] = {}
+        for p in self._scroll(payload=[S.IMAGE_ID, S.IMAGE_FACE_COUNT]):
+            pl = p.payload or {}
+            image_id = pl.get(S.IMAGE_ID, "")
+            stored[image_id] += 1
+            expected[image_id] = int(pl.get(S.IMAGE_FACE_COUNT) or 0)
+        return {k: (v, expected[k]) for k, v in stored.items()}
+
+    def search(
+        self,
+        embedding: np.ndarray,
+        *,
+        top_k: int = 10,
+        person_id: str | None = None,
+        cluster_id: str | None = None,
+        exclude_image_id: str | None = None,
+    ) -> list[SearchHit]:
+        """Most similar faces (cosine), best first, with their person's name."""
+        emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if emb.shape != (self.dim,):
+            raise StoreError(f"query embedding has shape {emb.shape}, store expects ({self.dim},)")
+        flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id})
+        if exclude_image_id:
+            flt = flt or models.Filter()
+            flt.must_not = [models.FieldCondition(key=S.IMAGE_ID, match=models.MatchValue(value=exclude_image_id))]
+        res = self.client.query_points(
+            self.collection, query=emb.tolist(), limit=top_k, query_filter=flt, with_payload=True
+        ).points
+        names = self._person_names()
+        return [
+            SearchHit(_record(p.id, p.payload or {}), float(p.score), names.get((p.payload or {}).get(S.PERSON_ID)))
+            for p in res
+        ]
+
+    # -- persons ---------------------------------------------------------------------------------
+    def _person_points(self) -> list[models.Record]:
+        points, offset = [], None
+        while True:
+            batch, offset = self.client.scroll(S.PERSONS_COLLECTION, limit=SCROLL_BATCH, offset=offset)
+            points.extend(batch)
+            if offset is None:
+                return points
+
+    def _person_names(self) -> dict[str, str]:
+        return {str(p.id): (p.payload or {}).get(S.PERSON_NAME, "") for p in self._person_points()}
+
+    def create_person(self, name: str) -> Person:
+        """Register a person; names are unique (case-insensitive) and not blank."""
+        name = name.strip()
+        if not name:
+            raise StoreError("a person needs a non-empty name")
+        if self.find_person(name) is not None:
+            raise StoreError(f"a person named {name!r} exists already; rename or reuse them")
+        person_id = str(uuid.uuid4())
+        self.client.upsert(
+            S.PERSONS_COLLECTION,
+            [models.PointStruct(id=person_id, vector={}, payload={S.PERSON_NAME: name, S.CREATED_AT: _now()})],
+            wait=True,
+        )
+        return Person(person_id, name)
+
+    def ensure_person(self, name: str) -> Person:
+        """The person with this name, created if needed."""
+        return self.find_person(name) or self.create_person(name)
+
+    def find_person(self, name: str) -> Person | None:
+        """The person with this name (case-insensitive), or None."""
+        key = name.strip().casefold()
+        for pid, pname in self._person_names().items():
+            if pname.casefold() == key:
+                return Person(pid, pname)
+        return None
+
+    def get_person(self, person_id: str) -> Person:
+        """A person by id; `NotFoundError` if absent."""
+        try:
+            points = self.client.retrieve(S.PERSONS_COLLECTION, [person_id])
+        except (ValueError, TypeError):
+            points = []
+        if not points:
+            raise NotFoundError(f"no person with id {person_id!r}; `facekit persons list` shows them")
+        return Person(str(points[0].id), (points[0].payload or {}).get(S.PERSON_NAME, ""))
+
+    def resolve_person(self, id_or_name: str) -> Person:
+        """A person by id or by name."""
+        found = self.find_person(id_or_name)
+        return found if found is not None else self.get_person(id_or_name)
+
+    def rename_person(self, person_id: str, name: str) -> Person:
+        """Give a person a new (unique) name; their faces keep the same person id."""
+        self.get_person(person_id)
+        other = self.find_person(name)
+        if other is not None and other.person_id != person_id:
+            raise StoreError(f"a person named {name!r} exists already")
+        self.client.set_payload(S.PERSONS_COLLECTION, {S.PERSON_NAME: name.strip()}, points=[person_id], wait=True)
+        return Person(person_id, name.strip())
+
+    def delete_person(self, person_id: str) -> int:
+        """Forget a person; their faces become unlabeled (the faces stay). Returns faces unlabeled."""
+        self.get_person(person_id)
+        faces = [r.face_id for r in self.get_by_filter(person_id=person_id)]
+        self.update_payload({fid: {S.PERSON_ID: None, S.ASSIGNMENT_SOURCE: None} for fid in faces})
+        self.client.delete(S.PERSONS_COLLECTION, models.PointIdsList(points=[person_id]), wait=True)
+        return len(faces)
+
+    def list_persons(self) -> list[Person]:
+        """Every person with their face count in this model's collection, by name."""
+        counts = Counter(p.payload.get(S.PERSON_ID) for p in self._scroll(payload=[S.PERSON_ID]) if p.payload)
+        people = [Person(pid, name, counts.get(pid, 0)) for pid, name in self._person_names().items()]
+        return sorted(people, key=lambda p: p.name.casefold())
+
+
+def open_store(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    url: str = "",
+    api_key: str | None = None,
+    model_id: str | None = None,
+    dim: int | None = None,
+) -> FaceStore:
+    """Open a store's face collection. With no `dim`, the collection must exist: the store's only
+    one, or the one of `model_id`."""
+    if model_id is not None and dim is not None:
+        return FaceStore(path, model_id=model_id, dim=dim, url=url, api_key=api_key)
+    client = connect(path, url=url, api_key=api_key)
+    try:
+        found = face_models(client)
+    finally:
+        if url:
+            client.close()
+        elif path is not None and str(path) != ":memory:":
+            _LOCAL.release(str(Path(path).expanduser().resolve()))
+    where = url or str(path)
+    if model_id is not None:
+        if model_id not in found:
+            raise StoreError(f"the store at {where} has no {model_id} faces (it has: {', '.join(found) or 'none'})")
+        return FaceStore(path, model_id=model_id, dim=found[model_id], url=url, api_key=api_key)
+    if not found:
+        raise StoreError(f"the store at {where} holds no faces yet: run `facekit index PHOTOS` first")
+    if len(found) > 1:
+        raise StoreError(
+            f"the store at {where} holds faces of several models ({', '.join(found)}): pick one with --model"
+        )
+    ((only, only_dim),) = found.items()
+    return FaceStore(path, model_id=only, dim=only_dim, url=url, api_key=api_key)
