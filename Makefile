@@ -1,0 +1,60 @@
+# facekit — `make demo` and `make test` work on a fresh machine: each creates or updates .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= dlib,insightface,torch,dev
+STORE ?= .facekit/store
+FACEKIT := $(BIN)/facekit
+DEMO_DATA ?= $(or $(FACEKIT_DEMO_DATA),../shared/datasets/lfw)
+DEMO_PEOPLE ?= B*
+DEMO_STORE ?= .facekit/demo-store
+WORKERS ?= 2
+MIN_PHOTOS ?= 5
+PER_PERSON ?= 3
+
+.PHONY: setup demo test lint bench faces-index faces-stats faces-search faces-label-from-folders faces-evaluate clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+## demo: index a sample of LFW into an embedded store, show stats, a search, and scores
+demo: setup
+	@test -d "$(DEMO_DATA)" || { echo "no photos at $(DEMO_DATA): set FACEKIT_DEMO_DATA=<folder of person folders>"; exit 1; }
+	$(FACEKIT) index $(DEMO_DATA)/$(DEMO_PEOPLE) --workers $(WORKERS) --model dlib --store $(DEMO_STORE)
+	$(FACEKIT) stats --store $(DEMO_STORE)
+	$(FACEKIT) search "$$(ls -d $(DEMO_DATA)/$(DEMO_PEOPLE)/*.jpg | head -1)" --top-k 5 --store $(DEMO_STORE)
+	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(DEMO_STORE)
+	$(FACEKIT) persons list --store $(DEMO_STORE)
+	$(FACEKIT) evaluate --store $(DEMO_STORE)
+
+## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
+test: setup lint
+	$(BIN)/pytest tests
+
+lint: setup
+	$(BIN)/ruff check facekit tests bench
+	$(BIN)/ruff format --check facekit
+
+## bench: indexing throughput and store latency; writes bench/RESULTS.md
+bench: setup
+	$(BIN)/python bench/run.py --data $(DEMO_DATA)
+
+# The spec's operation targets, over FACEKIT_STORE-style STORE=...
+faces-index: setup
+	$(FACEKIT) index $(PHOTOS) --recursive --workers $(WORKERS) --store $(STORE)
+faces-stats: setup
+	$(FACEKIT) stats --store $(STORE)
+faces-search: setup
+	$(FACEKIT) search $(IMAGE) --store $(STORE)
+faces-label-from-folders: setup
+	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(STORE)
+faces-evaluate: setup
+	$(FACEKIT) evaluate --store $(STORE)
+
+clean:
+	rm -rf .facekit .pytest_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""Shared fixtures: real LFW photos from ../shared/datasets/lfw, the real dlib model, temp stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+LFW = Path(os.environ.get("FACEKIT_LFW", ROOT.parent / "shared" / "datasets" / "lfw"))
+# Small, fixed subsets: people with several photos (for matching) and a few with one.
+PEOPLE = ["Arnold_Schwarzenegger", "Art_Howe", "Arminio_Fraga", "Arnold_Palmer", "Arturo_Gatti", "Aron_Ralston"]
+
+
+@pytest.fixture(scope="session")
+def lfw() -> Path:
+    if not (LFW / "Arnold_Schwarzenegger").is_dir():
+        pytest.fail(f"LFW not found at {LFW}: the tests need ../shared/datasets/lfw (or set FACEKIT_LFW)")
+    return LFW
+
+
+@pytest.fixture(scope="session")
+def photos(lfw: Path) -> list[Path]:
+    """Up to 4 photos each of the PEOPLE (20 photos)."""
+    out: list[Path] = []
+    for name in PEOPLE:
+        out += sorted((lfw / name).glob("*.jpg"))[:4]
+    return out
+
+
+@pytest.fixture(scope="session")
+def dlib_embedder():
+    from facekit.embedding.dlib_resnet import DlibEmbedder
+
+    return DlibEmbedder()
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def make_bad_inputs(folder: Path, good_photo: Path) -> dict[str, str]:
+    """Write one file of every bad-input kind into `folder`; returns file name → expected reason part."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = good_photo.read_bytes()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(np.random.default_rng(0).integers(0, 255, 4000)))
+    (folder / "notes.txt").write_text("not a photo\n")
+    Image.fromarray(np.tile(np.linspace(0, 255, 200, dtype=np.uint8), (200, 1))).save(folder / "noface.png")
+    Image.new("1", (10_000, 10_000)).save(folder / "bomb.png")  # 100 MP in a few kB
+    return {
+        "empty.jpg": "empty file",
+        "truncated.jpg": "corrupt or truncated",
+        "corrupt.jpg": "",
+        "notes.txt": "not an image",
+        "noface.png": "no face detected",
+        "bomb.png": "decompression bomb",
+    }
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A run that collected no test is a failure, not pytest's quiet exit code 5."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit.errors import ImageError
+from facekit.images import iter_image_files, load_image, sha256_file
+
+from .conftest import make_bad_inputs
+
+
+@pytest.fixture
+def face_jpg(lfw):
+    return lfw / "Arnold_Schwarzenegger" / "Arnold_Schwarzenegger_0001.jpg"
+
+
+def test_rgb_and_hash(face_jpg):
+    img = load_image(face_jpg)
+    assert img.pixels.shape == (250, 250, 3) and img.pixels.dtype == np.uint8
+    assert img.sha256 == sha256_file(face_jpg)
+
+
+def test_exif_orientation_is_applied(tmp_path, face_jpg):
+    upright = Image.open(face_jpg)
+    stored = upright.rotate(90, expand=True).crop((0, 0, 250, 200))  # not square: orientation shows in the shape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif)
+    assert load_image(path).pixels.shape == (250, 200, 3)  # (H, W) swapped back
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "LA", "P", "I;16"])
+def test_pixel_formats_become_rgb(tmp_path, face_jpg, mode):
+    src = Image.open(face_jpg)
+    if mode == "I;16":
+        arr = (np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+        img = Image.fromarray(arr)  # uint16 → mode I;16
+        suffix = ".png"
+    else:
+        img = src.convert(mode)
+        suffix = ".tif" if mode == "CMYK" else ".png"
+    path = tmp_path / f"face_{mode.replace(';', '')}{suffix}"
+    img.save(path)
+    pixels = load_image(path).pixels
+    assert pixels.shape == (250, 250, 3) and pixels.dtype == np.uint8
+    assert 20 < pixels.mean() < 235  # not blank, not saturated (16-bit is scaled, not clipped)
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    img.save(tmp_path / "clear.png")
+    assert load_image(tmp_path / "clear.png").pixels.min() == 255
+
+
+def test_every_bad_kind_has_a_reason(tmp_path, face_jpg):
+    expected = make_bad_inputs(tmp_path / "bad", face_jpg)
+    for name, reason in expected.items():
+        if name == "noface.png":
+            load_image(tmp_path / "bad" / name)  # a valid image: "no face" is found later
+            continue
+        with pytest.raises(ImageError) as err:
+            load_image(tmp_path / "bad" / name, max_pixels=80_000_000)
+        assert reason in err.value.reason
+    with pytest.raises(ImageError, match="file not found"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_iter_image_files_lists_visible_files_sorted(tmp_path):
+    (tmp_path / "b").mkdir()
+    for name in ["b/2.jpg", "b/1.jpg", ".hidden.jpg", "a.txt"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in iter_image_files([tmp_path])] == ["a.txt"]
+    assert [p.name for p in iter_image_files([tmp_path], recursive=True)] == ["a.txt", "1.jpg", "2.jpg"]

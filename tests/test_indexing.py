@@ -1,0 +1,93 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from facekit.images import load_image
+from facekit.indexing import index, index_batch, index_directory
+from facekit.store import FaceStore
+from facekit.store import schema as S
+
+from .conftest import make_bad_inputs
+
+
+@pytest.fixture
+def store(store_path, dlib_embedder):
+    with FaceStore(store_path, model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as s:
+        yield s
+
+
+def test_index_real_photos_then_again_adds_nothing(store, photos, dlib_embedder):
+    first = index_batch(store, photos, embedder=dlib_embedder, progress=False)
+    assert first.images == len(photos) and first.faces_added >= len(photos) - 1 and not first.skipped
+    assert first.faces_total == store.count() == first.faces_added
+    again = index_batch(store, photos, embedder=dlib_embedder, progress=False)
+    assert again.faces_added == 0 and again.already_indexed == len(photos) and again.faces_total == first.faces_total
+    face = store.scroll_all().payloads[0]
+    for key in (
+        S.FACE_ID,
+        S.IMAGE_ID,
+        S.IMAGE_PATH,
+        S.BBOX,
+        S.DET_SCORE,
+        S.QUALITY,
+        S.EMBEDDING_NORM,
+        S.MODEL_ID,
+        S.INDEXED_AT,
+    ):
+        assert face.get(key) is not None, key
+    assert face[S.EMBEDDING_NORM] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_same_person_is_nearest(store, photos, dlib_embedder):
+    index_batch(store, photos, embedder=dlib_embedder, progress=False)
+    query = photos[0]  # Arnold_Schwarzenegger_0001
+    face = dlib_embedder.detect_and_embed(load_image(query).pixels)[0]
+    hits = store.search(face.embedding, top_k=4)
+    assert [h.face.image_path.split("/")[-2] for h in hits[:3]] == ["Arnold_Schwarzenegger"] * 3
+
+
+def test_every_face_in_a_photo_is_a_record(store, lfw, dlib_embedder):
+    group = lfw / "Abdel_Nasser_Assidi" / "Abdel_Nasser_Assidi_0001.jpg"  # three faces, the subject largest
+    summary = index(store, group, embedder=dlib_embedder, progress=False)
+    recs = sorted(store.get_by_filter(), key=lambda r: r.face_index)
+    assert summary.faces_added == len(recs) >= 2
+    areas = [(r.bbox[2] - r.bbox[0]) * (r.bbox[3] - r.bbox[1]) for r in recs]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_bad_inputs_are_reported_and_stored_faces_survive(store, tmp_path, photos, dlib_embedder):
+    index_batch(store, photos[:4], embedder=dlib_embedder, progress=False)
+    before = {f.face_id for f in store.get_by_filter()}
+    folder = tmp_path / "mixed"
+    expected = make_bad_inputs(folder, photos[0])
+    shutil.copy(photos[5], folder / "good.jpg")
+    summary = index_directory(store, folder, embedder=dlib_embedder, progress=False, max_pixels=80_000_000)
+    reasons = {s.path.split("/")[-1]: s.reason for s in summary.skipped}
+    assert set(reasons) == set(expected)
+    for name, part in expected.items():
+        assert part in reasons[name], (name, reasons[name])
+    assert summary.faces_added == 1
+    assert before <= {f.face_id for f in store.get_by_filter()}
+
+
+def test_half_written_image_is_completed(store, lfw, dlib_embedder):
+    group = lfw / "Abdel_Nasser_Assidi" / "Abdel_Nasser_Assidi_0001.jpg"
+    index(store, group, embedder=dlib_embedder, progress=False)
+    n = store.count()
+    victim = max(store.get_by_filter(), key=lambda r: r.face_index)
+    store.remove_face(victim.face_id)  # as if the run died between two of the image's faces
+    summary = index(store, group, embedder=dlib_embedder, progress=False)
+    assert summary.faces_added == 1 and store.count() == n
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_faces(store_path, tmp_path, photos, dlib_embedder):
+    with FaceStore(store_path, model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as one:
+        index_batch(one, photos[:8], embedder=dlib_embedder, progress=False)
+        ref = {f.face_id: f.embedding for f in one.get_by_filter(with_embedding=True)}
+    with FaceStore(tmp_path / "two", model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as two:
+        summary = index_batch(two, photos[:8], embedder=dlib_embedder, workers=2, progress=False)
+        got = {f.face_id: f.embedding for f in two.get_by_filter(with_embedding=True)}
+    assert summary.faces_added == len(ref) and set(got) == set(ref)
+    assert all(np.allclose(got[k], ref[k], atol=1e-5) for k in ref)
