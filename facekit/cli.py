@@ -355,3 +355,7 @@ def evaluate_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOp
         )
 
     _run(as_json, body)
+
+
+if __name__ == "__main__":
+    app()
