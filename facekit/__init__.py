@@ -14,7 +14,7 @@ from facekit.errors import (
 )
 from facekit.evaluation import evaluate, label_from_folders
 from facekit.images import load_image
-from facekit.indexing import index, index_batch, index_directory
+from facekit.indexing import import_embeddings, index, index_batch, index_directory
 from facekit.metrics import assignment_scores, bcubed_prf, clustering_scores, pairwise_prf
 from facekit.search import search_image
 from facekit.store import FaceStore, StoredFaces, open_store
@@ -49,6 +49,7 @@ __all__ = [
     "defaults_for",
     "evaluate",
     "get_settings",
+    "import_embeddings",
     "index",
     "index_batch",
     "index_directory",

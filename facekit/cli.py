@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,14 +21,10 @@ from facekit.embedding import (
     resolve_model_name,
 )
 from facekit.errors import FacekitError
-from facekit.evaluation import NOISE_PREFIX, evaluate, label_from_folders
-from facekit.images import sha256_file
-from facekit.indexing import index_batch
+from facekit.evaluation import evaluate, label_from_folders
+from facekit.indexing import import_embeddings, index_batch
 from facekit.search import search_image
 from facekit.store import FaceStore, open_store
-from facekit.store import schema as S
-from facekit.store.schema import face_point_id
-from facekit.types import FaceRecord
 
 app = typer.Typer(help="facekit: photos → faces → people.", no_args_is_help=True, add_completion=False)
 persons_app = typer.Typer(help="The persons registry.", no_args_is_help=True)
@@ -130,32 +125,8 @@ def import_embeddings_cmd(
     def body() -> None:
         start = time.perf_counter()
         data = read_embeddings_npz(file, model_id=model_id)
-        per_path: Counter[str] = Counter()
-        image_ids: dict[str, str] = {}
-        records = []
-        for i, path in enumerate(data.paths):
-            if path not in image_ids:
-                p = Path(path)
-                image_ids[path] = sha256_file(p) if p.is_file() else "path:" + S.face_point_id(path, 0, "path")
-            face_index = per_path[path]
-            per_path[path] += 1
-            bbox = tuple(float(c) for c in data.bboxes[i]) if data.bboxes is not None else None
-            records.append(
-                FaceRecord(
-                    face_id=face_point_id(image_ids[path], face_index, data.model_id),
-                    image_id=image_ids[path],
-                    image_path=path,
-                    face_index=face_index,
-                    bbox=bbox,
-                    det_score=None,
-                    quality=None,  # type: ignore[arg-type]
-                    model_id=data.model_id,
-                    embedding=data.embeddings[i],
-                )
-            )
-        counts = {image_ids[p]: n for p, n in per_path.items()}
         with FaceStore(**_store_location(store), model_id=data.model_id, dim=data.embeddings.shape[1]) as fs:
-            added = fs.add_faces(records, image_face_counts=counts)
+            added = import_embeddings(fs, data)
             total = fs.count()
         _emit(
             as_json,
@@ -170,29 +141,13 @@ def import_embeddings_cmd(
     _run(as_json, body)
 
 
-def store_stats(fs: FaceStore) -> dict[str, Any]:
-    """Counts of a store's faces, images, people and clusters."""
-    faces = fs.scroll_all(with_embeddings=False, fields=[S.IMAGE_ID, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE])
-    pls = faces.payloads
-    clusters = {p.get(S.CLUSTER_ID) for p in pls if p.get(S.CLUSTER_ID)}
-    return {
-        "faces": len(pls),
-        "images": len({p.get(S.IMAGE_ID) for p in pls}),
-        "people": len(fs.list_persons()),
-        "clusters": len({c for c in clusters if not str(c).startswith(NOISE_PREFIX)}),
-        "labeled_faces": sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in pls),
-        "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
-        "model": fs.model_id,
-    }
-
-
 @app.command("stats")
 def stats_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Faces, images, people, clusters and hand-labeled faces in the store."""
 
     def body() -> None:
         with _open(store, model) as fs:
-            data = store_stats(fs)
+            data = fs.stats()
         _emit(as_json, data, lambda d: "\n".join(f"{k:>15}: {v}" for k, v in d.items()))
 
     _run(as_json, body)

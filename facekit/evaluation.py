@@ -11,7 +11,6 @@ from facekit.metrics import assignment_scores, clustering_scores
 from facekit.store import FaceStore
 from facekit.store import schema as S
 
-NOISE_PREFIX = "unknown_noise"
 _FIELDS = [S.IMAGE_PATH, S.FACE_INDEX, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE]
 
 
@@ -68,7 +67,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
         person, cluster = pl.get(S.PERSON_ID), pl.get(S.CLUSTER_ID)
         if person:
             predicted.append("person:" + person)
-        elif cluster and not str(cluster).startswith(NOISE_PREFIX):
+        elif cluster and not str(cluster).startswith(S.NOISE_CLUSTER_PREFIX):
             predicted.append("cluster:" + str(cluster))
         else:
             predicted.append(None)

@@ -6,15 +6,17 @@ time, each face carrying how many faces its image holds, so a run cut short is c
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing as mp
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from facekit.embedding import Embedder, load_embedder, model_name_for
+from facekit.embedding import Embedder, PrecomputedEmbeddings, load_embedder, model_name_for
 from facekit.errors import FacekitError, ImageError
 from facekit.images import DEFAULT_MAX_PIXELS, iter_image_files, load_image, sha256_file
 from facekit.store import FaceStore
@@ -186,3 +188,40 @@ def index_directory(
     if not Path(directory).is_dir():
         raise FacekitError(f"{directory} is not a folder")
     return index_batch(store, iter_image_files([directory], recursive=recursive), **kwargs)
+
+
+def import_embeddings(store: FaceStore, data: PrecomputedEmbeddings) -> int:
+    """Store embeddings computed elsewhere, one face per row; returns how many faces were new.
+
+    Rows of the same path are that photo's faces in order. The image id is the photo's content hash
+    when the file is here, else a hash of its path (feature-only datasets).
+    """
+    if data.model_id != store.model_id or data.embeddings.shape[1] != store.dim:
+        raise FacekitError(
+            f"embeddings of {data.model_id} ({data.embeddings.shape[1]}-d) do not fit the store's collection "
+            f"{store.model_id} ({store.dim}-d)"
+        )
+    per_path: Counter[str] = Counter()
+    image_ids: dict[str, str] = {}
+    records = []
+    for i, path in enumerate(data.paths):
+        if path not in image_ids:
+            p = Path(path)
+            image_ids[path] = sha256_file(p) if p.is_file() else "path:" + hashlib.sha256(path.encode()).hexdigest()
+        face_index = per_path[path]
+        per_path[path] += 1
+        bbox = tuple(float(c) for c in data.bboxes[i]) if data.bboxes is not None else None
+        records.append(
+            FaceRecord(
+                face_id=face_point_id(image_ids[path], face_index, data.model_id),
+                image_id=image_ids[path],
+                image_path=path,
+                face_index=face_index,
+                bbox=bbox,  # type: ignore[arg-type]
+                det_score=None,
+                quality=None,
+                model_id=data.model_id,
+                embedding=data.embeddings[i],
+            )
+        )
+    return store.add_faces(records, image_face_counts={image_ids[p]: n for p, n in per_path.items()})

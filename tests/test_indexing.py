@@ -91,3 +91,20 @@ def test_two_workers_give_the_same_faces(store_path, tmp_path, photos, dlib_embe
         got = {f.face_id: f.embedding for f in two.get_by_filter(with_embedding=True)}
     assert summary.faces_added == len(ref) and set(got) == set(ref)
     assert all(np.allclose(got[k], ref[k], atol=1e-5) for k in ref)
+
+
+def test_import_embeddings_is_idempotent_and_checks_the_space(store_path, tmp_path):
+    from facekit.embedding import read_embeddings_npz
+    from facekit.errors import FacekitError
+    from facekit.indexing import import_embeddings
+
+    paths = np.array(["/x/a/1.jpg", "/x/a/1.jpg", "/x/b/2.jpg"])  # two faces in the first photo
+    np.savez(tmp_path / "e.npz", embeddings=np.eye(3, 5, dtype=np.float32) * 3, paths=paths)
+    data = read_embeddings_npz(tmp_path / "e.npz")
+    assert data.model_id == "precomputed_5d" and np.allclose(np.linalg.norm(data.embeddings, axis=1), 1)
+    with FaceStore(store_path, model_id=data.model_id, dim=5) as store:
+        assert import_embeddings(store, data) == 3 and import_embeddings(store, data) == 0
+        assert sorted(r.face_index for r in store.get_by_filter()) == [0, 0, 1]
+    other = read_embeddings_npz(tmp_path / "e.npz", model_id="other")
+    with FaceStore(tmp_path / "other", model_id="precomputed_5d", dim=5) as store, pytest.raises(FacekitError):
+        import_embeddings(store, other)

@@ -399,16 +399,12 @@ class FaceStore:
         top_k: int = 10,
         person_id: str | None = None,
         cluster_id: str | None = None,
-        exclude_image_id: str | None = None,
     ) -> list[SearchHit]:
         """Most similar faces (cosine), best first, with their person's name."""
         emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if emb.shape != (self.dim,):
             raise StoreError(f"query embedding has shape {emb.shape}, store expects ({self.dim},)")
         flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id})
-        if exclude_image_id:
-            flt = flt or models.Filter()
-            flt.must_not = [models.FieldCondition(key=S.IMAGE_ID, match=models.MatchValue(value=exclude_image_id))]
         res = self.client.query_points(
             self.collection, query=emb.tolist(), limit=top_k, query_filter=flt, with_payload=True
         ).points
@@ -417,6 +413,21 @@ class FaceStore:
             SearchHit(_record(p.id, p.payload or {}), float(p.score), names.get((p.payload or {}).get(S.PERSON_ID)))
             for p in res
         ]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of faces, images, people, clusters (noise excluded) and labeled faces."""
+        fields = [S.IMAGE_ID, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE]
+        pls = self.scroll_all(with_embeddings=False, fields=fields).payloads
+        clusters = {str(p[S.CLUSTER_ID]) for p in pls if p.get(S.CLUSTER_ID)}
+        return {
+            "faces": len(pls),
+            "images": len({p.get(S.IMAGE_ID) for p in pls}),
+            "people": len(self._person_points()),
+            "clusters": len({c for c in clusters if not c.startswith(S.NOISE_CLUSTER_PREFIX)}),
+            "labeled_faces": sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in pls),
+            "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
+            "model": self.model_id,
+        }
 
     # -- persons ---------------------------------------------------------------------------------
     def _person_points(self) -> list[models.Record]:

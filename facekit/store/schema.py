@@ -29,6 +29,10 @@ ASSIGNMENT_SOURCE = "assignment_source"
 INDEXED_AT = "indexed_at"
 INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID)
 
+# Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<n> for faces left alone.
+CLUSTER_PREFIX = "unknown_cluster_"
+NOISE_CLUSTER_PREFIX = "unknown_noise"
+
 # Values of ASSIGNMENT_SOURCE.
 SOURCE_MANUAL = "manual"
 SOURCE_AUTO = "auto"
