@@ -36,11 +36,11 @@ demo: setup
 
 ## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
 test: setup lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests facekit --doctest-modules
 
 lint: setup
 	$(BIN)/ruff check facekit tests bench
-	$(BIN)/ruff format --check facekit
+	$(BIN)/ruff format --check facekit tests bench
 
 ## bench: indexing throughput and store latency; writes bench/RESULTS.md
 bench: setup

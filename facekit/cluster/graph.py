@@ -1,0 +1,111 @@
+"""Clustering on a k-nearest-neighbour graph: connected components, Chinese Whispers, Leiden.
+
+sklearn-style estimators: `__init__` stores its arguments, `fit(X)` returns self, `labels_` holds one
+label per row, -1 for noise (faces in groups smaller than `min_cluster_size`). Rows of X are
+L2-normalised embeddings; an edge joins two faces when their cosine similarity is >= `threshold`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from facekit.cluster.knn import KnnGraph, knn_graph
+
+
+def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    """Labels 0..C-1 by decreasing size; groups smaller than `min_cluster_size` (and -1) become -1."""
+    labels = np.asarray(labels)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    valid = labels >= 0
+    if not valid.any():
+        return out
+    _, inverse, counts = np.unique(labels[valid], return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new = rank[inverse]
+    new[counts[inverse] < min_cluster_size] = -1
+    # ranks of kept groups are already 0..C-1 because small groups sort last
+    out[valid] = new
+    return out
+
+
+class _GraphClusterer:
+    def __init__(self, threshold: float, *, k: int = 30, min_cluster_size: int = 2) -> None:
+        self.threshold = threshold
+        self.k = k
+        self.min_cluster_size = min_cluster_size
+
+    def _validate(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_faces, dim), got shape {x.shape}")
+        if not -1.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.min_cluster_size < 1:
+            raise ValueError(f"min_cluster_size must be >= 1, got {self.min_cluster_size}")
+        return x
+
+    def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
+        """Cluster the rows of `x` (or of a precomputed `graph` over them)."""
+        x = self._validate(x)
+        self.graph_ = graph if graph is not None else knn_graph(x, self.k)
+        adjacency = self.graph_.adjacency(self.threshold)
+        self.labels_ = relabel_by_size(self._partition(adjacency), self.min_cluster_size)
+        return self
+
+    def fit_predict(self, x: np.ndarray, y: None = None, **kwargs) -> np.ndarray:
+        return self.fit(x, **kwargs).labels_
+
+    def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ConnectedComponents(_GraphClusterer):
+    """Faces joined by any chain of edges form one group (single linkage at `threshold`).
+
+    >>> import numpy as np
+    >>> x = np.array([[1, 0], [0.99, 0.14], [0, 1]], dtype=np.float32)
+    >>> ConnectedComponents(0.9, min_cluster_size=2).fit_predict(x).tolist()
+    [0, 0, -1]
+    """
+
+    def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
+        return connected_components(adjacency, directed=False)[1]
+
+
+class ChineseWhispers(_GraphClusterer):
+    """Chinese Whispers (Biemann 2006; dlib's face clustering): each face takes the label with the
+    largest summed edge weight among its neighbours, in random order, for `iterations` rounds."""
+
+    def __init__(
+        self, threshold: float, *, k: int = 30, min_cluster_size: int = 2, iterations: int = 20, seed: int = 0
+    ) -> None:
+        super().__init__(threshold, k=k, min_cluster_size=min_cluster_size)
+        self.iterations = iterations
+        self.seed = seed
+
+    def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n = adjacency.shape[0]
+        labels = np.arange(n)
+        indptr, indices, data = adjacency.indptr, adjacency.indices, adjacency.data
+        for _ in range(self.iterations):
+            changed = 0
+            for i in rng.permutation(n):
+                lo, hi = indptr[i], indptr[i + 1]
+                if lo == hi:
+                    continue
+                neighbour_labels = labels[indices[lo:hi]]
+                uniq, inv = np.unique(neighbour_labels, return_inverse=True)
+                best = uniq[np.argmax(np.bincount(inv, weights=data[lo:hi]))]
+                if best != labels[i]:
+                    labels[i] = best
+                    changed += 1
+            if changed == 0:
+                break
+        return labels

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
+from facekit.cluster.knn import knn_graph
+
+
+def blobs(n_per: int, centers: int, dim: int = 16, spread: float = 0.05, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, dim))
+    x = np.repeat(c, n_per, axis=0) + rng.normal(scale=spread, size=(centers * n_per, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), np.repeat(np.arange(centers), n_per)
+
+
+def test_knn_is_exact_and_excludes_self():
+    x, _ = blobs(10, 5)
+    g = knn_graph(x, k=4, block=7)  # blocks smaller than N exercise the block edges
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    want = np.argsort(-s, axis=1)[:, :4]
+    assert (np.sort(g.indices, axis=1) == np.sort(want, axis=1)).all()
+    assert np.allclose(g.sims, np.take_along_axis(s, g.indices, axis=1), atol=1e-5)
+    assert (np.diff(g.sims, axis=1) <= 1e-6).all()
+
+
+def test_knn_with_fewer_rows_than_k():
+    x = np.array([[1, 0.1], [0.9, 0.2], [0.8, 0.3]], dtype=np.float32)
+    g = knn_graph(x / np.linalg.norm(x, axis=1, keepdims=True), k=5)
+    assert (g.indices[:, 2:] == -1).all() and g.adjacency(0.5).nnz == 6
+
+
+def test_relabel_by_size():
+    assert relabel_by_size(np.array([5, 5, 7, 7, 7, 9, -1]), 2).tolist() == [1, 1, 0, 0, 0, -1, -1]
+
+
+@pytest.mark.parametrize("cls", [ConnectedComponents, ChineseWhispers])
+def test_separated_groups_are_found(cls):
+    x, y = blobs(8, 6)
+    noise = np.random.default_rng(5).normal(size=(3, 16)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    labels = cls(0.8, k=10, min_cluster_size=2).fit_predict(np.vstack([x, noise]))
+    assert (labels[-3:] == -1).all()
+    for c in range(6):
+        assert len(set(labels[:-3][y == c])) == 1 and labels[:-3][y == c][0] >= 0
+    assert len(set(labels[:-3])) == 6
+
+
+def test_chinese_whispers_cuts_a_chain_that_components_join():
+    # Two tight groups linked through one bridge face: components merge them, Chinese Whispers does not.
+    a, _ = blobs(10, 1, seed=1)
+    b, _ = blobs(10, 1, seed=2)
+    bridge = (a[0] + b[0]) / np.linalg.norm(a[0] + b[0])
+    x = np.vstack([a, b, bridge[None]])
+    t = float(min(bridge @ a[0], bridge @ b[0])) - 1e-3
+    assert len(set(ConnectedComponents(t, k=12).fit_predict(x))) == 1
+    cw = ChineseWhispers(t, k=12).fit_predict(x)
+    assert cw[0] != cw[10]
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(ValueError, match="threshold"):
+        ConnectedComponents(1.5).fit(np.eye(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        ConnectedComponents(0.5).fit(np.ones(3, dtype=np.float32))
