@@ -12,7 +12,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +58,6 @@ _worker_max_pixels = DEFAULT_MAX_PIXELS
 
 def _worker_init(model_name: str, max_pixels: int) -> None:
     global _worker_embedder, _worker_max_pixels
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker_embedder = load_embedder(model_name)
     _worker_max_pixels = max_pixels
 
@@ -100,13 +99,12 @@ def index_batch(
     workers: int = 1,
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_batch: Callable[[list[FaceRecord]], None] | None = None,
 ) -> IndexSummary:
     """Index image files into `store`; bad files are skipped and reported, never fatal.
 
     Images already complete in the store are not processed again (a re-run adds nothing).
-    `workers` > 1 embeds in that many processes (each loads the model once). `on_batch` sees each
-    written batch of new faces (the clustering stage hooks in here).
+    `workers` > 1 embeds in that many processes; each loads the model by name with the current
+    settings (a model object with custom arguments is used as is only with one worker).
     """
     start = time.perf_counter()
     paths = [str(p) for p in images]
@@ -141,8 +139,6 @@ def index_batch(
         records = [r for res in pending for r in _records(res, store.model_id)]
         counts = {res.sha256: len(res.faces or []) for res in pending}
         added += store.add_faces(records, image_face_counts=counts)
-        if on_batch is not None and records:
-            on_batch(records)
         pending.clear()
 
     with _progress(len(todo), f"indexing ({store.model_id})", progress) as bar:

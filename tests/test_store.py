@@ -138,3 +138,22 @@ def test_clear_keeps_people(store):
     store.create_person("Cy")
     store.clear()
     assert store.count() == 0 and [p.name for p in store.list_persons()] == ["Cy"]
+
+
+def test_store_open_in_another_process_is_a_clear_error(store_path):
+    import subprocess
+    import sys
+
+    code = (
+        f"from facekit.store import FaceStore; s = FaceStore({str(store_path)!r}, model_id='m', dim=8); "
+        "print('open', flush=True); import sys; sys.stdin.read()"
+    )
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match=r"open in another process.*FACEKIT_QDRANT_URL"):
+            FaceStore(store_path, model_id="m", dim=DIM)
+    finally:
+        other.communicate("")
+    with FaceStore(store_path, model_id="m", dim=DIM) as s:  # free again once the other process is gone
+        assert s.count() == 0
