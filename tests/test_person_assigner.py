@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from facekit.assign import UNASSIGNED, PersonAssigner
+
+
+def people(n_people: int, per: int, *, spread: float, dim: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_people, dim))
+    x = np.repeat(centers, per, axis=0) + rng.normal(scale=spread, size=(n_people * per, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), np.repeat([f"p{i}" for i in range(n_people)], per)
+
+
+def test_known_faces_assigned_strangers_refused():
+    x, y = people(30, 8, spread=0.25)
+    train = np.arange(len(x)) % 8 < 3  # three labeled faces per person, as in the LFW protocol
+    assigner = PersonAssigner().fit(x[train], y[train])
+    assert assigner.calibration_["source"] == "calibrated" and 0 < assigner.threshold_ < 2
+    pred = assigner.predict(x[~train])
+    assert np.mean(pred == y[~train]) > 0.8
+    strangers, _ = people(20, 3, spread=0.25, seed=99)
+    assert np.mean(assigner.predict(strangers) == UNASSIGNED) > 0.95
+
+
+def test_calibration_meets_its_target_on_held_out_faces():
+    x, y = people(60, 10, spread=0.45, seed=3)
+    train = np.arange(len(x)) % 10 < 3
+    assigner = PersonAssigner(target_precision=0.99).fit(x[train], y[train])
+    pred = assigner.predict(x[~train])
+    accepted = pred != UNASSIGNED
+    assert accepted.any() and np.mean(pred[accepted] == y[~train][accepted]) >= 0.98
+
+
+def test_margin_refuses_faces_between_two_people():
+    x = np.array([[1, 0, 0], [0.98, 0.2, 0], [0, 1, 0], [0.2, 0.98, 0]], dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    fit = PersonAssigner(threshold=0.0).fit(x, ["a", "a", "b", "b"])
+    a, b = fit.centroids_
+    mix = 0.55 * a + 0.45 * b  # a little nearer "a"
+    between = mix / np.linalg.norm(mix) * 0.9 + np.array([0, 0, np.sqrt(1 - 0.81)])
+    s1 = float(between @ a)
+    clear = s1 * a + np.sqrt(1 - s1**2) * np.array([0, 0, 1.0])  # as close to "a", far from "b"
+    faces = np.stack([clear, between]).astype(np.float32)
+    plain = PersonAssigner(threshold=s1 - 0.01, margin_weight=0.0).fit(x, ["a", "a", "b", "b"])
+    assert plain.predict(faces).tolist() == ["a", "a"]  # same similarity: the plain rule cannot tell them apart
+    with_margin = PersonAssigner(threshold=s1 + 0.1, margin_weight=1.0).fit(x, ["a", "a", "b", "b"])
+    assert with_margin.predict(faces).tolist() == ["a", UNASSIGNED]
+
+
+def test_confidence_and_errors():
+    x, y = people(3, 4, spread=0.1)
+    assigner = PersonAssigner(threshold=0.5).fit(x, y)
+    labels, score = assigner.predict_with_confidence(x)
+    assert (labels == y).all() and score.shape == (12,)
+    with pytest.raises(ValueError, match="at least 2 people"):
+        PersonAssigner().fit(x[:4], y[:4])
+    with pytest.raises(ValueError, match="12 embeddings but 3"):
+        PersonAssigner().fit(x, y[:3])
+    with pytest.raises(ValueError, match="fit on 32"):
+        assigner.predict(np.ones((1, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="target_precision"):
+        PersonAssigner(target_precision=1.0).fit(x, y)
