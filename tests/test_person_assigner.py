@@ -61,3 +61,13 @@ def test_confidence_and_errors():
         assigner.predict(np.ones((1, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="target_precision"):
         PersonAssigner(target_precision=1.0).fit(x, y)
+
+
+@pytest.mark.parametrize("margin_weight", [0.0, 1.0])
+def test_calibration_with_two_people_is_finite(margin_weight):
+    # Removing a face's own person leaves one candidate: its runner-up must count as -1, not -inf.
+    x, y = people(2, 5, spread=0.1)
+    assigner = PersonAssigner(margin_weight=margin_weight).fit(x, y)
+    assert np.isfinite(assigner.threshold_)
+    assert assigner.calibration_["estimated_false_accept"] == 0.0
+    assert (assigner.predict(x) == y).mean() > 0.5

@@ -87,7 +87,8 @@ class PersonAssigner:
         s = np.take_along_axis(sims, top2, axis=1)
         first = s.argmax(axis=1)
         best = top2[np.arange(len(s)), first]
-        s1, s2 = s.max(axis=1), s.min(axis=1)
+        # With one person left (calibration removes a face's own), the runner-up is the lowest cosine, -1.
+        s1, s2 = s.max(axis=1), np.maximum(s.min(axis=1), -1.0)
         return best, s1 + self.margin_weight * (s1 - s2)
 
     def _calibrate(self, x: np.ndarray, codes: np.ndarray, sums: np.ndarray) -> tuple[float, dict[str, Any]]:
@@ -104,7 +105,7 @@ class PersonAssigner:
         impostor = sims.copy()
         impostor[rows, codes] = -np.inf
         _, i_score = self._scores(impostor)
-        candidates = np.unique(np.concatenate([g_score[g_correct], i_score[np.isfinite(i_score)]]))
+        candidates = np.unique(np.concatenate([g_score[g_correct], i_score]))
         chosen = float(candidates.max()) + 1e-6 if len(candidates) else 1.0
         for t in candidates:  # ascending: the first that reaches the target keeps the most recall
             tp = np.mean(g_correct & (g_score >= t)) if len(g_score) else 0.0
