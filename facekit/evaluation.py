@@ -67,7 +67,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
         person, cluster = pl.get(S.PERSON_ID), pl.get(S.CLUSTER_ID)
         if person:
             predicted.append("person:" + person)
-        elif cluster and not str(cluster).startswith(S.NOISE_CLUSTER_PREFIX):
+        elif S.is_group(cluster):
             predicted.append("cluster:" + str(cluster))
         else:
             predicted.append(None)

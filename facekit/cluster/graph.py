@@ -1,4 +1,4 @@
-"""Clustering on a k-nearest-neighbour graph: connected components, Chinese Whispers, Leiden.
+"""Clustering on a k-nearest-neighbour graph: connected components and Chinese Whispers.
 
 sklearn-style estimators: `__init__` stores its arguments, `fit(X)` returns self, `labels_` holds one
 label per row, -1 for noise (faces in groups smaller than `min_cluster_size`). Rows of X are

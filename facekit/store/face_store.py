@@ -418,12 +418,11 @@ class FaceStore:
         """Counts of faces, images, people, clusters (noise excluded) and labeled faces."""
         fields = [S.IMAGE_ID, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE]
         pls = self.scroll_all(with_embeddings=False, fields=fields).payloads
-        clusters = {str(p[S.CLUSTER_ID]) for p in pls if p.get(S.CLUSTER_ID)}
         return {
             "faces": len(pls),
             "images": len({p.get(S.IMAGE_ID) for p in pls}),
             "people": len(self._person_points()),
-            "clusters": len({c for c in clusters if not c.startswith(S.NOISE_CLUSTER_PREFIX)}),
+            "clusters": len({p[S.CLUSTER_ID] for p in pls if S.is_group(p.get(S.CLUSTER_ID))}),
             "labeled_faces": sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in pls),
             "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
             "model": self.model_id,

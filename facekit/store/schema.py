@@ -30,7 +30,6 @@ INDEXED_AT = "indexed_at"
 INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID)
 
 # Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<n> for faces left alone.
-CLUSTER_PREFIX = "unknown_cluster_"
 NOISE_CLUSTER_PREFIX = "unknown_noise"
 
 # Values of ASSIGNMENT_SOURCE.
@@ -51,3 +50,8 @@ def face_point_id(image_sha256: str, face_index: int, model_id: str) -> str:
 def collection_for(model_id: str) -> str:
     """The face collection of one embedding model (two embedding spaces never mix)."""
     return FACE_COLLECTION_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", model_id)
+
+
+def is_group(cluster_id: object) -> bool:
+    """Whether a face's cluster id names a real group (not unset, not a noise id)."""
+    return bool(cluster_id) and not str(cluster_id).startswith(NOISE_CLUSTER_PREFIX)
