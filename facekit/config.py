@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facekit.errors import ConfigError
 
-ClusteringMethod = Literal["hdbscan", "dbscan", "agglomerative"]
-CLUSTERING_METHODS: tuple[str, ...] = ("hdbscan", "dbscan", "agglomerative")
+ClusteringMethod = Literal["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"]
+CLUSTERING_METHODS: tuple[str, ...] = ("chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative")
 MODEL_NAMES: tuple[str, ...] = ("", "buffalo_l", "dlib", "onnx", "precomputed")
 
 
@@ -48,17 +48,19 @@ class Settings(BaseSettings):
         description="Cosine similarity a face needs to join a known person.",
     )
     unknown_clustering_method: ClusteringMethod = Field(
-        "hdbscan", validation_alias=_env("FACE_UNKNOWN_CLUSTERING_METHOD", "unknown_clustering_method")
+        "chinese_whispers",
+        validation_alias=_env("FACE_UNKNOWN_CLUSTERING_METHOD", "unknown_clustering_method"),
+        description="How unknown faces are grouped; chinese_whispers won the LFW benchmark (bench/RESULTS.md).",
     )
     unknown_min_cluster_size: int = Field(
-        3, ge=2, validation_alias=_env("FACE_UNKNOWN_MIN_CLUSTER_SIZE", "unknown_min_cluster_size")
+        2, ge=2, validation_alias=_env("FACE_UNKNOWN_MIN_CLUSTER_SIZE", "unknown_min_cluster_size")
     )
     unknown_eps: float = Field(
         0.5,
         gt=0,
         le=2,
         validation_alias=_env("FACE_UNKNOWN_EPS", "unknown_eps"),
-        description="Cosine distance for DBSCAN-style neighbourhoods.",
+        description="Cosine distance that links two unknown faces (graph edges, DBSCAN eps, linkage cut).",
     )
     store: Path = Field(
         Path.home() / ".facekit" / "store",

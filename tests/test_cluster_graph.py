@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
-from facekit.cluster.knn import knn_graph
+from facekit.cluster.knn import exact_knn_graph, ivf_knn_graph, knn_graph
 
 
 def blobs(n_per: int, centers: int, dim: int = 16, spread: float = 0.05, seed: int = 0):
@@ -15,7 +15,7 @@ def blobs(n_per: int, centers: int, dim: int = 16, spread: float = 0.05, seed: i
 
 def test_knn_is_exact_and_excludes_self():
     x, _ = blobs(10, 5)
-    g = knn_graph(x, k=4, block=7)  # blocks smaller than N exercise the block edges
+    g = exact_knn_graph(x, k=4, block=7)  # blocks smaller than N exercise the block edges
     s = x @ x.T
     np.fill_diagonal(s, -np.inf)
     want = np.argsort(-s, axis=1)[:, :4]
@@ -63,3 +63,39 @@ def test_bad_parameters_are_named():
         ConnectedComponents(1.5).fit(np.eye(3, dtype=np.float32))
     with pytest.raises(ValueError, match="2-D"):
         ConnectedComponents(0.5).fit(np.ones(3, dtype=np.float32))
+
+
+def test_ivf_graph_finds_the_same_close_neighbours():
+    x, _ = blobs(20, 50, dim=32)
+    exact, approx = exact_knn_graph(x, k=10), ivf_knn_graph(x, k=10)
+    assert (approx.indices != np.arange(len(x))[:, None]).all()  # never its own neighbour
+    close = exact.sims > 0.9
+    found = [len(set(e[c]) & set(a)) for e, c, a in zip(exact.indices, close, approx.indices)]
+    assert sum(found) / close.sum() > 0.95
+
+
+def test_chain_splitting_breaks_an_incoherent_group():
+    # A line of faces, each close to the next: one group by edges, but its ends are far apart.
+    angles = np.linspace(0, 1.2, 13)
+    x = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    t = float(np.cos(0.11))
+    assert len(set(ChineseWhispers(t, split_chains=False).fit_predict(x))) == 1
+    assert len(set(ChineseWhispers(t).fit_predict(x))) > 1
+
+
+@pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])
+def test_every_method_recovers_separated_groups(method):
+    from facekit.cluster import make_clusterer
+    from facekit.metrics import clustering_scores
+
+    x, y = blobs(8, 6)
+    labels = make_clusterer(method, 0.8, 3).fit_predict(x)
+    assert labels.shape == (len(x),) and labels.min() >= -1
+    assert clustering_scores(y, labels)["bcubed_f"] > 0.95
+
+
+def test_unknown_method_is_named():
+    from facekit.cluster import make_clusterer
+
+    with pytest.raises(ValueError, match="kmeans.*chinese_whispers"):
+        make_clusterer("kmeans", 0.5, 2)

@@ -1,6 +1,40 @@
-"""Unsupervised clustering of faces (sklearn-style estimators; -1 = noise) and kNN graphs."""
+"""Unsupervised clustering of faces (sklearn-style estimators; -1 = noise), kNN graphs and stable ids."""
 
+from __future__ import annotations
+
+from facekit.cluster.density import AgglomerativeClusterer, DbscanClusterer, HdbscanClusterer
 from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
 from facekit.cluster.knn import KnnGraph, knn_graph
+from facekit.cluster.stable_ids import match_cluster_ids
 
-__all__ = ["ChineseWhispers", "ConnectedComponents", "KnnGraph", "knn_graph", "relabel_by_size"]
+CLUSTERERS = {
+    "chinese_whispers": ChineseWhispers,
+    "connected_components": ConnectedComponents,
+    "hdbscan": HdbscanClusterer,
+    "dbscan": DbscanClusterer,
+    "agglomerative": AgglomerativeClusterer,
+}
+
+
+def make_clusterer(method: str, threshold: float, min_cluster_size: int):
+    """The clusterer named `method`, linking faces at cosine similarity >= `threshold`."""
+    try:
+        cls = CLUSTERERS[method]
+    except KeyError:
+        raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(CLUSTERERS)}") from None
+    return cls(threshold, min_cluster_size=min_cluster_size)
+
+
+__all__ = [
+    "CLUSTERERS",
+    "AgglomerativeClusterer",
+    "ChineseWhispers",
+    "ConnectedComponents",
+    "DbscanClusterer",
+    "HdbscanClusterer",
+    "KnnGraph",
+    "knn_graph",
+    "make_clusterer",
+    "match_cluster_ids",
+    "relabel_by_size",
+]

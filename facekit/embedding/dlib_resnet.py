@@ -19,7 +19,7 @@ DIM = 128
 # dlib's documented rule is "same person when the euclidean distance of the raw descriptors < 0.6".
 # Raw descriptors have norm 1.43 +- 0.06 (measured on LFW), so on unit vectors that rule reads
 # cosine >= 1 - 0.6**2 / (2 * 1.43**2) = 0.91; clustering eps is the same neighbourhood as a distance.
-DEFAULTS = ModelDefaults(person_match_threshold=0.91, unknown_eps=0.09)
+DEFAULTS = ModelDefaults(person_match_threshold=0.91, unknown_eps=0.055)
 
 
 def model_dir() -> Path:

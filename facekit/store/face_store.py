@@ -84,6 +84,29 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str = "", api_ke
     return _LOCAL.acquire(str(Path(path).expanduser().resolve()))
 
 
+def _fast_local_writes(client: QdrantClient) -> None:
+    """Put an embedded store's SQLite files in WAL mode with synchronous=NORMAL.
+
+    qdrant-client's local mode commits every point on its own; with the default rollback journal each
+    commit waits for the disk (~1 ms a point, so 100K label updates take ~100 s). WAL commits survive a
+    killed process (the next open replays them); only a power cut can lose the last few commits, never
+    corrupting the file. Measured: 20K payload updates 22 s → 2.6 s. Reaches into qdrant-client's
+    private objects, so a version without them is left as it is.
+    """
+    collections = getattr(getattr(client, "_client", None), "collections", None)
+    if not isinstance(collections, dict):
+        return
+    for collection in collections.values():
+        db = getattr(getattr(collection, "storage", None), "storage", None)
+        if db is None:
+            continue
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except Exception as exc:  # noqa: BLE001 - a speed-up only; the default journal still works
+            log.debug("could not switch the embedded store to WAL: %s", exc)
+
+
 def face_models(client: QdrantClient) -> dict[str, int]:
     """Model id → dimension of every face collection in a store."""
     found = {}
@@ -203,6 +226,8 @@ class FaceStore:
                     self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
         if not self.client.collection_exists(S.PERSONS_COLLECTION):
             self.client.create_collection(S.PERSONS_COLLECTION, vectors_config={}, metadata={"facekit_schema": 1})
+        if not self.is_server:
+            _fast_local_writes(self.client)
 
     def close(self) -> None:
         """Release the store (an embedded store folder can then be opened by another process)."""

@@ -27,10 +27,16 @@ CLUSTER_ID = "cluster_id"
 CLUSTER_CONFIDENCE = "cluster_confidence"
 ASSIGNMENT_SOURCE = "assignment_source"
 INDEXED_AT = "indexed_at"
+REJECTED_PERSONS = "rejected_person_ids"  # people a user said this face is not ("not this person")
+CLUSTER_RUN = "cluster_run"  # the clustering run that last wrote the face's labels
 INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID)
 
-# Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<n> for faces left alone.
+# Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<face id> for faces left alone.
+CLUSTER_PREFIX = "unknown_cluster_"
 NOISE_CLUSTER_PREFIX = "unknown_noise"
+
+# Per-model log of clustering runs and hand edits (for resuming and undo).
+LOG_COLLECTION_PREFIX = "facekit_log__"
 
 # Values of ASSIGNMENT_SOURCE.
 SOURCE_MANUAL = "manual"
@@ -50,6 +56,29 @@ def face_point_id(image_sha256: str, face_index: int, model_id: str) -> str:
 def collection_for(model_id: str) -> str:
     """The face collection of one embedding model (two embedding spaces never mix)."""
     return FACE_COLLECTION_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", model_id)
+
+
+def log_collection_for(model_id: str) -> str:
+    """The collection holding one model's run markers and edit history."""
+    return LOG_COLLECTION_PREFIX + collection_for(model_id)[len(FACE_COLLECTION_PREFIX) :]
+
+
+def cluster_name(number: int) -> str:
+    """The id of unknown group `number`."""
+    return f"{CLUSTER_PREFIX}{number}"
+
+
+def noise_name(face_id: str) -> str:
+    """The cluster id of a face left out of every group (unique to the face)."""
+    return f"{NOISE_CLUSTER_PREFIX}_{face_id}"
+
+
+def cluster_number(cluster_id: object) -> int:
+    """The number in an unknown_cluster_<n> id; -1 for anything else."""
+    text = str(cluster_id or "")
+    if text.startswith(CLUSTER_PREFIX) and text[len(CLUSTER_PREFIX) :].isdigit():
+        return int(text[len(CLUSTER_PREFIX) :])
+    return -1
 
 
 def is_group(cluster_id: object) -> bool:
