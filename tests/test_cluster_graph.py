@@ -70,7 +70,7 @@ def test_ivf_graph_finds_the_same_close_neighbours():
     exact, approx = exact_knn_graph(x, k=10), ivf_knn_graph(x, k=10)
     assert (approx.indices != np.arange(len(x))[:, None]).all()  # never its own neighbour
     close = exact.sims > 0.9
-    found = [len(set(e[c]) & set(a)) for e, c, a in zip(exact.indices, close, approx.indices)]
+    found = [len(set(e[c]) & set(a)) for e, c, a in zip(exact.indices, close, approx.indices, strict=True)]
     assert sum(found) / close.sum() > 0.95
 
 
@@ -98,5 +98,5 @@ def test_every_method_recovers_separated_groups(method):
 def test_unknown_method_is_named():
     from facekit.cluster import make_clusterer
 
-    with pytest.raises(ValueError, match="kmeans.*chinese_whispers"):
+    with pytest.raises(ValueError, match=r"kmeans.*chinese_whispers"):
         make_clusterer("kmeans", 0.5, 2)

@@ -13,7 +13,7 @@ def test_unchanged_groups_keep_their_ids():
 
 def test_a_split_keeps_the_id_on_the_larger_part_and_never_reuses_ids():
     old = [C + "2"] * 5
-    new = match_cluster_ids(np.array([0, 0, 0, 1, 1]), old, np.zeros(5, bool), taken=[C + "9"])
+    new = match_cluster_ids(np.array([0, 0, 0, 1, 1]), old, np.zeros(5, bool), first_new=10)
     assert new == [C + "2"] * 3 + [C + "10"] * 2
 
 

@@ -118,10 +118,8 @@ class ChineseWhispers(_GraphClusterer):
         if self.split_chains:
             x = np.asarray(x, dtype=np.float32)
             labels = np.full(len(x), -1, dtype=np.int64)
-            next_label = 0
-            for members in _coherent_groups(x, self.labels_, self.threshold, self):
-                labels[members] = next_label
-                next_label += 1
+            for label, members in enumerate(_coherent_groups(x, self.labels_, self.threshold, self)):
+                labels[members] = label
             self.labels_ = relabel_by_size(labels, self.min_cluster_size)
         return self
 

@@ -11,7 +11,7 @@ from facekit.store import schema as S
 
 
 def match_cluster_ids(
-    labels: np.ndarray, old_ids: Sequence[str | None], pinned: np.ndarray, *, taken: Sequence[str] = ()
+    labels: np.ndarray, old_ids: Sequence[str | None], pinned: np.ndarray, *, first_new: int = 0
 ) -> list[str | None]:
     """Cluster id for each face from new group labels (-1 = none) and the ids faces had before.
 
@@ -19,7 +19,8 @@ def match_cluster_ids(
       cluster: the group with the most faces pinned to a cluster inherits its id.
     - Otherwise a new group inherits the old id carried by more than half of its faces; each old id
       goes to at most one group, the one with the largest overlap.
-    - Other groups get fresh ids numbered after every id in `old_ids` and `taken` (ids are never reused).
+    - Other groups get fresh ids numbered from `first_new` and after every id in `old_ids`, so that
+      ids are never reused.
     Faces without a group (-1) get None, except pinned faces.
 
     >>> match_cluster_ids(np.array([0, 0, 1, -1]), ["unknown_cluster_4", "unknown_cluster_4", None, None],
@@ -43,7 +44,7 @@ def match_cluster_ids(
         if score >= 1_000_000 or 2 * score > sizes[g]:
             chosen[g] = old
             used.add(old)
-    next_number = 1 + max((S.cluster_number(c) for c in [*old_ids, *taken]), default=-1)
+    next_number = max(first_new, 1 + max((S.cluster_number(c) for c in old_ids), default=-1))
     for g in sorted(sizes):  # groups are numbered by decreasing size: big groups get the lower new ids
         if g not in chosen:
             chosen[g] = S.cluster_name(next_number)

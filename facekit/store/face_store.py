@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient, models
 
 from facekit.errors import NotFoundError, SchemaMismatchError, StoreError
 from facekit.store import schema as S
+from facekit.store.history import StoreHistory
 from facekit.types import FaceRecord, Person, SearchHit
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _fast_local_writes(client: QdrantClient) -> None:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-        except Exception as exc:  # noqa: BLE001 - a speed-up only; the default journal still works
+        except Exception as exc:  # a speed-up only; the default journal still works
             log.debug("could not switch the embedded store to WAL: %s", exc)
 
 
@@ -226,6 +227,7 @@ class FaceStore:
                     self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
         if not self.client.collection_exists(S.PERSONS_COLLECTION):
             self.client.create_collection(S.PERSONS_COLLECTION, vectors_config={}, metadata={"facekit_schema": 1})
+        self.history = StoreHistory(self.client, self.model_id)
         if not self.is_server:
             _fast_local_writes(self.client)
 
@@ -293,18 +295,24 @@ class FaceStore:
             self.client.upsert(self.collection, points[start : start + UPSERT_BATCH], wait=True)
         return len(faces) - before
 
-    def _existing_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def _existing_payloads(self, ids: Sequence[str], fields: list[str] | bool = True) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), SCROLL_BATCH):
-            for p in self.client.retrieve(self.collection, list(ids[start : start + SCROLL_BATCH]), with_payload=True):
+            batch = list(ids[start : start + SCROLL_BATCH])
+            for p in self.client.retrieve(self.collection, batch, with_payload=fields):
                 found[str(p.id)] = p.payload or {}
         return found
 
-    def update_payload(self, updates: dict[str, dict[str, Any]]) -> None:
-        """Set payload fields on many faces at once: {face_id: {key: value}}. Missing faces are an error."""
+    def payloads(self, face_ids: Sequence[str], *, fields: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """face_id → payload (only `fields` if given) of the faces that exist."""
+        return self._existing_payloads(list(face_ids), fields if fields is not None else True)
+
+    def update_payload(self, updates: dict[str, dict[str, Any]], *, check_exists: bool = True) -> None:
+        """Set payload fields on many faces at once: {face_id: {key: value}}. Missing faces are an
+        error (pass check_exists=False when the ids were just read from the store)."""
         if not updates:
             return
-        missing = set(updates) - set(self._existing_payloads(list(updates)))
+        missing = set(updates) - set(self._existing_payloads(list(updates), [S.FACE_ID])) if check_exists else set()
         if missing:
             raise NotFoundError(f"{len(missing)} face(s) not in the store, e.g. {sorted(missing)[0]}")
         ops = [
@@ -336,8 +344,9 @@ class FaceStore:
         return n
 
     def clear(self) -> None:
-        """Delete every face of this model (people stay registered)."""
+        """Delete every face of this model and its edit history (people stay registered)."""
         self.client.delete_collection(self.collection)
+        self.client.delete_collection(self.history.collection)
         self._ensure_collections()
 
     # -- reading faces ---------------------------------------------------------------------------
@@ -405,6 +414,15 @@ class FaceStore:
         if not with_embeddings:
             emb = np.zeros((0, self.dim), dtype=np.float32)
         return StoredFaces(ids, emb, payloads)
+
+    def scroll_labeled(self) -> StoredFaces:
+        """The faces labeled by hand with a person (ids, embeddings, payloads)."""
+        flt = models.Filter(
+            must=[models.FieldCondition(key=S.ASSIGNMENT_SOURCE, match=models.MatchValue(value=S.SOURCE_MANUAL))]
+        )
+        points = [p for p in self._scroll(flt, with_vectors=True) if (p.payload or {}).get(S.PERSON_ID)]
+        emb = np.asarray([p.vector for p in points], dtype=np.float32).reshape(len(points), self.dim)
+        return StoredFaces([str(p.id) for p in points], emb, [p.payload or {} for p in points])
 
     def image_face_counts(self) -> dict[str, tuple[int, int]]:
         """image_id → (faces stored, faces the image holds): an image is complete when they agree."""

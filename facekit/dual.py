@@ -1,0 +1,371 @@
+"""DualModeClusterer: assign faces to known people, cluster the rest into unknown groups, save.
+
+Rules every automatic pass follows (and the tests check):
+
+- A hand label is never overwritten: faces labeled by hand (assignment_source "manual") keep their
+  person, and faces put in a cluster by hand keep that cluster.
+- "Not this person": a person listed in a face's `rejected_person_ids` is never given to it.
+- Cannot-link: two faces of one photo never end up in the same person or cluster.
+- Re-running is safe: unchanged groups keep their cluster ids, only changed faces are written, and a
+  run killed midway is spotted (run marker) and completed by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from facekit.assign.person_assigner import PersonAssigner
+from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
+from facekit.config import Settings, get_settings
+from facekit.embedding import defaults_for
+from facekit.store import schema as S
+from facekit.store.face_store import FaceStore, StoredFaces
+
+log = logging.getLogger(__name__)
+
+LABEL_FIELDS = (S.PERSON_ID, S.CLUSTER_ID, S.CLUSTER_CONFIDENCE, S.ASSIGNMENT_SOURCE)
+KNN_K = 30
+
+
+@dataclass
+class DualModeResult:
+    """One decision per face, aligned with the `StoredFaces` it was computed from."""
+
+    person_ids: list[str | None]
+    cluster_ids: list[str | None]
+    confidences: np.ndarray
+    sources: list[str | None]
+    calibration: dict[str, Any]
+
+
+def _is_manual_person(payload: dict[str, Any]) -> bool:
+    return payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL and bool(payload.get(S.PERSON_ID))
+
+
+def _is_pinned_cluster(payload: dict[str, Any]) -> bool:
+    """Put in a cluster by hand (and not labeled with a person)."""
+    return (
+        payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL
+        and not payload.get(S.PERSON_ID)
+        and S.is_group(payload.get(S.CLUSTER_ID))
+    )
+
+
+class DualModeClusterer:
+    """Known people first (supervised), then unknown groups (unsupervised), over one FaceStore.
+
+    Parameters
+    ----------
+    store : FaceStore
+    person_threshold : float, optional
+        Fixed cosine a face needs with a person's centroid (the spec's plain rule, no margin).
+        Default: FACE_PERSON_MATCH_THRESHOLD if set, else calibrated from the labels to
+        `target_precision` with a runner-up margin (see `PersonAssigner`).
+    unknown_method : str, optional
+        chinese_whispers (default), connected_components, hdbscan, dbscan or agglomerative.
+    unknown_min_size : int, optional
+        Smallest unknown group; smaller ones are noise (FACE_UNKNOWN_MIN_CLUSTER_SIZE, default 2).
+    unknown_threshold : float, optional
+        Cosine that links two unknown faces; default 1 - FACE_UNKNOWN_EPS, or the model's value.
+    """
+
+    def __init__(
+        self,
+        store: FaceStore,
+        *,
+        person_threshold: float | None = None,
+        unknown_method: str | None = None,
+        unknown_min_size: int | None = None,
+        unknown_threshold: float | None = None,
+        target_precision: float = 0.995,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = settings or get_settings()
+        defaults = defaults_for(store.model_id)
+        if person_threshold is None and "person_match_threshold" in settings.model_fields_set:
+            person_threshold = settings.person_match_threshold
+        self.store = store
+        self.person_threshold = person_threshold
+        self.unknown_method = unknown_method or settings.unknown_clustering_method
+        self.unknown_min_size = unknown_min_size or settings.unknown_min_cluster_size
+        self.unknown_threshold = (
+            unknown_threshold if unknown_threshold is not None else 1.0 - settings.eps_for(defaults.unknown_eps)
+        )
+        self.target_precision = target_precision
+        make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)  # validate early
+        self._assigner: PersonAssigner | None = None
+
+    # -- the whole pass ---------------------------------------------------------------------------
+    def cluster_all_faces(self, max_faces: int | None = None) -> dict[str, Any]:
+        """Assign, cluster and save every face (or the first `max_faces`); returns a summary."""
+        start = time.perf_counter()
+        faces = self.store.scroll_all()
+        if max_faces is not None:
+            if max_faces < 1:
+                raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+            faces = StoredFaces(faces.ids[:max_faces], faces.embeddings[:max_faces], faces.payloads[:max_faces])
+        run_id = uuid.uuid4().hex[:12]
+        interrupted = self.store.history.start_run(run_id)
+        if interrupted:
+            log.warning("clustering run %s was interrupted; this run completes it", interrupted)
+        result = self.assign_to_known_people(faces)
+        self.cluster_unknown_faces(faces, result)
+        written = self.save_dual_mode_results(faces, result)
+        groups = {c for c in result.cluster_ids if S.is_group(c)}
+        summary = {
+            "assigned_to_people": sum(p is not None for p in result.person_ids),
+            "labeled_by_hand": sum(
+                s == S.SOURCE_MANUAL and p is not None for s, p in zip(result.sources, result.person_ids, strict=True)
+            ),
+            "unknown_clusters": len(groups),
+            "noise": sum(c is not None and not S.is_group(c) for c in result.cluster_ids),
+            "total_processed": len(faces.ids),
+            "faces_written": written,
+            "person_calibration": result.calibration,
+            "unknown_method": self.unknown_method,
+            "unknown_threshold": round(self.unknown_threshold, 4),
+            "unknown_min_size": self.unknown_min_size,
+            "completed_interrupted_run": interrupted,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        self.store.history.finish_run(run_id, summary)
+        return summary
+
+    cluster_all = cluster_all_faces  # the seed's name
+
+    # -- stage 1: known people ---------------------------------------------------------------------
+    def fit_assigner(self, faces: StoredFaces) -> PersonAssigner | None:
+        """A PersonAssigner fit on the hand-labeled faces, or None when fewer than 2 people are labeled."""
+        manual = np.array([_is_manual_person(p) for p in faces.payloads], dtype=bool)
+        people = [faces.payloads[i][S.PERSON_ID] for i in np.flatnonzero(manual)]
+        if len(set(people)) < 2:
+            self._assigner = None
+            return None
+        margin = 0.0 if self.person_threshold is not None else 1.0
+        self._assigner = PersonAssigner(
+            self.person_threshold, margin_weight=margin, target_precision=self.target_precision
+        ).fit(faces.embeddings[manual], people)
+        return self._assigner
+
+    def assign_to_known_people(self, faces: StoredFaces) -> DualModeResult:
+        """Hand labels stay; other faces go to the best-matching labeled person or stay unknown."""
+        n = len(faces.ids)
+        persons: list[str | None] = [None] * n
+        sources: list[str | None] = [None] * n
+        confidences = np.zeros(n, dtype=np.float32)
+        for i, p in enumerate(faces.payloads):
+            if _is_manual_person(p):
+                persons[i], sources[i], confidences[i] = p[S.PERSON_ID], S.SOURCE_MANUAL, 1.0
+            elif _is_pinned_cluster(p):
+                sources[i] = S.SOURCE_MANUAL
+        result = DualModeResult(persons, [None] * n, confidences, sources, {"source": "no labels"})
+        assigner = self.fit_assigner(faces)
+        if assigner is None:
+            result.calibration = {"source": "skipped: label faces of at least 2 people to assign automatically"}
+            return result
+        result.calibration = {"threshold": round(assigner.threshold_, 4), **assigner.calibration_}
+        candidates = np.array([s is None for s in sources], dtype=bool)
+        if not candidates.any():
+            return result
+        idx = np.flatnonzero(candidates)
+        labels, scores = assigner.predict_with_confidence(faces.embeddings[idx])
+        for i, label, score in zip(idx, labels, scores, strict=True):
+            if not isinstance(label, str) or label in (faces.payloads[i].get(S.REJECTED_PERSONS) or []):
+                continue  # nobody, or "not this person"
+            persons[i], sources[i], confidences[i] = str(label), S.SOURCE_AUTO, float(score)
+        self._cannot_link_people(faces, result)
+        return result
+
+    @staticmethod
+    def _cannot_link_people(faces: StoredFaces, result: DualModeResult) -> None:
+        """One face per person and photo: hand labels first, then the most confident automatic one."""
+        best: dict[tuple[str, str], int] = {}
+        for i, person in enumerate(result.person_ids):
+            if person is None:
+                continue
+            key = (faces.payloads[i].get(S.IMAGE_ID, ""), person)
+            j = best.get(key)
+            if j is None:
+                best[key] = i
+                continue
+            rank_i = (result.sources[i] == S.SOURCE_MANUAL, result.confidences[i])
+            rank_j = (result.sources[j] == S.SOURCE_MANUAL, result.confidences[j])
+            loser = j if rank_i > rank_j else i
+            if result.sources[loser] == S.SOURCE_AUTO:
+                result.person_ids[loser], result.sources[loser], result.confidences[loser] = None, None, 0.0
+                if loser == j:
+                    best[key] = i
+
+    # -- stage 2: unknown groups -------------------------------------------------------------------
+    def cluster_unknown_faces(self, faces: StoredFaces, result: DualModeResult) -> DualModeResult:
+        """Group faces without a person; fills `result.cluster_ids` (groups, noise ids) in place."""
+        unknown = np.array([p is None for p in result.person_ids], dtype=bool)
+        idx = np.flatnonzero(unknown)
+        if len(idx) == 0:
+            return result
+        x = faces.embeddings[idx]
+        images = np.array([faces.payloads[i].get(S.IMAGE_ID, "") for i in idx], dtype=object)
+        graph = _without_same_image_edges(knn_graph(x, KNN_K), images)
+        clusterer = make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)
+        labels = clusterer.fit(x, graph=graph).labels_
+        pinned = np.array([_is_pinned_cluster(faces.payloads[i]) for i in idx], dtype=bool)
+        old = [faces.payloads[i].get(S.CLUSTER_ID) for i in idx]
+        ids = match_cluster_ids(labels, old, pinned, first_new=self.store.history.next_cluster_number())
+        ids, conf = _enforce_cannot_link(x, images, ids, pinned, self.unknown_min_size)
+        for j, i in enumerate(idx):
+            result.cluster_ids[i] = ids[j] if ids[j] is not None else S.noise_name(faces.ids[i])
+            result.confidences[i] = conf[j]
+            if result.sources[i] is None:
+                result.sources[i] = S.SOURCE_CLUSTER
+        used = max((S.cluster_number(c) for c in ids), default=-1)
+        self.store.history.reserve_cluster_numbers(used + 1)
+        return result
+
+    # -- stage 3: save ----------------------------------------------------------------------------
+    def save_dual_mode_results(self, faces: StoredFaces, result: DualModeResult) -> int:
+        """Write person_id, cluster_id, cluster_confidence and assignment_source where they changed.
+
+        Faces labeled by hand since `faces` was read are left alone. Returns how many faces were written.
+        """
+        updates: dict[str, dict[str, Any]] = {}
+        for i, face_id in enumerate(faces.ids):
+            new = {
+                S.PERSON_ID: result.person_ids[i],
+                S.CLUSTER_ID: result.cluster_ids[i],
+                S.CLUSTER_CONFIDENCE: round(float(result.confidences[i]), 4),
+                S.ASSIGNMENT_SOURCE: result.sources[i],
+            }
+            old = faces.payloads[i]
+            if any(old.get(k) != v for k, v in new.items()):
+                updates[face_id] = new
+        if not updates:
+            return 0
+        # A face edited by hand while this run computed keeps the edit: skip faces whose labels moved.
+        read = dict(zip(faces.ids, faces.payloads, strict=True))
+        watched = [S.ASSIGNMENT_SOURCE, S.PERSON_ID, S.CLUSTER_ID]
+        current = self.store.payloads(list(updates), fields=watched)
+        for face_id in list(updates):
+            now = current.get(face_id)
+            if now is None or any(now.get(k) != read[face_id].get(k) for k in watched):
+                del updates[face_id]
+        self.store.update_payload(updates, check_exists=False)
+        return len(updates)
+
+    # -- incremental ----------------------------------------------------------------------------
+    def add_faces_incrementally(self, face_ids: Iterable[str]) -> dict[str, int]:
+        """Place new faces one by one: a known person, else the nearest unknown group, else alone.
+
+        A face joins a group when one of its nearest stored faces in that group is at least
+        `unknown_threshold` similar (and the group holds no face of the same photo); a lone close
+        neighbour forms a new group with it. Returns counts per outcome.
+        """
+        ids = list(face_ids)
+        counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0}
+        if not ids:
+            return counts
+        if self._assigner is None:
+            labeled = self.store.scroll_labeled()
+            self.fit_assigner(labeled)
+        for face_id in ids:
+            counts[self._place(face_id)] += 1
+        return counts
+
+    add_face_to_cluster = add_faces_incrementally  # the seed's name (takes a list of ids here)
+
+    def _place(self, face_id: str) -> str:
+        face = self.store.get_face(face_id)
+        emb = face.embedding
+        payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS]).get(face_id, {})
+        rejected = set(payload.get(S.REJECTED_PERSONS) or [])
+        if self._assigner is not None:
+            labels, scores = self._assigner.predict_with_confidence(emb[None])
+            person = labels[0]
+            if (
+                isinstance(person, str)
+                and person not in rejected
+                and not self.store.count(person_id=person, image_id=face.image_id)
+            ):
+                fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
+                self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
+                return "assigned_to_people"
+        hits = [
+            h
+            for h in self.store.search(emb, top_k=10)
+            if h.face.face_id != face_id and h.score >= self.unknown_threshold and h.face.image_id != face.image_id
+        ]
+        votes: dict[str, float] = {}
+        for h in hits:
+            if S.is_group(h.face.cluster_id) and not h.face.person_id:
+                votes[h.face.cluster_id] = votes.get(h.face.cluster_id, 0.0) + h.score
+        for cluster_id, _ in sorted(votes.items(), key=lambda kv: -kv[1]):
+            if not self.store.count(cluster_id=cluster_id, image_id=face.image_id):
+                best = max(h.score for h in hits if h.face.cluster_id == cluster_id)
+                self._set_cluster([face_id], cluster_id, best)
+                return "joined_clusters"
+        lone = [h for h in hits if not h.face.person_id and not S.is_group(h.face.cluster_id)]
+        if lone and self.unknown_min_size <= 2:
+            number = self.store.history.reserve_cluster_numbers(0, count=1)
+            self._set_cluster([face_id, lone[0].face.face_id], S.cluster_name(number), lone[0].score)
+            return "new_clusters"
+        self._set_cluster([face_id], S.noise_name(face_id), 0.0)
+        return "noise"
+
+    def _set_cluster(self, face_ids: list[str], cluster_id: str, confidence: float) -> None:
+        fields = {
+            S.CLUSTER_ID: cluster_id,
+            S.CLUSTER_CONFIDENCE: round(float(confidence), 4),
+            S.PERSON_ID: None,
+            S.ASSIGNMENT_SOURCE: S.SOURCE_CLUSTER,
+        }
+        self.store.update_payload(dict.fromkeys(face_ids, fields))
+
+
+def _without_same_image_edges(graph: KnnGraph, images: np.ndarray) -> KnnGraph:
+    """Drop edges between faces of one photo (cannot-link)."""
+    valid = graph.indices >= 0
+    same = np.zeros(graph.indices.shape, dtype=bool)
+    same[valid] = images[graph.indices[valid]] == np.repeat(images, graph.indices.shape[1]).reshape(same.shape)[valid]
+    if not same.any():
+        return graph
+    sims = graph.sims.copy()
+    sims[same] = -np.inf
+    return KnnGraph(graph.indices, sims)
+
+
+def _enforce_cannot_link(
+    x: np.ndarray, images: np.ndarray, ids: list[str | None], pinned: np.ndarray, min_size: int
+) -> tuple[list[str | None], np.ndarray]:
+    """At most one face per photo in each cluster (pinned faces win, then the face closest to the
+    cluster's centroid); groups left below `min_size` dissolve. Returns ids and centroid cosines."""
+    ids = list(ids)
+    conf = np.zeros(len(ids), dtype=np.float32)
+    members: dict[str, list[int]] = {}
+    for j, c in enumerate(ids):
+        if c is not None:
+            members.setdefault(c, []).append(j)
+    for rows in members.values():
+        centroid = x[rows].sum(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        sims = x[rows] @ centroid
+        order = sorted(range(len(rows)), key=lambda r: (not pinned[rows[r]], -sims[r]))
+        seen: set[str] = set()
+        kept = []
+        for r in order:
+            j = rows[r]
+            if images[j] in seen and not pinned[j]:
+                ids[j] = None
+                continue
+            seen.add(images[j])
+            kept.append(j)
+            conf[j] = sims[r]
+        if len(kept) < min_size and not pinned[kept].any():
+            for j in kept:
+                ids[j], conf[j] = None, 0.0
+    return ids, conf
