@@ -1,15 +1,14 @@
 """facekit benchmarks: indexing throughput vs a bare dlib loop, worker scaling, store latency, import/evaluate.
 
-Run: `make bench` (or `python bench/run.py --data ../shared/datasets/lfw`). Writes bench/RESULTS.md and
-bench/results.json. Timings are medians over --repeats runs; the machine is stated in the results.
+Run: `make bench` (or `python bench/run.py --data ../shared/datasets/lfw`). Writes bench/results/indexing.md
+and .json, then re-assembles bench/RESULTS.md. Timings are medians over --repeats runs; the machine is stated
+in the results.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.report import assemble, machine  # noqa: E402
 from facekit.embedding.dlib_resnet import DlibEmbedder, model_dir  # noqa: E402
 from facekit.indexing import index_batch  # noqa: E402
 from facekit.store import FaceStore  # noqa: E402
@@ -112,23 +112,12 @@ def import_and_evaluate(data: Path) -> dict[str, float]:
     return out
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--store-sizes", type=int, nargs="*", default=[10_000, 100_000])
-    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
 
     paths = sample_photos(args.data, args.photos)
@@ -169,15 +158,16 @@ def main() -> None:
         "store": store,
         "import_evaluate": imp,
     }
-    (HERE / "results.json").write_text(json.dumps(results, indent=1))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "indexing.json").write_text(json.dumps(results, indent=1))
     lines = [
-        "# facekit benchmark results",
+        "## Indexing and store",
         "",
         f"Command: `make bench` (= `python bench/run.py --data {args.data} --photos {args.photos} "
         f"--repeats {args.repeats}`). Machine: {results['machine']}. Date: {results['date']}. "
         "Medians over the repeats; the machine is shared, so expect some noise.",
         "",
-        f"## Indexing {len(paths)} LFW photos (first {len(paths)} by path), dlib model",
+        f"### Indexing {len(paths)} LFW photos (first {len(paths)} by path), dlib model",
         "",
         "| run | median s | photos/s | faces | ratio |",
         "|---|---|---|---|---|",
@@ -188,7 +178,7 @@ def main() -> None:
         f"| facekit index, 2 workers | {med['facekit_2']:.1f} | {tput['facekit_2']:.2f} | {faces['facekit_2']} | "
         f"{indexing['two_vs_one_worker']:.2f}× 1 worker |",
         "",
-        "## Embedded store (qdrant-client local mode), synthetic 512-d faces",
+        "### Embedded store (qdrant-client local mode), synthetic 512-d faces",
         "",
         "| faces | add (batches of 1000) | per face | search top-10, median | scroll_all |",
         "|---|---|---|---|---|",
@@ -198,14 +188,14 @@ def main() -> None:
             for s in store
         ],
         "",
-        f"## import-embeddings + evaluate, {imp['faces']:,} LFW-sized embeddings (128-d, one per LFW photo)",
+        f"### import-embeddings + evaluate, {imp['faces']:,} LFW-sized embeddings (128-d, one per LFW photo)",
         "",
         f"`facekit import-embeddings`: {imp['import-embeddings_s']:.1f} s; "
         f"`facekit evaluate`: {imp['evaluate_s']:.1f} s (each a fresh process, start-up included).",
         "",
     ]
-    args.out.write_text("\n".join(lines))
-    print(f"wrote {args.out}")
+    (HERE / "results" / "indexing.md").write_text("\n".join(lines))
+    print(f"wrote {assemble()}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class DualModeClusterer:
         )
         self.target_precision = target_precision
         make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)  # validate early
-        self._assigner: PersonAssigner | None = None
+        self.assigner_: PersonAssigner | None = None
 
     # -- the whole pass ---------------------------------------------------------------------------
     def cluster_all_faces(self, max_faces: int | None = None) -> dict[str, Any]:
@@ -146,13 +146,16 @@ class DualModeClusterer:
         manual = np.array([_is_manual_person(p) for p in faces.payloads], dtype=bool)
         people = [faces.payloads[i][S.PERSON_ID] for i in np.flatnonzero(manual)]
         if len(set(people)) < 2:
-            self._assigner = None
+            self.assigner_ = None
             return None
         margin = 0.0 if self.person_threshold is not None else 1.0
-        self._assigner = PersonAssigner(
+        self.assigner_ = PersonAssigner(
             self.person_threshold, margin_weight=margin, target_precision=self.target_precision
         ).fit(faces.embeddings[manual], people)
-        return self._assigner
+        rows = np.flatnonzero(manual)
+        suspects = self.assigner_.calibration_.get("suspect_labels", [])
+        self.assigner_.calibration_["suspect_labels"] = [faces.ids[rows[r]] for r in suspects]
+        return self.assigner_
 
     def assign_to_known_people(self, faces: StoredFaces) -> DualModeResult:
         """Hand labels stay; other faces go to the best-matching labeled person or stay unknown."""
@@ -270,7 +273,7 @@ class DualModeClusterer:
         counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0}
         if not ids:
             return counts
-        if self._assigner is None:
+        if self.assigner_ is None:
             labeled = self.store.scroll_labeled()
             self.fit_assigner(labeled)
         for face_id in ids:
@@ -284,8 +287,8 @@ class DualModeClusterer:
         emb = face.embedding
         payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS]).get(face_id, {})
         rejected = set(payload.get(S.REJECTED_PERSONS) or [])
-        if self._assigner is not None:
-            labels, scores = self._assigner.predict_with_confidence(emb[None])
+        if self.assigner_ is not None:
+            labels, scores = self.assigner_.predict_with_confidence(emb[None])
             person = labels[0]
             if (
                 isinstance(person, str)

@@ -21,7 +21,10 @@ class PersonAssigner:
     each labeled face is scored as a known face (its person's centroid rebuilt without it) and as an
     unknown face (its person removed), and the lowest threshold whose estimated precision reaches
     `target_precision` is kept, assuming `unknown_ratio` faces of unknown people for each face of a known
-    one (in a young collection most faces belong to people nobody has labeled yet).
+    one (in a young collection most faces belong to people nobody has labeled yet). A labeled face that
+    matches another person better than half the labeled faces match their own is taken for a labeling
+    mistake: it is left out of the calibration and listed in ``calibration_["suspect_labels"]`` (row
+    numbers in the fitted data).
 
     Parameters
     ----------
@@ -105,6 +108,12 @@ class PersonAssigner:
         impostor = sims.copy()
         impostor[rows, codes] = -np.inf
         _, i_score = self._scores(impostor)
+        # A labeled face that matches another person better than most faces match their own is more
+        # likely a labeling mistake than a model error: leave it out, and report it.
+        suspect = ~g_correct & (g_score >= np.median(g_score[g_correct])) if g_correct.any() else ~g_correct
+        g_best, g_score, g_correct = g_best[~suspect], g_score[~suspect], g_correct[~suspect]
+        suspect_rows = np.flatnonzero(testable)[suspect]
+        i_score = np.delete(i_score, suspect_rows)
         candidates = np.unique(np.concatenate([g_score[g_correct], i_score]))
         chosen = float(candidates.max()) + 1e-6 if len(candidates) else 1.0
         for t in candidates:  # ascending: the first that reaches the target keeps the most recall
@@ -121,17 +130,23 @@ class PersonAssigner:
             "unknown_ratio": self.unknown_ratio,
             "labeled_faces": len(x),
             "known_tests": int(testable.sum()),
+            "suspect_labels": suspect_rows.tolist(),
             "estimated_recall": float(np.mean(g_correct & accepted)) if len(g_score) else 0.0,
             "estimated_false_accept": float(np.mean(i_score >= chosen)),
         }
 
-    def predict_with_confidence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Person per face (-1 for nobody) and the score behind each decision."""
+    def best_match(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best person per face and its score, before the threshold is applied."""
         x = _check_x(x)
         if x.shape[1] != self.centroids_.shape[1]:
             raise ValueError(f"X has {x.shape[1]} dimensions, the assigner was fit on {self.centroids_.shape[1]}")
         best, score = self._scores(x @ self.centroids_.T)
-        labels = np.where(score >= self.threshold_, self.classes_[best].astype(object), UNASSIGNED)
+        return self.classes_[best], score
+
+    def predict_with_confidence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Person per face (-1 for nobody) and the score behind each decision."""
+        best, score = self.best_match(x)
+        labels = np.where(score >= self.threshold_, best.astype(object), UNASSIGNED)
         return labels, score
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,421 @@
+"""Clustering benchmarks: facekit's defaults vs the peers' algorithms on LFW, the dual-mode protocol,
+and the speed / peak memory of `cluster_all_faces`.
+
+Run: `make bench-clustering` (= `python bench/clustering.py --data ../shared/datasets/lfw`). The dlib
+embeddings of LFW are computed once (~12 min on 2 cores) and cached in ~/.cache/facekit/lfw_dlib.npz.
+Writes bench/results/clustering.md and .json, then re-assembles bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.report import assemble, machine  # noqa: E402
+from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
+from facekit.cluster.knn import KnnGraph  # noqa: E402
+from facekit.dual import DualModeClusterer  # noqa: E402
+from facekit.embedding import defaults_for  # noqa: E402
+from facekit.evaluation import evaluate, label_from_folders  # noqa: E402
+from facekit.metrics import clustering_scores  # noqa: E402
+from facekit.store import FaceStore  # noqa: E402
+from facekit.store import schema as S  # noqa: E402
+
+CACHE = Path.home() / ".cache" / "facekit" / "lfw_dlib.npz"
+DLIB = "dlib_resnet_v1"
+
+
+# -- data ------------------------------------------------------------------------------------------
+def lfw_embeddings(data: Path, cache: Path) -> tuple[np.ndarray, list[str]]:
+    """dlib embeddings of each LFW photo's main (largest) face, with its path; indexed once and cached."""
+    if not cache.is_file():
+        store_dir = cache.with_suffix("")
+        os.environ["FACEKIT_STORE"] = str(store_dir)
+        subprocess.run(
+            [sys.executable, "-m", "facekit.cli", "index", str(data), "-r", "--workers", "2", "--model", "dlib"],
+            check=True,
+        )
+        with FaceStore(store_dir, model_id=DLIB, dim=128) as store:
+            faces = store.scroll_all()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            embeddings=faces.embeddings,
+            paths=np.array([p[S.IMAGE_PATH] for p in faces.payloads]),
+            face_index=np.array([p[S.FACE_INDEX] for p in faces.payloads]),
+        )
+    d = np.load(cache)
+    main = d["face_index"] == 0
+    order = np.argsort(d["paths"][main], kind="stable")
+    return d["embeddings"][main][order].astype(np.float32), [str(p) for p in d["paths"][main][order]]
+
+
+def truth_of(paths: list[str]) -> np.ndarray:
+    return np.array([Path(p).parent.name for p in paths])
+
+
+# -- the peers, re-created from their public descriptions -------------------------------------------
+def immich_like(x: np.ndarray, graph: KnnGraph, max_distance: float, min_faces: int = 3) -> np.ndarray:
+    """Immich's incremental recognition: in order, a face with >= min_faces faces within max_distance
+    (itself included) is a core face and takes the person of its nearest neighbour that has one, or
+    starts a new person; other faces are deferred, then take their nearest matched neighbour's person."""
+    n = len(x)
+    labels = np.full(n, -1)
+    close = [graph.indices[i][graph.sims[i] >= 1 - max_distance] for i in range(n)]
+    next_person = 0
+    deferred = []
+    for i in range(n):
+        if len(close[i]) + 1 < min_faces:
+            deferred.append(i)
+            continue
+        named = [j for j in close[i] if labels[j] >= 0]
+        if named:
+            labels[i] = labels[named[0]]
+        else:
+            labels[i], next_person = next_person, next_person + 1
+    for i in deferred:
+        named = [j for j in close[i] if labels[j] >= 0]
+        if named:
+            labels[i] = labels[named[0]]
+    return labels
+
+
+def dbscan_exact(x: np.ndarray, threshold: float, min_samples: int) -> np.ndarray:
+    """PhotoPrism / LibrePhotos: DBSCAN over cosine distance (sklearn, exact neighbourhoods)."""
+    from sklearn.cluster import DBSCAN
+
+    return DBSCAN(eps=1 - threshold, min_samples=min_samples, metric="cosine").fit_predict(x)
+
+
+def hdbscan_spec(x: np.ndarray, min_cluster_size: int) -> np.ndarray:
+    """The spec's plain HDBSCAN (hdbscan package, euclidean on unit vectors = cosine order)."""
+    import hdbscan
+
+    return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size).fit_predict(x)
+
+
+def score(truth: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    m = clustering_scores(truth, labels)
+    return {k: round(m[k], 4) for k in ("bcubed_f", "bcubed_p", "bcubed_r", "pairwise_f", "nmi")}
+
+
+def sweep(name: str, truth: np.ndarray, runs: dict[str, callable]) -> dict:
+    """Score each setting; keep all, report the best by BCubed F."""
+    rows = []
+    for setting, fn in runs.items():
+        t = time.perf_counter()
+        labels = fn()
+        rows.append({"setting": setting, **score(truth, labels), "seconds": round(time.perf_counter() - t, 1)})
+        print(f"{name:28s} {setting:28s} {rows[-1]}", flush=True)
+    best = max(rows, key=lambda r: r["bcubed_f"])
+    return {"name": name, "best": best, "rows": rows}
+
+
+def quality(x: np.ndarray, paths: list[str], hdbscan_too: bool) -> dict:
+    truth = truth_of(paths)
+    graph = knn_graph(x, 30)
+    grid = [0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96]
+
+    def cw(t: float) -> np.ndarray:
+        return ChineseWhispers(t, split_chains=False, min_cluster_size=1).fit_predict(x, graph=graph)
+
+    def cc(t: float) -> np.ndarray:
+        return ConnectedComponents(t, min_cluster_size=1).fit_predict(x, graph=graph)
+
+    def immich(t: float) -> np.ndarray:
+        return immich_like(x, graph, 1 - t)
+
+    def dbscan(t: float, m: int) -> np.ndarray:
+        return dbscan_exact(x, t, m)
+
+    dbscan_grid = {f"eps {1 - t:.3f}, min_samples {m}": (t, m) for t in grid for m in (2, 3)}
+    peers = [
+        sweep("Immich (minFaces 3)", truth, {f"maxDistance {1 - t:.3f}": partial(immich, t) for t in grid}),
+        sweep("PhotoPrism / LibrePhotos (DBSCAN)", truth, {k: partial(dbscan, *v) for k, v in dbscan_grid.items()}),
+        sweep("face_recognition (Chinese Whispers)", truth, {f"cosine >= {t}": partial(cw, t) for t in grid}),
+        sweep("connected components (seed cluster_all)", truth, {f"cosine >= {t}": partial(cc, t) for t in grid}),
+    ]
+    if hdbscan_too:
+        runs = {f"min_cluster_size {m}": partial(hdbscan_spec, x, m) for m in (2, 3)}
+        peers.append(sweep("spec HDBSCAN (hdbscan package)", truth, runs))
+    # facekit: its defaults, through the real pipeline (store → DualModeClusterer → evaluate)
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=DLIB, dim=128) as store:
+        fill_store(store, x, paths)
+        t = time.perf_counter()
+        summary = DualModeClusterer(store).cluster_all_faces()
+        seconds = time.perf_counter() - t
+        m = evaluate(store)["clustering"]
+    facekit = {
+        "name": "facekit defaults",
+        "setting": f"{summary['unknown_method']}, cosine >= {summary['unknown_threshold']}, "
+        f"min size {summary['unknown_min_size']}",
+        **{k: round(m[k], 4) for k in ("bcubed_f", "bcubed_p", "bcubed_r", "pairwise_f", "nmi")},
+        "seconds": round(seconds, 1),
+    }
+    print("facekit", facekit, flush=True)
+    return {"faces": len(x), "peers": peers, "facekit": facekit}
+
+
+def fill_store(store: FaceStore, x: np.ndarray, paths: list[str]) -> list[str]:
+    """Write embeddings as faces (one per photo) without the indexing pipeline; returns face ids."""
+    from qdrant_client import models
+
+    ids = [S.face_point_id(p, 0, store.model_id) for p in paths]
+    points = [
+        models.PointStruct(
+            id=fid,
+            vector=v.tolist(),
+            payload={S.FACE_ID: fid, S.IMAGE_ID: p, S.IMAGE_PATH: p, S.FACE_INDEX: 0, S.MODEL_ID: store.model_id},
+        )
+        for fid, v, p in zip(ids, x, paths, strict=True)
+    ]
+    for start in range(0, len(points), 1024):
+        store.client.upsert(store.collection, points[start : start + 1024], wait=True)
+    return ids
+
+
+# -- dual mode --------------------------------------------------------------------------------------
+def dual(x: np.ndarray, paths: list[str]) -> dict:
+    """People with >= 5 photos are known, their first 3 labeled; everyone else is unknown."""
+    truth = truth_of(paths)
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=DLIB, dim=128) as store:
+        ids = fill_store(store, x, paths)
+        labeled = label_from_folders(store, min_photos=5, per_person=3)
+        d = DualModeClusterer(store)
+        summary = d.cluster_all_faces()
+        report = evaluate(store)
+        faces = store.scroll_all(with_embeddings=False)
+        pos = {fid: i for i, fid in enumerate(ids)}
+        manual = np.zeros(len(x), bool)
+        for fid, p in zip(faces.ids, faces.payloads, strict=True):
+            manual[pos[fid]] = p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL
+        assigner = d.assigner_
+    labels = truth[manual]
+    known = np.isin(truth, np.unique(labels)) & ~manual
+    unknown = ~np.isin(truth, np.unique(labels))
+    test = ~manual
+    # facekit's score and the spec's centroid rule, each swept for recall at 99.5% precision
+    predicted, fk_score = assigner.best_match(x[test])
+    sims = x[test] @ assigner.centroids_.T
+    spec_pred = assigner.classes_[sims.argmax(axis=1)]
+    spec_score = sims.max(axis=1)
+    curves = {
+        "facekit (centroid + runner-up margin)": recall_at_precision(
+            truth[test], predicted, fk_score, known[test], unknown[test]
+        ),
+        "spec rule (centroid, cosine >= threshold)": recall_at_precision(
+            truth[test], spec_pred, spec_score, known[test], unknown[test]
+        ),
+    }
+    out = {
+        "labeled": labeled,
+        "summary": {
+            k: summary[k] for k in ("assigned_to_people", "unknown_clusters", "noise", "total_processed", "seconds")
+        },
+        "calibration": summary["person_calibration"],
+        "assignment": {k: round(v, 4) if isinstance(v, float) else v for k, v in report["assignment"].items()},
+        "clustering_all_faces": {k: round(report["clustering"][k], 4) for k in ("bcubed_f", "pairwise_f", "nmi")},
+        "recall_at_99_5": curves,
+    }
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
+def recall_at_precision(
+    truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, known: np.ndarray, unknown: np.ndarray
+) -> dict[str, float]:
+    """Best recall with precision >= 99.5% over every threshold, and the false-accept rate there."""
+    order = np.argsort(-score)
+    correct = (predicted[order] == truth[order]) & known[order]
+    accepted = np.arange(1, len(order) + 1)
+    tp = np.cumsum(correct)
+    precision = tp / accepted
+    ok = np.flatnonzero(precision >= 0.995)
+    if len(ok) == 0:
+        return {"recall": 0.0, "threshold": None, "false_accept": 0.0}
+    k = ok[np.argmax(tp[ok])]
+    return {
+        "recall": round(float(tp[k] / known.sum()), 4),
+        "precision": round(float(precision[k]), 4),
+        "false_accept": round(float(np.cumsum(unknown[order])[k] / unknown.sum()), 4),
+        "threshold": round(float(score[order][k]), 4),
+    }
+
+
+# -- speed ------------------------------------------------------------------------------------------
+def synthetic(n: int, dim: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Faces of n/8 synthetic identities with Zipf-like sizes; cosine ~0.7 within, ~0 across."""
+    rng = np.random.default_rng(seed)
+    people = max(2, n // 8)
+    weights = 1.0 / np.arange(1, people + 1) ** 0.8
+    who = rng.choice(people, size=n, p=weights / weights.sum())
+    centres = rng.standard_normal((people, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = centres[who] + 0.65 / np.sqrt(dim) * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), who
+
+
+def speed_one(n: int) -> dict:
+    """cluster_all_faces on n synthetic 512-d faces (30 people labeled), then incremental adds."""
+    x, who = synthetic(n + 20)
+    x_new, x = x[n:], x[:n]
+    paths = [f"/synthetic/{who[i]}/{i}.jpg" for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id="synthetic512", dim=512) as store:
+        ids = fill_store(store, x, paths)
+        first = {}
+        for i, p in enumerate(who[:n]):
+            first.setdefault(p, []).append(i)
+        people = [p for p, rows in first.items() if len(rows) >= 4][:30]
+        for p in people:
+            person = store.create_person(f"person {p}")
+            store.label_faces([ids[i] for i in first[p][:3]], person.person_id)
+        d = DualModeClusterer(store)
+        t = time.perf_counter()
+        summary = d.cluster_all_faces()
+        first_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = d.cluster_all_faces()
+        rerun_s = time.perf_counter() - t
+        new_paths = [f"/synthetic/new/{i}.jpg" for i in range(len(x_new))]
+        new_ids = fill_store(store, x_new, new_paths)
+        latency = []
+        for fid in new_ids:
+            t = time.perf_counter()
+            d.add_faces_incrementally([fid])
+            latency.append(time.perf_counter() - t)
+    return {
+        "faces": n,
+        "cluster_all_faces_s": round(first_s, 2),
+        "rerun_s": round(rerun_s, 2),
+        "rerun_written": again["faces_written"],
+        "written": summary["faces_written"],
+        "clusters": summary["unknown_clusters"],
+        "assigned": summary["assigned_to_people"],
+        "incremental_ms_median": round(1000 * statistics.median(latency[1:]), 1),
+        "incremental_ms_first": round(1000 * latency[0], 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def speed(sizes: list[int]) -> list[dict]:
+    rows = []
+    for n in sizes:  # each size in its own process, so peak memory is its own
+        out = subprocess.run(
+            [sys.executable, __file__, "--speed-one", str(n)], check=True, capture_output=True, text=True
+        ).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    return rows
+
+
+# -- report -----------------------------------------------------------------------------------------
+def markdown(res: dict) -> str:
+    q, d, sp = res["quality"], res["dual"], res["speed"]
+    fk = q["facekit"]
+    best_peer = max((p["best"]["bcubed_f"] for p in q["peers"]), default=0)
+    lines = [
+        "## Clustering",
+        "",
+        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
+        "",
+        f"### Unknown clustering quality, LFW ({q['faces']:,} photos, main face each, dlib embeddings)",
+        "",
+        "Each peer at its best setting from the sweep (all rows in clustering.json); facekit with its defaults.",
+        "Noise counts as singletons. Truth = the photo's folder.",
+        "",
+        "| algorithm | best setting | BCubed F | BCubed P | BCubed R | pairwise F | NMI | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in q["peers"]:
+        b = p["best"]
+        lines.append(
+            f"| {p['name']} | {b['setting']} | {b['bcubed_f']:.4f} | {b['bcubed_p']:.4f} | {b['bcubed_r']:.4f} | "
+            f"{b['pairwise_f']:.4f} | {b['nmi']:.4f} | {b['seconds']} |"
+        )
+    lines += [
+        f"| **facekit defaults** | {fk['setting']} | **{fk['bcubed_f']:.4f}** | {fk['bcubed_p']:.4f} | "
+        f"{fk['bcubed_r']:.4f} | {fk['pairwise_f']:.4f} | {fk['nmi']:.4f} | {fk['seconds']} |",
+        "",
+        f"facekit − best peer at its best threshold: {fk['bcubed_f'] - best_peer:+.4f} BCubed F.",
+        "",
+        "### Dual-mode protocol (people with ≥ 5 photos known, their first 3 photos labeled)",
+        "",
+        f"Labeled: {d['labeled']}. Calibrated threshold: {d['calibration'].get('threshold')} "
+        f"(estimated recall {d['calibration'].get('estimated_recall', 0):.3f}, "
+        f"false accept {d['calibration'].get('estimated_false_accept', 0):.4f}).",
+        "",
+        "| | precision | recall | false accept |",
+        "|---|---|---|---|",
+        f"| facekit defaults (`cluster_all_faces`) | {d['assignment']['precision']:.4f} | "
+        f"{d['assignment']['recall']:.4f} | {d['assignment']['false_accept']:.4f} |",
+    ]
+    for name, c in d["recall_at_99_5"].items():
+        lines.append(
+            f"| {name}, best threshold for precision ≥ 99.5% ({c.get('threshold')}) | {c.get('precision', 0):.4f} | "
+            f"{c['recall']:.4f} | {c['false_accept']:.4f} |"
+        )
+    lines += [
+        "",
+        f"`cluster_all_faces` here: {d['summary']}.",
+        "",
+        "### Speed and peak memory of `cluster_all_faces` (synthetic 512-d identities, embedded store)",
+        "",
+        "Assign (30 people labeled) + cluster + save. Peak RSS is the whole process (store included).",
+        "",
+        "| faces | first run (writes every face) | re-run (nothing changed) | clusters | incremental add, median "
+        "| peak RSS |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['faces']:,} | {r['cluster_all_faces_s']} s | {r['rerun_s']} s ({r['rerun_written']} written) | "
+            f"{r['clusters']:,} | {r['incremental_ms_median']} ms | {r['peak_rss_mb']} MB |"
+            for r in sp
+        ],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--no-hdbscan", action="store_true", help="skip the slow exact HDBSCAN peer (~1 min)")
+    ap.add_argument("--speed-one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.speed_one:
+        print(json.dumps(speed_one(args.speed_one)))
+        return
+    x, paths = lfw_embeddings(args.data, args.cache)
+    res = {
+        "command": "python bench/clustering.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "defaults": {"dlib": defaults_for(DLIB).__dict__},
+        "quality": quality(x, paths, not args.no_hdbscan),
+        "dual": dual(x, paths),
+        "speed": speed(args.sizes),
+    }
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "clustering.json").write_text(json.dumps(res, indent=1, default=str))
+    (out / "clustering.md").write_text(markdown(res))
+    assemble()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Shared pieces of the benchmarks: the machine line and bench/RESULTS.md assembled from the suites."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SUITES = ("indexing", "clustering")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
+
+
+def assemble() -> Path:
+    """bench/RESULTS.md = every suite's section from bench/results/<suite>.md."""
+    parts = ["# facekit benchmark results", ""]
+    for suite in SUITES:
+        section = HERE / "results" / f"{suite}.md"
+        parts.append(section.read_text() if section.is_file() else f"## {suite}\n\nNot run yet.\n")
+    out = HERE / "RESULTS.md"
+    out.write_text("\n".join(parts))
+    return out

@@ -1,0 +1,321 @@
+"""DualModeClusterer and ClusterEditor on real LFW faces (dlib), in real embedded stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facekit.dual import DualModeClusterer
+from facekit.edits import ClusterEditor
+from facekit.indexing import index_batch
+from facekit.metrics import clustering_scores
+from facekit.store import FaceStore
+from facekit.store import schema as S
+from facekit.types import FaceRecord
+
+PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"]
+PER_PERSON = 7
+DLIB = "dlib_resnet_v1"
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory, lfw, dlib_embedder) -> Path:
+    """An embedded store of 7 photos each of 6 people (one photo holds two faces), indexed once."""
+    folder = tmp_path_factory.mktemp("dual") / "store"
+    photos = [p for name in PEOPLE for p in sorted((lfw / name).glob("*.jpg"))[:PER_PERSON]]
+    with FaceStore(folder, model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as store:
+        summary = index_batch(store, photos, embedder=dlib_embedder, progress=False)
+        assert not summary.skipped and summary.faces_total > len(photos)  # Ariel_Sharon_0004 has two faces
+    return folder
+
+
+@pytest.fixture
+def store(indexed, tmp_path):
+    """A fresh copy of the indexed store for each test."""
+    folder = tmp_path / "store"
+    shutil.copytree(indexed, folder)
+    with FaceStore(folder, model_id=DLIB, dim=128) as s:
+        yield s
+
+
+def truth(payload: dict) -> str:
+    return Path(payload[S.IMAGE_PATH]).parent.name
+
+
+def faces_of(store: FaceStore, name: str) -> list[str]:
+    """Main faces (face_index 0) of one person's photos, by file name."""
+    faces = store.scroll_all(with_embeddings=False)
+    rows = [(p[S.IMAGE_PATH], fid) for fid, p in zip(faces.ids, faces.payloads, strict=True) if truth(p) == name]
+    return [fid for path, fid in sorted(rows) if store.get_face(fid, with_embedding=False).face_index == 0]
+
+
+def label(store: FaceStore, name: str, face_ids: list[str]) -> str:
+    person = store.ensure_person(name)
+    store.label_faces(face_ids, person.person_id)
+    return person.person_id
+
+
+def state(store: FaceStore) -> dict[str, dict]:
+    faces = store.scroll_all(with_embeddings=False)
+    return dict(zip(faces.ids, faces.payloads, strict=True))
+
+
+def partition(store: FaceStore) -> set[frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for fid, p in state(store).items():
+        key = p.get(S.PERSON_ID) or p.get(S.CLUSTER_ID)
+        groups.setdefault(str(key), set()).add(fid)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_unknown_faces_are_grouped_by_person(store):
+    summary = DualModeClusterer(store).cluster_all_faces()
+    assert set(summary) >= {"assigned_to_people", "unknown_clusters", "noise", "total_processed", "seconds"}
+    assert summary["total_processed"] == store.count() and summary["assigned_to_people"] == 0
+    payloads = [p for p in state(store).values() if p[S.FACE_INDEX] == 0]
+    clusters = [p[S.CLUSTER_ID] for p in payloads]
+    assert all(c.startswith(("unknown_cluster_", "unknown_noise_")) for c in clusters)
+    scores = clustering_scores([truth(p) for p in payloads], [c if S.is_group(c) else None for c in clusters])
+    assert scores["bcubed_f"] > 0.8, scores
+    assert summary["unknown_clusters"] >= 4
+
+
+def test_rerun_keeps_cluster_ids_and_writes_nothing(store):
+    d = DualModeClusterer(store)
+    d.cluster_all_faces()
+    before = state(store)
+    again = d.cluster_all_faces()
+    assert again["faces_written"] == 0 and state(store) == before
+
+
+def test_known_people_are_assigned_and_hand_labels_survive_every_pass(store):
+    powell, blair = faces_of(store, "Colin_Powell"), faces_of(store, "Tony_Blair")
+    label(store, "Colin Powell", powell[:3])
+    blair_id = label(store, "Tony Blair", blair[:3])
+    wrong = label(store, "Donald Rumsfeld", [powell[3]])  # a deliberate (wrong) hand label must stay
+    label(store, "Donald Rumsfeld", faces_of(store, "Donald_Rumsfeld")[:2])
+    d = DualModeClusterer(store)
+    summary = d.cluster_all_faces()
+    assert summary["person_calibration"]["source"] == "calibrated"
+    after = state(store)
+    auto = [p for p in after.values() if p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_AUTO]
+    assert auto, "no face was assigned to a known person"
+    names = {p.person_id: p.name for p in store.list_persons()}
+    assert all(names[p[S.PERSON_ID]].replace(" ", "_") == truth(p) for p in auto)
+    assert any(after[f][S.PERSON_ID] == blair_id for f in blair[3:])
+    # every automatic pass, and edits of other faces, leave the hand labels alone
+    editor = ClusterEditor(store)
+    clusters = list(editor.list_clusters())
+    if len(clusters) >= 2:
+        editor.merge_clusters(clusters[:2])
+    d.cluster_all_faces()
+    d.add_faces_incrementally([powell[4]])
+    d.cluster_all_faces()
+    final = state(store)
+    assert final[powell[3]][S.PERSON_ID] == wrong and final[powell[3]][S.ASSIGNMENT_SOURCE] == S.SOURCE_MANUAL
+    for fid in powell[:3] + blair[:3]:
+        assert final[fid][S.ASSIGNMENT_SOURCE] == S.SOURCE_MANUAL
+
+
+def test_not_this_person_is_remembered(store):
+    powell = faces_of(store, "Colin_Powell")
+    powell_id = label(store, "Colin Powell", powell[:3])
+    label(store, "Tony Blair", faces_of(store, "Tony_Blair")[:3])
+    d = DualModeClusterer(store, person_threshold=0.92)  # fixed: this test is about the rejection
+    d.cluster_all_faces()
+    assigned = [f for f in powell[3:] if store.get_face(f, with_embedding=False).person_id == powell_id]
+    assert assigned
+    face = assigned[0]
+    ClusterEditor(store).reject_person(face)
+    for _ in range(2):
+        d.cluster_all_faces()
+        assert store.get_face(face, with_embedding=False).person_id != powell_id
+    store.update_payload({face: {S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: None}})
+    d.add_faces_incrementally([face])
+    assert store.get_face(face, with_embedding=False).person_id != powell_id
+
+
+def test_two_faces_of_one_photo_never_share_a_person_or_cluster(store):
+    # A copy of a face stored as a second face of the same photo: identical embeddings, so only the
+    # cannot-link rule keeps them apart.
+    blair = faces_of(store, "Tony_Blair")
+    original = store.get_face(blair[4])
+    twin = FaceRecord(
+        S.face_point_id(original.image_id, 9, DLIB), original.image_id, original.image_path, 9, original.bbox,
+        original.det_score, original.quality, DLIB, embedding=original.embedding,
+    )  # fmt: skip
+    store.add_faces([twin])
+    d = DualModeClusterer(store, person_threshold=0.92)
+    d.cluster_all_faces()
+    a, b = store.get_face(original.face_id, with_embedding=False), store.get_face(twin.face_id, with_embedding=False)
+    assert (a.person_id, a.cluster_id) != (b.person_id, b.cluster_id)
+    label(store, "Tony Blair", blair[:3])
+    label(store, "Colin Powell", faces_of(store, "Colin_Powell")[:3])
+    d.cluster_all_faces()
+    a, b = store.get_face(original.face_id, with_embedding=False), store.get_face(twin.face_id, with_embedding=False)
+    assert a.person_id is not None or b.person_id is not None
+    assert a.person_id != b.person_id and not (S.is_group(a.cluster_id) and a.cluster_id == b.cluster_id)
+    for payloads in _by_group(store).values():
+        images = Counter(p[S.IMAGE_ID] for p in payloads if p.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL)
+        assert max(images.values()) == 1
+
+
+def _by_group(store: FaceStore) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for p in state(store).values():
+        key = p.get(S.PERSON_ID) or (p[S.CLUSTER_ID] if S.is_group(p.get(S.CLUSTER_ID)) else None)
+        if key:
+            groups.setdefault(key, []).append(p)
+    return groups
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    import facekit.store.face_store as fs
+    from facekit.dual import DualModeClusterer
+    fs.UPSERT_BATCH = 3  # write in small batches, then stop after the first
+    store = fs.FaceStore(sys.argv[1], model_id="dlib_resnet_v1", dim=128)
+    real = store.client.batch_update_points
+    def slow(*args, **kwargs):
+        out = real(*args, **kwargs)
+        print("WRITING", flush=True)
+        time.sleep(60)
+        return out
+    store.client.batch_update_points = slow
+    DualModeClusterer(store).cluster_all_faces()
+    """
+)
+
+
+def test_a_run_killed_midway_is_completed_by_the_next(store, tmp_path):
+    powell = faces_of(store, "Colin_Powell")
+    label(store, "Colin Powell", powell[:3])
+    label(store, "Tony Blair", faces_of(store, "Tony_Blair")[:3])
+    folder = Path(store.location)
+    reference = tmp_path / "reference"
+    store.close()
+    shutil.copytree(folder, reference)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(folder)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "WRITING"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with FaceStore(folder, model_id=DLIB, dim=128) as killed:
+        assert killed.history.run_marker()["status"] == "running"
+        half = state(killed)
+        written = sum(p.get(S.CLUSTER_ID) is not None or p.get(S.PERSON_ID) is not None for p in half.values()) - 6
+        assert 0 < written < len(half)  # really midway
+        assert sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in half.values()) == 6
+        summary = DualModeClusterer(killed).cluster_all_faces()
+        assert summary["completed_interrupted_run"]
+        assert killed.history.run_marker()["status"] == "done"
+        completed = partition(killed)
+        assert sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in state(killed).values()) == 6
+    with FaceStore(reference, model_id=DLIB, dim=128) as clean:
+        DualModeClusterer(clean).cluster_all_faces()
+        assert partition(clean) == completed
+
+
+def test_incremental_add_joins_the_nearest_cluster(store):
+    d = DualModeClusterer(store)
+    d.cluster_all_faces()
+    schroeder = faces_of(store, "Gerhard_Schroeder")
+    home = Counter(store.get_face(f, with_embedding=False).cluster_id for f in schroeder).most_common(1)[0][0]
+    newcomer = next(f for f in schroeder if store.get_face(f, with_embedding=False).cluster_id == home)
+    store.update_payload({newcomer: {S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: None, S.CLUSTER_CONFIDENCE: None}})
+    counts = d.add_faces_incrementally([newcomer])
+    assert counts["joined_clusters"] == 1
+    assert store.get_face(newcomer, with_embedding=False).cluster_id == home
+
+
+def test_cluster_edits_and_undo(store):
+    d = DualModeClusterer(store)
+    d.cluster_all_faces()
+    editor = ClusterEditor(store)
+    clusters = list(editor.list_clusters())
+    assert len(clusters) >= 2
+    a, b = clusters[:2]
+    size_a, size_b = len(editor.get_cluster(a)), len(editor.get_cluster(b))
+    before = state(store)
+
+    merged = editor.merge_clusters([a, b])
+    assert merged == a and len(editor.get_cluster(a)) == size_a + size_b
+    d.cluster_all_faces()  # an automatic pass keeps the merge
+    assert len(editor.get_cluster(a)) >= size_a + size_b
+    faces_b = [f.face_id for f in editor.get_cluster(a)][-size_b:]
+    parts = editor.split_cluster(a, [faces_b])
+    assert parts[0] == a and len(parts) == 2 and {f.face_id for f in editor.get_cluster(parts[1])} == set(faces_b)
+
+    person = editor.name_cluster(parts[1], "Someone")
+    assert store.count(person_id=person.person_id) == len(faces_b)
+    moved = editor.reassign_face(faces_b[0], cluster_id=a)
+    assert (
+        moved.cluster_id == a
+        and moved.person_id is None
+        and person.person_id in state(store)[faces_b[0]][S.REJECTED_PERSONS]
+    )
+    image = store.get_face(faces_b[1], with_embedding=False).image_id
+    n_image = editor.remove_image(image)
+    editor.remove_face(faces_b[2]) if len(faces_b) > 2 else None
+    for _ in range(6):
+        if editor.undo() is None:
+            break
+    assert editor.undo() is None
+    after = state(store)
+    assert set(after) == set(before) and len(after) == len(before) and n_image >= 1
+    # merge, split, name, reassign all undone: the auto pass's labels are back (the pass after the merge kept it)
+    assert {f: after[f][S.CLUSTER_ID] for f in before} == {f: before[f][S.CLUSTER_ID] for f in before}
+
+
+def test_split_without_groups_reclusters(store):
+    DualModeClusterer(store, unknown_threshold=0.9).cluster_all_faces()  # loose: groups mix people
+    editor = ClusterEditor(store)
+    biggest = next(iter(editor.list_clusters()))
+    parts = editor.split_cluster(biggest)
+    assert len(parts) >= 2 and sum(len(editor.get_cluster(p)) for p in parts) >= 2
+
+
+def test_bad_edits_say_what_is_wrong(store):
+    editor = ClusterEditor(store)
+    with pytest.raises(Exception, match="no faces in cluster"):
+        editor.get_cluster("unknown_cluster_999")
+    with pytest.raises(Exception, match="at least two"):
+        editor.merge_clusters(["unknown_cluster_1"])
+    with pytest.raises(ValueError, match="max_faces"):
+        DualModeClusterer(store).cluster_all_faces(max_faces=0)
+    with pytest.raises(ValueError, match="unknown clustering method"):
+        DualModeClusterer(store, unknown_method="kmeans")
+
+
+def test_max_faces_limits_the_pass(store):
+    summary = DualModeClusterer(store).cluster_all_faces(max_faces=10)
+    assert summary["total_processed"] == 10
+    assert sum(p.get(S.CLUSTER_ID) is not None for p in state(store).values()) == 10
+
+
+def test_synthetic_scale_smoke():
+    """The store-free stages on 3K synthetic faces: every face gets exactly one decision."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(300, 64))
+    x = centres[rng.integers(0, 300, 3000)] + 0.1 * rng.normal(size=(3000, 64))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    with FaceStore(":memory:", model_id="synthetic", dim=64) as s:
+        s.add_faces(
+            [FaceRecord(S.face_point_id(f"i{i}", 0, "synthetic"), f"i{i}", f"/p/{i}.jpg", 0, None, None, None,
+                        "synthetic", embedding=v) for i, v in enumerate(x)]
+        )  # fmt: skip
+        summary = DualModeClusterer(s, unknown_threshold=0.8).cluster_all_faces()
+        assert summary["unknown_clusters"] + summary["noise"] > 0
+        assert all(p.get(S.CLUSTER_ID) for p in s.scroll_all(with_embeddings=False).payloads)
