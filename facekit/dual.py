@@ -287,14 +287,13 @@ class DualModeClusterer:
         emb = face.embedding
         payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS]).get(face_id, {})
         rejected = set(payload.get(S.REJECTED_PERSONS) or [])
+        # cannot-link: the people and clusters of the photo's other faces are off limits
+        siblings = [f for f in self.store.get_by_filter(image_id=face.image_id) if f.face_id != face_id]
+        taken = {f.person_id for f in siblings} | {f.cluster_id for f in siblings}
         if self.assigner_ is not None:
             labels, scores = self.assigner_.predict_with_confidence(emb[None])
             person = labels[0]
-            if (
-                isinstance(person, str)
-                and person not in rejected
-                and not self.store.count(person_id=person, image_id=face.image_id)
-            ):
+            if isinstance(person, str) and person not in rejected and person not in taken:
                 fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
                 self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
                 return "assigned_to_people"
@@ -305,13 +304,14 @@ class DualModeClusterer:
         ]
         votes: dict[str, float] = {}
         for h in hits:
-            if S.is_group(h.face.cluster_id) and not h.face.person_id:
-                votes[h.face.cluster_id] = votes.get(h.face.cluster_id, 0.0) + h.score
-        for cluster_id, _ in sorted(votes.items(), key=lambda kv: -kv[1]):
-            if not self.store.count(cluster_id=cluster_id, image_id=face.image_id):
-                best = max(h.score for h in hits if h.face.cluster_id == cluster_id)
-                self._set_cluster([face_id], cluster_id, best)
-                return "joined_clusters"
+            cluster_id = h.face.cluster_id
+            if S.is_group(cluster_id) and not h.face.person_id and cluster_id not in taken:
+                votes[cluster_id] = votes.get(cluster_id, 0.0) + h.score
+        if votes:
+            cluster_id = max(votes, key=votes.__getitem__)
+            best = max(h.score for h in hits if h.face.cluster_id == cluster_id)
+            self._set_cluster([face_id], cluster_id, best)
+            return "joined_clusters"
         lone = [h for h in hits if not h.face.person_id and not S.is_group(h.face.cluster_id)]
         if lone and self.unknown_min_size <= 2:
             number = self.store.history.reserve_cluster_numbers(0, count=1)
