@@ -12,7 +12,12 @@ WORKERS ?= 2
 MIN_PHOTOS ?= 5
 PER_PERSON ?= 3
 
-.PHONY: setup demo test lint bench faces-index faces-stats faces-search faces-label-from-folders faces-evaluate clean
+PERSON_THRESHOLD ?=
+UNKNOWN_METHOD ?=
+UNKNOWN_MIN_SIZE ?=
+
+.PHONY: setup demo test lint bench bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
+	faces-evaluate faces-cluster-dual faces-cluster clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +37,7 @@ demo: setup
 	  $(FACEKIT) search "$$(ls "$$d"*.jpg | sed -n 2p)" --top-k 5 --store $(DEMO_STORE)
 	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(DEMO_STORE)
 	$(FACEKIT) persons list --store $(DEMO_STORE)
+	$(FACEKIT) cluster-dual --store $(DEMO_STORE)
 	$(FACEKIT) evaluate --store $(DEMO_STORE)
 
 ## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
@@ -42,9 +48,13 @@ lint: setup
 	$(BIN)/ruff check facekit tests bench
 	$(BIN)/ruff format --check facekit tests bench
 
-## bench: indexing throughput and store latency; writes bench/RESULTS.md
+## bench: indexing throughput and store latency; writes bench/results/indexing.md and bench/RESULTS.md
 bench: setup
 	$(BIN)/python bench/run.py --data $(DEMO_DATA)
+
+## bench-clustering: facekit vs the peers on LFW, dual-mode protocol, speed at 1K/10K/100K (~15 min)
+bench-clustering: setup
+	$(BIN)/python bench/clustering.py --data $(DEMO_DATA)
 
 # The spec's operation targets, over FACEKIT_STORE-style STORE=...
 faces-index: setup
@@ -57,6 +67,10 @@ faces-label-from-folders: setup
 	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(STORE)
 faces-evaluate: setup
 	$(FACEKIT) evaluate --store $(STORE)
+faces-cluster-dual: setup
+	$(FACEKIT) cluster-dual --store $(STORE) $(if $(PERSON_THRESHOLD),--person-threshold $(PERSON_THRESHOLD)) \
+	  $(if $(UNKNOWN_METHOD),--unknown-method $(UNKNOWN_METHOD)) $(if $(UNKNOWN_MIN_SIZE),--unknown-min-size $(UNKNOWN_MIN_SIZE))
+faces-cluster: faces-cluster-dual  # the old name
 
 clean:
 	rm -rf .facekit .pytest_cache .ruff_cache

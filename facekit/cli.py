@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from facekit.config import get_settings
+from facekit.dual import DualModeClusterer
+from facekit.edits import ClusterEditor
 from facekit.embedding import (
     load_embedder,
     model_id_for,
@@ -78,6 +80,9 @@ def index_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Photos and/or folders.")],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into subfolders.")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Embedding processes.")] = 1,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Afterwards, place the new faces (known person, cluster or alone).")
+    ] = False,
     model: ModelOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -98,13 +103,15 @@ def index_cmd(
                 progress=not as_json,
                 max_pixels=settings.max_image_pixels,
             )
+            placed = DualModeClusterer(fs).cluster_new_faces() if cluster else None
         _emit(
             as_json,
-            summary.to_dict(),
+            {**summary.to_dict(), **({"clustering": placed} if placed is not None else {})},
             lambda d: (
                 f"{d['images']} images: {d['faces_added']} faces added ({d['already_indexed']} images already "
                 f"indexed), {d['faces_total']} in the store, {len(d['skipped'])} skipped, {d['seconds']:.1f} s"
                 + "".join(f"\n  skipped {s['path']}: {s['reason']}" for s in d["skipped"])
+                + (f"\nclustering: {json.dumps(d['clustering'])}" if "clustering" in d else "")
             ),
         )
 
@@ -308,6 +315,202 @@ def evaluate_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOp
                 indent=2,
             ),
         )
+
+    _run(as_json, body)
+
+
+@app.command("cluster-dual")
+def cluster_dual_cmd(
+    person_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--person-threshold", min=0, max=1, help="Fixed cosine to a person's centroid (default: calibrated)."
+        ),
+    ] = None,
+    unknown_method: Annotated[
+        str | None,
+        typer.Option(
+            "--unknown-method", help="chinese_whispers, connected_components, hdbscan, dbscan, agglomerative."
+        ),
+    ] = None,
+    unknown_min_size: Annotated[int | None, typer.Option("--unknown-min-size", min=2)] = None,
+    unknown_threshold: Annotated[
+        float | None, typer.Option("--unknown-threshold", min=-1, max=1, help="Cosine linking two unknown faces.")
+    ] = None,
+    max_faces: Annotated[int | None, typer.Option("--max-faces", min=1)] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Assign faces to labeled people, cluster the rest; hand labels are never overwritten."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            clusterer = DualModeClusterer(
+                fs,
+                person_threshold=person_threshold,
+                unknown_method=unknown_method,
+                unknown_min_size=unknown_min_size,
+                unknown_threshold=unknown_threshold,
+            )
+            _emit(as_json, clusterer.cluster_all_faces(max_faces=max_faces))
+
+    _run(as_json, body)
+
+
+app.command("cluster", hidden=True, help="Old name of cluster-dual.")(cluster_dual_cmd)
+
+
+@app.command("clusters")
+def clusters_cmd(
+    cluster_id: Annotated[str | None, typer.Argument(help="Show this cluster's faces.")] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List unknown clusters with their sizes, or one cluster's faces."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            editor = ClusterEditor(fs)
+            if cluster_id is None:
+                _emit(as_json, {"clusters": editor.list_clusters()})
+                return
+            faces = editor.get_cluster(cluster_id)
+            rows = [
+                {"face_id": f.face_id, "image_path": f.image_path, "confidence": f.cluster_confidence} for f in faces
+            ]
+            _emit(as_json, {"cluster_id": cluster_id, "faces": rows})
+
+    _run(as_json, body)
+
+
+@app.command("merge")
+def merge_cmd(
+    cluster_ids: Annotated[list[str], typer.Argument(help="Two or more cluster ids.")],
+    into: Annotated[str | None, typer.Option("--into", help="Id to keep (default: the first).")] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Merge clusters into one."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, {"cluster_id": ClusterEditor(fs).merge_clusters(cluster_ids, into=into)})
+
+    _run(as_json, body)
+
+
+@app.command("split")
+def split_cmd(
+    cluster_id: str,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", help="Comma-separated face ids that form a new cluster (repeat).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Without groups: re-cluster at this cosine.")
+    ] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Split a cluster: into given groups of faces, or by re-clustering it more strictly."""
+
+    def body() -> None:
+        groups = [[f.strip() for f in g.split(",") if f.strip()] for g in group] if group else None
+        with _open(store, model) as fs:
+            _emit(as_json, {"clusters": ClusterEditor(fs).split_cluster(cluster_id, groups, threshold=threshold)})
+
+    _run(as_json, body)
+
+
+@app.command("reassign-face")
+def reassign_face_cmd(
+    face_id: str,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Move into this cluster.")] = None,
+    person: Annotated[str | None, typer.Option("--person", help="Label as this person (id or name).")] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move one face to a cluster or a person by hand."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            face = ClusterEditor(fs).reassign_face(face_id, cluster_id=cluster, person=person)
+        _emit(as_json, {"face_id": face.face_id, "person_id": face.person_id, "cluster_id": face.cluster_id})
+
+    _run(as_json, body)
+
+
+@app.command("name-cluster")
+def name_cluster_cmd(
+    cluster_id: str,
+    person: Annotated[str, typer.Argument(help="Existing person (id or name) or a new name.")],
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label every face of a cluster as a person."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            p = ClusterEditor(fs).name_cluster(cluster_id, person)
+            _emit(as_json, {"person_id": p.person_id, "name": p.name, "faces": fs.count(person_id=p.person_id)})
+
+    _run(as_json, body)
+
+
+@app.command("not-person")
+def not_person_cmd(
+    face_id: str,
+    person: Annotated[str | None, typer.Option("--person", help="Default: the face's current person.")] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """ "Not this person": take the face from the person; no automatic pass gives it back."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            ClusterEditor(fs).reject_person(face_id, person)
+        _emit(as_json, {"face_id": face_id, "rejected": person or "current person"})
+
+    _run(as_json, body)
+
+
+@app.command("remove-face")
+def remove_face_cmd(face_id: str, model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete one face (undo brings it back)."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            ClusterEditor(fs).remove_face(face_id)
+        _emit(as_json, {"removed": 1})
+
+    _run(as_json, body)
+
+
+@app.command("remove-image")
+def remove_image_cmd(image_id: str, model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete every face of an image, by its image id (sha256)."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, {"removed": ClusterEditor(fs).remove_image(image_id)})
+
+    _run(as_json, body)
+
+
+@app.command("undo")
+def undo_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Undo the last hand edit (merge, split, reassign, name, not-person, remove)."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            done = ClusterEditor(fs).undo()
+        _emit(as_json, {"undone": done})
 
     _run(as_json, body)
 

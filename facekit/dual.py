@@ -25,6 +25,7 @@ from facekit.assign.person_assigner import PersonAssigner
 from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
 from facekit.config import Settings, get_settings
 from facekit.embedding import defaults_for
+from facekit.errors import ConfigError
 from facekit.store import schema as S
 from facekit.store.face_store import FaceStore, StoredFaces
 
@@ -99,7 +100,10 @@ class DualModeClusterer:
             unknown_threshold if unknown_threshold is not None else 1.0 - settings.eps_for(defaults.unknown_eps)
         )
         self.target_precision = target_precision
-        make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)  # validate early
+        try:  # validate early, with the setting's name
+            make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)
+        except ValueError as exc:
+            raise ConfigError(f"FACE_UNKNOWN_CLUSTERING_METHOD / unknown_method: {exc}") from None
         self.assigner_: PersonAssigner | None = None
 
     # -- the whole pass ---------------------------------------------------------------------------
@@ -111,11 +115,12 @@ class DualModeClusterer:
             if max_faces < 1:
                 raise ValueError(f"max_faces must be >= 1, got {max_faces}")
             faces = StoredFaces(faces.ids[:max_faces], faces.embeddings[:max_faces], faces.payloads[:max_faces])
+        labeled = self.store.scroll_labeled() if max_faces is not None else None
         run_id = uuid.uuid4().hex[:12]
         interrupted = self.store.history.start_run(run_id)
         if interrupted:
             log.warning("clustering run %s was interrupted; this run completes it", interrupted)
-        result = self.assign_to_known_people(faces)
+        result = self.assign_to_known_people(faces, labeled=labeled)
         self.cluster_unknown_faces(faces, result)
         written = self.save_dual_mode_results(faces, result)
         groups = {c for c in result.cluster_ids if S.is_group(c)}
@@ -157,8 +162,11 @@ class DualModeClusterer:
         self.assigner_.calibration_["suspect_labels"] = [faces.ids[rows[r]] for r in suspects]
         return self.assigner_
 
-    def assign_to_known_people(self, faces: StoredFaces) -> DualModeResult:
-        """Hand labels stay; other faces go to the best-matching labeled person or stay unknown."""
+    def assign_to_known_people(self, faces: StoredFaces, *, labeled: StoredFaces | None = None) -> DualModeResult:
+        """Hand labels stay; other faces go to the best-matching labeled person or stay unknown.
+
+        The people are learned from the hand-labeled faces among `faces`, or from `labeled` if given.
+        """
         n = len(faces.ids)
         persons: list[str | None] = [None] * n
         sources: list[str | None] = [None] * n
@@ -169,7 +177,7 @@ class DualModeClusterer:
             elif _is_pinned_cluster(p):
                 sources[i] = S.SOURCE_MANUAL
         result = DualModeResult(persons, [None] * n, confidences, sources, {"source": "no labels"})
-        assigner = self.fit_assigner(faces)
+        assigner = self.fit_assigner(labeled if labeled is not None else faces)
         if assigner is None:
             result.calibration = {"source": "skipped: label faces of at least 2 people to assign automatically"}
             return result
@@ -279,6 +287,19 @@ class DualModeClusterer:
         for face_id in ids:
             counts[self._place(face_id)] += 1
         return counts
+
+    def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
+        """Place faces that have neither person nor cluster (just indexed): one by one when there are
+        at most `incremental_limit`, else one full pass. Returns the counts or the full summary."""
+        payloads = self.store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.CLUSTER_ID])
+        new = [
+            fid
+            for fid, p in zip(payloads.ids, payloads.payloads, strict=True)
+            if not p.get(S.PERSON_ID) and not p.get(S.CLUSTER_ID)
+        ]
+        if len(new) > incremental_limit:
+            return self.cluster_all_faces()
+        return {"new_faces": len(new), **self.add_faces_incrementally(new)}
 
     add_face_to_cluster = add_faces_incrementally  # the seed's name (takes a list of ids here)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering
 
 from facekit.cluster.graph import _GraphClusterer, relabel_by_size
 from facekit.cluster.knn import KnnGraph, knn_graph
@@ -33,6 +32,8 @@ class DbscanClusterer(_GraphClusterer):
     """
 
     def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
+        from sklearn.cluster import DBSCAN  # sklearn loads in ~1 s: only when used
+
         d = adjacency.copy()
         d.data = np.maximum(1.0 - d.data, 1e-9)
         # min_samples counts the point itself, as DBSCAN's core rule does
@@ -49,6 +50,8 @@ class AgglomerativeClusterer(_GraphClusterer):
         if len(x) < 2:
             self.labels_ = relabel_by_size(np.zeros(len(x), dtype=np.int64), self.min_cluster_size)
             return self
+        from sklearn.cluster import AgglomerativeClustering
+
         connectivity = self.graph_.adjacency(-1.0)
         model = AgglomerativeClustering(
             n_clusters=None,
@@ -71,6 +74,8 @@ class HdbscanClusterer(_GraphClusterer):
         if len(x) <= self.min_cluster_size:
             self.labels_ = np.full(len(x), -1, dtype=np.int64)
             return self
+        from sklearn.cluster import HDBSCAN
+
         d = _distances(self.graph_)
         model = HDBSCAN(
             min_cluster_size=max(2, self.min_cluster_size),
