@@ -204,14 +204,16 @@ def dual(x: np.ndarray, paths: list[str]) -> dict:
         for fid, p in zip(faces.ids, faces.payloads, strict=True):
             manual[pos[fid]] = p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL
         assigner = d.assigner_
+        folder_of = {p.person_id: p.name for p in store.list_persons()}  # label-from-folders names = folders
     labels = truth[manual]
     known = np.isin(truth, np.unique(labels)) & ~manual
     unknown = ~np.isin(truth, np.unique(labels))
     test = ~manual
     # facekit's score and the spec's centroid rule, each swept for recall at 99.5% precision
     predicted, fk_score = assigner.best_match(x[test])
+    predicted = np.array([folder_of[p] for p in predicted])
     sims = x[test] @ assigner.centroids_.T
-    spec_pred = assigner.classes_[sims.argmax(axis=1)]
+    spec_pred = np.array([folder_of[p] for p in assigner.classes_[sims.argmax(axis=1)]])
     spec_score = sims.max(axis=1)
     curves = {
         "facekit (centroid + runner-up margin)": recall_at_precision(

@@ -1,6 +1,9 @@
 """facekit: turn photo collections into people (detect, embed, store in Qdrant, cluster, label, train)."""
 
+from facekit.assign import PersonAssigner
 from facekit.config import Settings, get_settings
+from facekit.dual import DualModeClusterer
+from facekit.edits import ClusterEditor
 from facekit.embedding import Embedder, ModelDefaults, defaults_for, load_embedder, read_embeddings_npz
 from facekit.errors import (
     ConfigError,
@@ -23,8 +26,10 @@ from facekit.types import DetectedFace, FaceRecord, IndexSummary, Person, Search
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClusterEditor",
     "ConfigError",
     "DetectedFace",
+    "DualModeClusterer",
     "Embedder",
     "FaceRecord",
     "FaceStore",
@@ -36,6 +41,7 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "Person",
+    "PersonAssigner",
     "SchemaMismatchError",
     "SearchHit",
     "Settings",

@@ -309,7 +309,9 @@ class DualModeClusterer:
         payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS]).get(face_id, {})
         rejected = set(payload.get(S.REJECTED_PERSONS) or [])
         # cannot-link: the people and clusters of the photo's other faces are off limits
-        siblings = [f for f in self.store.get_by_filter(image_id=face.image_id) if f.face_id != face_id]
+        siblings = [
+            h.face for h in self.store.search(emb, top_k=64, image_id=face.image_id) if h.face.face_id != face_id
+        ]
         taken = {f.person_id for f in siblings} | {f.cluster_id for f in siblings}
         if self.assigner_ is not None:
             labels, scores = self.assigner_.predict_with_confidence(emb[None])

@@ -157,3 +157,14 @@ def test_store_open_in_another_process_is_a_clear_error(store_path):
         other.communicate("")
     with FaceStore(store_path, model_id="m", dim=DIM) as s:  # free again once the other process is gone
         assert s.count() == 0
+
+
+def test_embedded_store_writes_in_wal_mode(store_path):
+    """Fast, crash-safe label writes rely on qdrant-client internals: notice if an upgrade breaks them."""
+    import sqlite3
+
+    with FaceStore(store_path, model_id="m", dim=4) as store:
+        files = sorted((store_path / "collection").glob("*/storage.sqlite"))
+        assert {f.parent.name for f in files} >= {store.collection, S.PERSONS_COLLECTION, store.history.collection}
+        for f in files:
+            assert sqlite3.connect(f).execute("PRAGMA journal_mode").fetchone()[0] == "wal", f

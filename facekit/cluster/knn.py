@@ -96,7 +96,7 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points a list
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    index.train(x[rng.choice(n, min(n, 50 * nlist), replace=False)])
+    index.train(x[rng.choice(n, min(n, 30 * nlist), replace=False)])
     index.add(x)
     index.nprobe = nprobe
     return _search(index, x, k)

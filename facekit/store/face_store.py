@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 UPSERT_BATCH = 512
 SCROLL_BATCH = 2048
+# qdrant-client's local mode sorts every id on each scroll call: read it in few, large pages.
+LOCAL_SCROLL_BATCH = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -393,7 +395,7 @@ class FaceStore:
             points, offset = self.client.scroll(
                 self.collection,
                 scroll_filter=flt,
-                limit=SCROLL_BATCH,
+                limit=SCROLL_BATCH if self.is_server else LOCAL_SCROLL_BATCH,
                 offset=offset,
                 with_payload=payload,
                 with_vectors=with_vectors,
@@ -442,12 +444,14 @@ class FaceStore:
         top_k: int = 10,
         person_id: str | None = None,
         cluster_id: str | None = None,
+        image_id: str | None = None,
     ) -> list[SearchHit]:
-        """Most similar faces (cosine), best first, with their person's name."""
+        """Most similar faces (cosine), best first, with their person's name; optionally only those
+        of one person, cluster or image."""
         emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if emb.shape != (self.dim,):
             raise StoreError(f"query embedding has shape {emb.shape}, store expects ({self.dim},)")
-        flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id})
+        flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id, S.IMAGE_ID: image_id})
         res = self.client.query_points(
             self.collection, query=emb.tolist(), limit=top_k, query_filter=flt, with_payload=True
         ).points
