@@ -210,13 +210,14 @@ def dual(x: np.ndarray, paths: list[str]) -> dict:
     unknown = ~np.isin(truth, np.unique(labels))
     test = ~manual
     # facekit's score and the spec's centroid rule, each swept for recall at 99.5% precision
-    predicted, fk_score = assigner.best_match(x[test])
+    predicted, s1, lead = assigner.best_match(x[test])
+    fk_score = np.where(lead >= assigner.margin_, s1, -np.inf)  # facekit's rule at its calibrated margin
     predicted = np.array([folder_of[p] for p in predicted])
     sims = x[test] @ assigner.centroids_.T
     spec_pred = np.array([folder_of[p] for p in assigner.classes_[sims.argmax(axis=1)]])
     spec_score = sims.max(axis=1)
     curves = {
-        "facekit (centroid + runner-up margin)": recall_at_precision(
+        "facekit rule (centroid, runner-up margin as calibrated)": recall_at_precision(
             truth[test], predicted, fk_score, known[test], unknown[test]
         ),
         "spec rule (centroid, cosine >= threshold)": recall_at_precision(

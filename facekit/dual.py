@@ -153,10 +153,9 @@ class DualModeClusterer:
         if len(set(people)) < 2:
             self.assigner_ = None
             return None
-        margin = 0.0 if self.person_threshold is not None else 1.0
-        self.assigner_ = PersonAssigner(
-            self.person_threshold, margin_weight=margin, target_precision=self.target_precision
-        ).fit(faces.embeddings[manual], people)
+        self.assigner_ = PersonAssigner(self.person_threshold, target_precision=self.target_precision).fit(
+            faces.embeddings[manual], people
+        )
         rows = np.flatnonzero(manual)
         suspects = self.assigner_.calibration_.get("suspect_labels", [])
         self.assigner_.calibration_["suspect_labels"] = [faces.ids[rows[r]] for r in suspects]
@@ -181,7 +180,11 @@ class DualModeClusterer:
         if assigner is None:
             result.calibration = {"source": "skipped: label faces of at least 2 people to assign automatically"}
             return result
-        result.calibration = {"threshold": round(assigner.threshold_, 4), **assigner.calibration_}
+        result.calibration = {
+            "threshold": round(assigner.threshold_, 4),
+            **assigner.calibration_,
+            "margin": round(assigner.margin_, 4),
+        }
         candidates = np.array([s is None for s in sources], dtype=bool)
         if not candidates.any():
             return result
@@ -278,7 +281,7 @@ class DualModeClusterer:
         neighbour forms a new group with it. Returns counts per outcome.
         """
         ids = list(face_ids)
-        counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0}
+        counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0, "labeled_by_hand": 0}
         if not ids:
             return counts
         if self.assigner_ is None:
@@ -306,7 +309,9 @@ class DualModeClusterer:
     def _place(self, face_id: str) -> str:
         face = self.store.get_face(face_id)
         emb = face.embedding
-        payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS]).get(face_id, {})
+        payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS, S.ASSIGNMENT_SOURCE]).get(face_id, {})
+        if payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL:
+            return "labeled_by_hand"  # never moved by an automatic pass
         rejected = set(payload.get(S.REJECTED_PERSONS) or [])
         # cannot-link: the people and clusters of the photo's other faces are off limits
         siblings = [

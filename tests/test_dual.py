@@ -118,7 +118,7 @@ def test_known_people_are_assigned_and_hand_labels_survive_every_pass(store):
     if len(clusters) >= 2:
         editor.merge_clusters(clusters[:2])
     d.cluster_all_faces()
-    d.add_faces_incrementally([powell[4]])
+    assert d.add_faces_incrementally([powell[4], powell[3]])["labeled_by_hand"] == 1
     d.cluster_all_faces()
     final = state(store)
     assert final[powell[3]][S.PERSON_ID] == wrong and final[powell[3]][S.ASSIGNMENT_SOURCE] == S.SOURCE_MANUAL

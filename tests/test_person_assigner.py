@@ -36,15 +36,15 @@ def test_margin_refuses_faces_between_two_people():
     x = np.array([[1, 0, 0], [0.98, 0.2, 0], [0, 1, 0], [0.2, 0.98, 0]], dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     fit = PersonAssigner(threshold=0.0).fit(x, ["a", "a", "b", "b"])
-    a, b = fit.centroids_
+    a, b = fit.prototypes_
     mix = 0.55 * a + 0.45 * b  # a little nearer "a"
     between = mix / np.linalg.norm(mix) * 0.9 + np.array([0, 0, np.sqrt(1 - 0.81)])
     s1 = float(between @ a)
     clear = s1 * a + np.sqrt(1 - s1**2) * np.array([0, 0, 1.0])  # as close to "a", far from "b"
     faces = np.stack([clear, between]).astype(np.float32)
-    plain = PersonAssigner(threshold=s1 - 0.01, margin_weight=0.0).fit(x, ["a", "a", "b", "b"])
+    plain = PersonAssigner(threshold=s1 - 0.01).fit(x, ["a", "a", "b", "b"])
     assert plain.predict(faces).tolist() == ["a", "a"]  # same similarity: the plain rule cannot tell them apart
-    with_margin = PersonAssigner(threshold=s1 + 0.1, margin_weight=1.0).fit(x, ["a", "a", "b", "b"])
+    with_margin = PersonAssigner(threshold=s1 - 0.01, margin=0.2).fit(x, ["a", "a", "b", "b"])
     assert with_margin.predict(faces).tolist() == ["a", UNASSIGNED]
 
 
@@ -63,11 +63,36 @@ def test_confidence_and_errors():
         PersonAssigner(target_precision=1.0).fit(x, y)
 
 
-@pytest.mark.parametrize("margin_weight", [0.0, 1.0])
-def test_calibration_with_two_people_is_finite(margin_weight):
+@pytest.mark.parametrize("margin", [None, 0.0])
+def test_calibration_with_two_people_is_finite(margin):
     # Removing a face's own person leaves one candidate: its runner-up must count as -1, not -inf.
     x, y = people(2, 5, spread=0.1)
-    assigner = PersonAssigner(margin_weight=margin_weight).fit(x, y)
+    assigner = PersonAssigner(margin=margin).fit(x, y)
     assert np.isfinite(assigner.threshold_)
     assert assigner.calibration_["estimated_false_accept"] == 0.0
     assert (assigner.predict(x) == y).mean() > 0.5
+
+
+def test_calibration_picks_a_margin_from_the_grid_and_reports_it():
+    x, y = people(40, 6, spread=0.5, seed=7)
+    assigner = PersonAssigner().fit(x, y)
+    assert assigner.calibration_["margin"] in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+    assert assigner.margin_ == assigner.calibration_["margin"]
+
+
+def test_extra_prototypes_match_a_person_with_two_looks():
+    # One person photographed in two very different ways: their centroid sits between both looks.
+    rng = np.random.default_rng(1)
+    look_a, look_b, other = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 16)))
+
+    def around(v, n):
+        z = v + rng.normal(scale=0.05, size=(n, 16))
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    x = np.vstack([around(look_a, 6), around(look_b, 6), around(other, 6)]).astype(np.float32)
+    y = ["ann"] * 12 + ["bo"] * 6
+    query = around(look_b, 1).astype(np.float32)
+    one = PersonAssigner(threshold=0.9).fit(x, y)
+    several = PersonAssigner(threshold=0.9, max_prototypes=3).fit(x, y)
+    assert len(several.prototypes_) > len(one.prototypes_)
+    assert one.predict(query).tolist() == [UNASSIGNED] and several.predict(query).tolist() == ["ann"]
