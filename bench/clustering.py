@@ -179,7 +179,14 @@ def fill_store(store: FaceStore, x: np.ndarray, paths: list[str]) -> list[str]:
         models.PointStruct(
             id=fid,
             vector=v.tolist(),
-            payload={S.FACE_ID: fid, S.IMAGE_ID: p, S.IMAGE_PATH: p, S.FACE_INDEX: 0, S.MODEL_ID: store.model_id},
+            payload={
+                S.FACE_ID: fid,
+                S.IMAGE_ID: p,
+                S.IMAGE_PATH: p,
+                S.FACE_INDEX: 0,
+                S.IMAGE_FACE_COUNT: 1,
+                S.MODEL_ID: store.model_id,
+            },
         )
         for fid, v, p in zip(ids, x, paths, strict=True)
     ]
