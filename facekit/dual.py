@@ -105,6 +105,7 @@ class DualModeClusterer:
         except ValueError as exc:
             raise ConfigError(f"FACE_UNKNOWN_CLUSTERING_METHOD / unknown_method: {exc}") from None
         self.assigner_: PersonAssigner | None = None
+        self._fitted = False
 
     # -- the whole pass ---------------------------------------------------------------------------
     def cluster_all_faces(self, max_faces: int | None = None) -> dict[str, Any]:
@@ -148,6 +149,7 @@ class DualModeClusterer:
     # -- stage 1: known people ---------------------------------------------------------------------
     def fit_assigner(self, faces: StoredFaces) -> PersonAssigner | None:
         """A PersonAssigner fit on the hand-labeled faces, or None when fewer than 2 people are labeled."""
+        self._fitted = True
         manual = np.array([_is_manual_person(p) for p in faces.payloads], dtype=bool)
         people = [faces.payloads[i][S.PERSON_ID] for i in np.flatnonzero(manual)]
         if len(set(people)) < 2:
@@ -276,6 +278,8 @@ class DualModeClusterer:
     def add_faces_incrementally(self, face_ids: Iterable[str]) -> dict[str, int]:
         """Place new faces one by one: a known person, else the nearest unknown group, else alone.
 
+        Known people are those of the last fit (the first call, or `cluster_all_faces`, fits them).
+
         A face joins a group when one of its nearest stored faces in that group is at least
         `unknown_threshold` similar (and the group holds no face of the same photo); a lone close
         neighbour forms a new group with it. Returns counts per outcome.
@@ -284,9 +288,8 @@ class DualModeClusterer:
         counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0, "labeled_by_hand": 0}
         if not ids:
             return counts
-        if self.assigner_ is None:
-            labeled = self.store.scroll_labeled()
-            self.fit_assigner(labeled)
+        if not self._fitted:  # the people as of the last fit (cluster_all_faces refits them)
+            self.fit_assigner(self.store.scroll_labeled())
         for face_id in ids:
             counts[self._place(face_id)] += 1
         return counts
