@@ -245,6 +245,40 @@ def dual(x: np.ndarray, paths: list[str]) -> dict:
     return out
 
 
+def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
+    """PersonAssigner defaults under other labeling budgets: people with >= min_photos photos known,
+    their first `per_person` photos labeled; scored on every other face."""
+    from facekit.assign import UNASSIGNED, PersonAssigner
+
+    truth = truth_of(paths)
+    names, counts = np.unique(truth, return_counts=True)
+    rows = []
+    for per_person, min_photos in [(2, 3), (3, 5), (5, 8), (12, 20), (20, 40)]:
+        known = names[counts >= min_photos]
+        labeled = np.zeros(len(x), bool)
+        seen: dict[str, int] = {}
+        for i, t in enumerate(truth):  # paths are sorted: the first photos by file name
+            if t in known and seen.get(t, 0) < per_person:
+                labeled[i], seen[t] = True, seen.get(t, 0) + 1
+        assigner = PersonAssigner().fit(x[labeled], truth[labeled])
+        pred, t = assigner.predict(x[~labeled]), truth[~labeled]
+        is_known, accepted = np.isin(t, known), pred != UNASSIGNED
+        rows.append(
+            {
+                "per_person": per_person,
+                "min_photos": min_photos,
+                "people": len(known),
+                "threshold": round(assigner.threshold_, 4),
+                "margin": assigner.margin_,
+                "precision": round(float(np.mean(pred[accepted] == t[accepted])), 4) if accepted.any() else None,
+                "recall": round(float(np.sum((pred == t) & is_known) / is_known.sum()), 4),
+                "false_accept": round(float(np.mean(accepted[~is_known])), 4),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def recall_at_precision(
     truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, known: np.ndarray, unknown: np.ndarray
 ) -> dict[str, float]:
@@ -342,7 +376,7 @@ def speed(sizes: list[int]) -> list[dict]:
 
 # -- report -----------------------------------------------------------------------------------------
 def markdown(res: dict) -> str:
-    q, d, sp = res["quality"], res["dual"], res["speed"]
+    q, d, sp, lb = res["quality"], res["dual"], res["speed"], res["label_budgets"]
     fk = q["facekit"]
     best_peer = max((p["best"]["bcubed_f"] for p in q["peers"]), default=0)
     lines = [
@@ -390,6 +424,16 @@ def markdown(res: dict) -> str:
         "",
         f"`cluster_all_faces` here: {d['summary']}.",
         "",
+        "Other labeling budgets, same defaults (`PersonAssigner()` on the arrays; first photos by file name labeled):",
+        "",
+        "| labeled per person | known people (≥ N photos) | threshold | margin | precision | recall | false accept |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['per_person']} | {r['people']} (≥ {r['min_photos']}) | {r['threshold']} | {r['margin']} | "
+            f"{r['precision']} | {r['recall']} | {r['false_accept']} |"
+            for r in lb
+        ],
+        "",
         "### Speed and peak memory of `cluster_all_faces` (synthetic 512-d identities, embedded store)",
         "",
         "Assign (30 people labeled) + cluster + save. Peak RSS is the whole process (store included).",
@@ -426,6 +470,7 @@ def main() -> None:
         "defaults": {"dlib": defaults_for(DLIB).__dict__},
         "quality": quality(x, paths, not args.no_hdbscan),
         "dual": dual(x, paths),
+        "label_budgets": label_budgets(x, paths),
         "speed": speed(args.sizes),
     }
     out = HERE / "results"
