@@ -65,8 +65,8 @@ class ClusterEditor:
         self, cluster_id: str, groups: Sequence[Sequence[str]] | None = None, *, threshold: float | None = None
     ) -> list[str]:
         """Split a cluster into the given groups of face ids (faces left out stay in `cluster_id`),
-        or, without groups, re-cluster it with a stricter `threshold` (default: the confidence
-        median of its faces). Returns the cluster ids that now hold its faces, the original first."""
+        or, without groups, re-cluster it at cosine `threshold` (default: the median cosine between its
+        faces). Returns the cluster ids that now hold its faces, the original first if it kept any."""
         faces = self.get_cluster(cluster_id)
         ids = [f.face_id for f in faces]
         if groups is None:
