@@ -404,10 +404,12 @@ class FaceStore:
             if offset is None:
                 return
 
-    def scroll_all(self, *, with_embeddings: bool = True, fields: list[str] | None = None) -> StoredFaces:
+    def scroll_all(
+        self, *, with_embeddings: bool = True, fields: list[str] | None = None, _filter: models.Filter | None = None
+    ) -> StoredFaces:
         """Every face in one pass (ids, embeddings, payloads): the way to do bulk work."""
         ids, vectors, payloads = [], [], []
-        for p in self._scroll(with_vectors=with_embeddings, payload=fields if fields is not None else True):
+        for p in self._scroll(_filter, with_vectors=with_embeddings, payload=fields if fields is not None else True):
             ids.append(str(p.id))
             payloads.append(p.payload or {})
             if with_embeddings:
@@ -419,12 +421,9 @@ class FaceStore:
 
     def scroll_labeled(self) -> StoredFaces:
         """The faces labeled by hand with a person (ids, embeddings, payloads)."""
-        flt = models.Filter(
-            must=[models.FieldCondition(key=S.ASSIGNMENT_SOURCE, match=models.MatchValue(value=S.SOURCE_MANUAL))]
-        )
-        points = [p for p in self._scroll(flt, with_vectors=True) if (p.payload or {}).get(S.PERSON_ID)]
-        emb = np.asarray([p.vector for p in points], dtype=np.float32).reshape(len(points), self.dim)
-        return StoredFaces([str(p.id) for p in points], emb, [p.payload or {} for p in points])
+        manual = self.scroll_all(_filter=_match(**{S.ASSIGNMENT_SOURCE: S.SOURCE_MANUAL}))
+        keep = [i for i, p in enumerate(manual.payloads) if p.get(S.PERSON_ID)]
+        return StoredFaces([manual.ids[i] for i in keep], manual.embeddings[keep], [manual.payloads[i] for i in keep])
 
     def image_face_counts(self) -> dict[str, tuple[int, int]]:
         """image_id → (faces stored, faces the image holds): an image is complete when they agree."""
