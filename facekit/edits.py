@@ -58,7 +58,7 @@ class ClusterEditor:
         faces = [f for cid in dict.fromkeys(cluster_ids) for f in self.get_cluster(cid)]
         if into is not None and into not in cluster_ids:
             faces += self.store.get_by_filter(cluster_id=into)
-        self._apply("merge", {f.face_id: self._pin(target) for f in faces})
+        self._apply("merge", {f.face_id: self._hand_label(cluster_id=target) for f in faces})
         return target
 
     def split_cluster(
@@ -76,12 +76,12 @@ class ClusterEditor:
             raise StoreError(f"{len(stray)} face(s) are not in {cluster_id}, e.g. {sorted(stray)[0]}")
         grouped = {fid for g in groups for fid in g}
         first = self.store.history.reserve_cluster_numbers(0, count=len(groups))
-        updates = {fid: self._pin(cluster_id) for fid in ids if fid not in grouped}
+        updates = {fid: self._hand_label(cluster_id=cluster_id) for fid in ids if fid not in grouped}
         new_ids = [cluster_id] if updates else []
         for k, group in enumerate(g for g in groups if g):
             new_id = S.cluster_name(first + k)
             new_ids.append(new_id)
-            updates.update({fid: self._pin(new_id) for fid in group})
+            updates.update({fid: self._hand_label(cluster_id=new_id) for fid in group})
         self._apply("split", updates)
         return new_ids
 
@@ -111,9 +111,9 @@ class ClusterEditor:
             rejected = sorted({*rejected, face.person_id})
         if person is not None:
             target = self.store.resolve_person(person)
-            fields = self._label(target.person_id)
+            fields = self._hand_label(person_id=target.person_id)
         else:
-            fields = self._pin(str(cluster_id))
+            fields = self._hand_label(cluster_id=str(cluster_id))
         self._apply("reassign", {face_id: {**fields, S.REJECTED_PERSONS: rejected}})
         return self.store.get_face(face_id, with_embedding=False)
 
@@ -138,7 +138,7 @@ class ClusterEditor:
             target = self.store.resolve_person(person)
         except NotFoundError:
             target = self.store.create_person(person)
-        self._apply("name", {f.face_id: self._label(target.person_id) for f in faces})
+        self._apply("name", {f.face_id: self._hand_label(person_id=target.person_id) for f in faces})
         return target
 
     def remove_face(self, face_id: str) -> None:
@@ -169,21 +169,11 @@ class ClusterEditor:
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
-    def _pin(cluster_id: str) -> dict[str, Any]:
-        """Fields of a face put in a cluster by hand."""
-        return {
-            S.CLUSTER_ID: cluster_id,
-            S.PERSON_ID: None,
-            S.ASSIGNMENT_SOURCE: S.SOURCE_MANUAL,
-            S.CLUSTER_CONFIDENCE: 1,
-        }
-
-    @staticmethod
-    def _label(person_id: str) -> dict[str, Any]:
-        """Fields of a face labeled with a person by hand."""
+    def _hand_label(*, person_id: str | None = None, cluster_id: str | None = None) -> dict[str, Any]:
+        """Fields of a face given a person, or put in a cluster, by hand."""
         return {
             S.PERSON_ID: person_id,
-            S.CLUSTER_ID: None,
+            S.CLUSTER_ID: cluster_id,
             S.ASSIGNMENT_SOURCE: S.SOURCE_MANUAL,
             S.CLUSTER_CONFIDENCE: 1,
         }

@@ -70,12 +70,15 @@ def _has_faiss(n: int) -> bool:
     return True
 
 
+def _unfilled(n: int, k: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """How many neighbours rows can have (k, or n-1 if fewer), and graph arrays with none filled in."""
+    return min(k, max(n - 1, 0)), np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32)
+
+
 def _search(index, x: np.ndarray, k: int) -> KnnGraph:  # index: a faiss index holding x
     """k nearest other rows of x from a faiss inner-product index over x."""
     n = len(x)
-    k_eff = min(k, max(n - 1, 0))
-    indices = np.full((n, k), -1, dtype=np.int64)
-    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    k_eff, indices, sims = _unfilled(n, k)
     if k_eff == 0:
         return KnnGraph(indices, sims)
     found_sims, found = index.search(x, k_eff + 1)
@@ -106,9 +109,7 @@ def exact_knn_graph(embeddings: np.ndarray, k: int = 30, *, block: int = 2048) -
     """Exact k nearest neighbours by blocked matrix products (no N x N matrix is ever held)."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n = len(x)
-    k_eff = min(k, max(n - 1, 0))
-    indices = np.full((n, k), -1, dtype=np.int64)
-    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    k_eff, indices, sims = _unfilled(n, k)
     if k_eff == 0:
         return KnnGraph(indices, sims)
     for start in range(0, n, block):
