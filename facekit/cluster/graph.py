@@ -128,21 +128,25 @@ class ChineseWhispers(_GraphClusterer):
         n = adjacency.shape[0]
         labels = np.arange(n)
         indptr, indices, data = adjacency.indptr, adjacency.indices, adjacency.data
+        # plain Python lists: per-node work is a handful of edges, where numpy calls cost more than they save
+        labels = labels.tolist()
+        neighbours = [indices[indptr[i] : indptr[i + 1]].tolist() for i in range(n)]
+        weights = [data[indptr[i] : indptr[i + 1]].tolist() for i in range(n)]
         for _ in range(self.iterations):
             changed = 0
-            for i in rng.permutation(n):
-                lo, hi = indptr[i], indptr[i + 1]
-                if lo == hi:
+            for i in rng.permutation(n).tolist():
+                if not neighbours[i]:
                     continue
-                neighbour_labels = labels[indices[lo:hi]]
-                uniq, inv = np.unique(neighbour_labels, return_inverse=True)
-                best = uniq[np.argmax(np.bincount(inv, weights=data[lo:hi]))]
+                votes: dict[int, float] = {}
+                for j, w in zip(neighbours[i], weights[i], strict=True):
+                    votes[labels[j]] = votes.get(labels[j], 0.0) + w
+                best = min(votes, key=lambda label: (-votes[label], label))  # ties: the smallest label
                 if best != labels[i]:
                     labels[i] = best
                     changed += 1
             if changed == 0:
                 break
-        return labels
+        return np.asarray(labels, dtype=np.int64)
 
 
 def _mean_pairwise_similarity(x: np.ndarray) -> float:

@@ -1,8 +1,10 @@
 """k-nearest-neighbour graphs over L2-normalised embeddings (cosine similarity = dot product).
 
 Exact (faiss flat search) up to `EXACT_MAX_FACES` faces; above that an inverted-file index (faiss
-IVF-Flat). Measured on 2 cores, k=30: 10K x 512-d exact numpy 2.8 s, faiss flat 0.66 s; 100K x 512-d
-faiss flat ~60 s, hnswlib 56 s (build 33 s), faiss IVF-Flat with nprobe=16 15 s.
+IVF-Flat, nprobe 16): on LFW (13K dlib faces) it builds the graph in 0.18 s instead of 0.43 s, and Chinese
+Whispers on it scores BCubed F 0.9406 against 0.9409 on the exact graph. Measured on 2 cores, k=30:
+10K x 512-d exact numpy 2.8 s, faiss flat 0.66 s; 100K x 512-d faiss flat ~60 s, hnswlib 56 s (build
+33 s), faiss IVF-Flat with nprobe=16 15 s.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-EXACT_MAX_FACES = 20_000
+EXACT_MAX_FACES = 5_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points a list
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    index.train(x[rng.choice(n, min(n, 30 * nlist), replace=False)])
+    index.train(x[rng.choice(n, min(n, 40 * nlist), replace=False)])
     index.add(x)
     index.nprobe = nprobe
     return _search(index, x, k)
