@@ -1,10 +1,10 @@
 """k-nearest-neighbour graphs over L2-normalised embeddings (cosine similarity = dot product).
 
 Exact (faiss flat search) up to `EXACT_MAX_FACES` faces; above that an inverted-file index (faiss
-IVF-Flat, nprobe 16): on LFW (13K dlib faces) it builds the graph in 0.18 s instead of 0.43 s, and Chinese
-Whispers on it scores BCubed F 0.9406 against 0.9409 on the exact graph. Measured on 2 cores, k=30:
-10K x 512-d exact numpy 2.8 s, faiss flat 0.66 s; 100K x 512-d faiss flat ~60 s, hnswlib 56 s (build
-33 s), faiss IVF-Flat with nprobe=16 15 s.
+IVF-Flat, nprobe 16). On LFW (13K dlib faces) IVF would build the graph in 0.18 s instead of 0.43 s, but
+Chinese Whispers on it scores BCubed F 0.9406 against 0.9409 on the exact graph: exact while it is cheap.
+Measured on 2 cores, k=30: 10K x 512-d exact numpy 2.8 s, faiss flat 0.66 s; 100K x 512-d faiss flat
+~60 s, hnswlib 56 s (build 33 s), faiss IVF-Flat with nprobe=16 15 s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-EXACT_MAX_FACES = 5_000
+EXACT_MAX_FACES = 20_000
 
 
 @dataclass(frozen=True)
