@@ -313,14 +313,17 @@ class DualModeClusterer:
     def _place(self, face_id: str) -> str:
         face = self.store.get_face(face_id)
         emb = face.embedding
-        payload = self.store.payloads([face_id], fields=[S.REJECTED_PERSONS, S.ASSIGNMENT_SOURCE]).get(face_id, {})
+        fields = [S.REJECTED_PERSONS, S.ASSIGNMENT_SOURCE, S.IMAGE_FACE_COUNT]
+        payload = self.store.payloads([face_id], fields=fields).get(face_id, {})
         if payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL:
             return "labeled_by_hand"  # never moved by an automatic pass
         rejected = set(payload.get(S.REJECTED_PERSONS) or [])
-        # cannot-link: the people and clusters of the photo's other faces are off limits
-        siblings = [
-            h.face for h in self.store.search(emb, top_k=64, image_id=face.image_id) if h.face.face_id != face_id
-        ]
+        # cannot-link: the people and clusters of the photo's other faces are off limits. Most photos hold
+        # one face (the count is stored at indexing): no scan of the store for those.
+        siblings = []
+        if payload.get(S.IMAGE_FACE_COUNT) != 1:
+            hits = self.store.search(emb, top_k=64, image_id=face.image_id)
+            siblings = [h.face for h in hits if h.face.face_id != face_id]
         taken = {f.person_id for f in siblings} | {f.cluster_id for f in siblings}
         if self.assigner_ is not None:
             labels, scores = self.assigner_.predict_with_confidence(emb[None])

@@ -164,6 +164,13 @@ def test_two_faces_of_one_photo_never_share_a_person_or_cluster(store):
     a, b = store.get_face(original.face_id, with_embedding=False), store.get_face(twin.face_id, with_embedding=False)
     assert a.person_id is not None or b.person_id is not None
     assert a.person_id != b.person_id and not (S.is_group(a.cluster_id) and a.cluster_id == b.cluster_id)
+    # the incremental path keeps them apart too: the later of the two may not join the other's person or cluster
+    later = b if b.person_id is None else a
+    other = a if later is b else b
+    store.update_payload({later.face_id: dict.fromkeys((S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE))})
+    d.add_faces_incrementally([later.face_id])
+    placed = store.get_face(later.face_id, with_embedding=False)
+    assert (placed.person_id or placed.cluster_id) not in {other.person_id, other.cluster_id}
     for payloads in _by_group(store).values():
         images = Counter(p[S.IMAGE_ID] for p in payloads if p.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL)
         assert max(images.values()) == 1
