@@ -47,10 +47,6 @@ class DualModeResult:
     calibration: dict[str, Any]
 
 
-def _is_manual_person(payload: dict[str, Any]) -> bool:
-    return payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL and bool(payload.get(S.PERSON_ID))
-
-
 def _is_pinned_cluster(payload: dict[str, Any]) -> bool:
     """Put in a cluster by hand (and not labeled with a person)."""
     return (
@@ -151,7 +147,7 @@ class DualModeClusterer:
     def fit_assigner(self, faces: StoredFaces) -> PersonAssigner | None:
         """A PersonAssigner fit on the hand-labeled faces, or None when fewer than 2 people are labeled."""
         self._fitted = True
-        manual = np.array([_is_manual_person(p) for p in faces.payloads], dtype=bool)
+        manual = np.array([S.is_hand_labeled(p) for p in faces.payloads], dtype=bool)
         people = [faces.payloads[i][S.PERSON_ID] for i in np.flatnonzero(manual)]
         if len(set(people)) < 2:
             self.assigner_ = None
@@ -174,7 +170,7 @@ class DualModeClusterer:
         sources: list[str | None] = [None] * n
         confidences = np.zeros(n, dtype=np.float32)
         for i, p in enumerate(faces.payloads):
-            if _is_manual_person(p):
+            if S.is_hand_labeled(p):
                 persons[i], sources[i], confidences[i] = p[S.PERSON_ID], S.SOURCE_MANUAL, 1.0
             elif _is_pinned_cluster(p):
                 sources[i] = S.SOURCE_MANUAL

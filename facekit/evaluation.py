@@ -59,7 +59,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
     truth = [folder_truth(pl.get(S.IMAGE_PATH, "")) for pl in faces.payloads]
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for t, pl in zip(truth, faces.payloads, strict=True):
-        if pl.get(S.PERSON_ID) and pl.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL:
+        if S.is_hand_labeled(pl):
             votes[pl[S.PERSON_ID]][t] += 1
     person_identity = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
     predicted: list[str | None] = []

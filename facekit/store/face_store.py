@@ -422,7 +422,7 @@ class FaceStore:
     def scroll_labeled(self) -> StoredFaces:
         """The faces labeled by hand with a person (ids, embeddings, payloads)."""
         manual = self.scroll_all(_filter=_match(**{S.ASSIGNMENT_SOURCE: S.SOURCE_MANUAL}))
-        keep = [i for i, p in enumerate(manual.payloads) if p.get(S.PERSON_ID)]
+        keep = [i for i, p in enumerate(manual.payloads) if S.is_hand_labeled(p)]
         return StoredFaces([manual.ids[i] for i in keep], manual.embeddings[keep], [manual.payloads[i] for i in keep])
 
     def image_face_counts(self) -> dict[str, tuple[int, int]]:
@@ -469,7 +469,7 @@ class FaceStore:
             "images": len({p.get(S.IMAGE_ID) for p in pls}),
             "people": len(self._person_points()),
             "clusters": len({p[S.CLUSTER_ID] for p in pls if S.is_group(p.get(S.CLUSTER_ID))}),
-            "labeled_faces": sum(p.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for p in pls),
+            "labeled_faces": sum(S.is_hand_labeled(p) for p in pls),
             "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
             "model": self.model_id,
         }

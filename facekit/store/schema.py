@@ -81,6 +81,11 @@ def cluster_number(cluster_id: object) -> int:
     return -1
 
 
+def is_hand_labeled(payload: dict) -> bool:
+    """Whether a face was given a person by hand (a cluster chosen by hand is not a person label)."""
+    return payload.get(ASSIGNMENT_SOURCE) == SOURCE_MANUAL and bool(payload.get(PERSON_ID))
+
+
 def is_group(cluster_id: object) -> bool:
     """Whether a face's cluster id names a real group (not unset, not a noise id)."""
     return bool(cluster_id) and not str(cluster_id).startswith(NOISE_CLUSTER_PREFIX)
