@@ -364,8 +364,7 @@ class DualModeClusterer:
 def _without_same_image_edges(graph: KnnGraph, images: np.ndarray) -> KnnGraph:
     """Drop edges between faces of one photo (cannot-link)."""
     valid = graph.indices >= 0
-    same = np.zeros(graph.indices.shape, dtype=bool)
-    same[valid] = images[graph.indices[valid]] == np.repeat(images, graph.indices.shape[1]).reshape(same.shape)[valid]
+    same = valid & (images[np.where(valid, graph.indices, 0)] == images[:, None])
     if not same.any():
         return graph
     sims = graph.sims.copy()
