@@ -106,11 +106,11 @@ class ClusterEditor:
         if (cluster_id is None) == (person is None):
             raise StoreError("give exactly one of cluster_id or person")
         face = self.store.get_face(face_id, with_embedding=False)
+        target = self.store.resolve_person(person) if person is not None else None
         rejected = self._rejected(face_id)
-        if face.person_id and (person is None or self.store.resolve_person(person).person_id != face.person_id):
+        if face.person_id and (target is None or target.person_id != face.person_id):
             rejected = sorted({*rejected, face.person_id})
-        if person is not None:
-            target = self.store.resolve_person(person)
+        if target is not None:
             fields = self._hand_label(person_id=target.person_id)
         else:
             fields = self._hand_label(cluster_id=str(cluster_id))
@@ -143,7 +143,7 @@ class ClusterEditor:
 
     def remove_face(self, face_id: str) -> None:
         """Delete a face (undo brings it back)."""
-        self._remove([self.store.get_face(face_id).face_id], "remove-face")
+        self._remove([self.store.get_face(face_id, with_embedding=False).face_id], "remove-face")
 
     def remove_image(self, image_id: str) -> int:
         """Delete every face of an image (undo brings them back); returns how many."""
