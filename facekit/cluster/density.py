@@ -11,14 +11,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from facekit.cluster.graph import _GraphClusterer, relabel_by_size
-from facekit.cluster.knn import KnnGraph, knn_graph
+from facekit.cluster.knn import KnnGraph
 
 
-def _distances(graph: KnnGraph, min_sim: float = -1.0) -> sp.csr_matrix:
-    """Symmetric sparse cosine distances of the graph's edges (tiny floor: a stored 0 is an edge)."""
-    a = graph.adjacency(min_sim)
-    a.data = np.maximum(1.0 - a.data, 1e-9)
-    return a
+def _to_distances(adjacency: sp.csr_matrix) -> sp.csr_matrix:
+    """Cosine distances of a similarity adjacency's edges (tiny floor: a stored 0 is still an edge)."""
+    d = adjacency.copy()
+    d.data = np.maximum(1.0 - d.data, 1e-9)
+    return d
 
 
 class DbscanClusterer(_GraphClusterer):
@@ -34,10 +34,9 @@ class DbscanClusterer(_GraphClusterer):
     def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
         from sklearn.cluster import DBSCAN  # sklearn loads in ~1 s: only when used
 
-        d = adjacency.copy()
-        d.data = np.maximum(1.0 - d.data, 1e-9)
         # min_samples counts the point itself, as DBSCAN's core rule does
-        return DBSCAN(eps=1.0 - self.threshold, min_samples=self.min_cluster_size, metric="precomputed").fit_predict(d)
+        dbscan = DBSCAN(eps=1.0 - self.threshold, min_samples=self.min_cluster_size, metric="precomputed")
+        return dbscan.fit_predict(_to_distances(adjacency))
 
 
 class AgglomerativeClusterer(_GraphClusterer):
@@ -45,8 +44,7 @@ class AgglomerativeClusterer(_GraphClusterer):
     groups is >= threshold; only faces joined in the kNN graph are candidates (sklearn connectivity)."""
 
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
-        x = self._validate(x)
-        self.graph_ = graph if graph is not None else knn_graph(x, self.k)
+        x = self._prepare(x, graph)
         if len(x) < 2:
             self.labels_ = relabel_by_size(np.zeros(len(x), dtype=np.int64), self.min_cluster_size)
             return self
@@ -69,14 +67,13 @@ class HdbscanClusterer(_GraphClusterer):
     levels, so `threshold` is not used."""
 
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
-        x = self._validate(x)
-        self.graph_ = graph if graph is not None else knn_graph(x, self.k)
+        x = self._prepare(x, graph)
         if len(x) <= self.min_cluster_size:
             self.labels_ = np.full(len(x), -1, dtype=np.int64)
             return self
         from sklearn.cluster import HDBSCAN
 
-        d = _distances(self.graph_)
+        d = _to_distances(self.graph_.adjacency(-1.0))
         model = HDBSCAN(
             min_cluster_size=max(2, self.min_cluster_size),
             metric="precomputed",

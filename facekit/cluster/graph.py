@@ -51,10 +51,15 @@ class _GraphClusterer:
             raise ValueError(f"min_cluster_size must be >= 1, got {self.min_cluster_size}")
         return x
 
-    def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
-        """Cluster the rows of `x` (or of a precomputed `graph` over them)."""
+    def _prepare(self, x: np.ndarray, graph: KnnGraph | None) -> np.ndarray:
+        """Validate X and set `graph_` (the given graph, or X's own kNN graph)."""
         x = self._validate(x)
         self.graph_ = graph if graph is not None else knn_graph(x, self.k)
+        return x
+
+    def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
+        """Cluster the rows of `x` (or of a precomputed `graph` over them)."""
+        self._prepare(x, graph)
         adjacency = self.graph_.adjacency(self.threshold)
         self.labels_ = relabel_by_size(self._partition(adjacency), self.min_cluster_size)
         return self
