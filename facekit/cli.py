@@ -515,5 +515,97 @@ def undo_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = 
     _run(as_json, body)
 
 
+# -- training -------------------------------------------------------------------------------------
+def _trainer(epochs: int | None, margin: float | None, batch_size: int | None, learning_rate: float | None) -> Any:
+    from facekit.training import FaceTrainer
+
+    s = get_settings()
+    return FaceTrainer(
+        epochs=s.training_epochs if epochs is None else epochs,
+        margin=s.triplet_margin if margin is None else margin,
+        batch_size=s.batch_size if batch_size is None else batch_size,
+        learning_rate=s.learning_rate if learning_rate is None else learning_rate,
+    )
+
+
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Default: FACE_TRAINING_EPOCHS.")]
+MarginOpt = Annotated[float | None, typer.Option("--margin", min=0.0, help="Default: FACE_TRIPLET_MARGIN.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=2, help="Default: FACE_BATCH_SIZE.")]
+LrOpt = Annotated[float | None, typer.Option("--learning-rate", min=0.0, help="Default: FACE_LEARNING_RATE.")]
+
+
+@app.command("train-matching")
+def train_matching_cmd(
+    epochs: EpochsOpt = None,
+    margin: MarginOpt = None,
+    batch_size: BatchOpt = None,
+    learning_rate: LrOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Checkpoint path (.safetensors).")] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the person-matching head on the hand labels; prints the checkpoint and its metrics."""
+    from facekit.training import fine_tune_for_person_clustering
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            trainer = _trainer(epochs, margin, batch_size, learning_rate)
+            _emit(as_json, fine_tune_for_person_clustering(fs, trainer=trainer, out=out))
+
+    _run(as_json, body)
+
+
+@app.command("reassign")
+def reassign_cmd(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Default: FACE_MODEL_CHECKPOINT, else the newest from train-matching."),
+    ] = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-assign faces not labeled by hand in the trained space; reports what moved."""
+    from facekit.projection import load_projection
+    from facekit.training import latest_checkpoint, reassign
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            path = checkpoint or latest_checkpoint(fs)
+            result = reassign(fs, load_projection(path, model_id=fs.model_id))
+            _emit(as_json, {"checkpoint": str(path), **result})
+
+    _run(as_json, body)
+
+
+app.command("reassign-smart", hidden=True, help="The spec's name of reassign.")(reassign_cmd)
+
+
+@app.command("train-iteration")
+def train_iteration_cmd(
+    log: Annotated[Path, typer.Option("--log", help="JSON list of iterations, appended to.")] = Path(
+        "reports/iterations.json"
+    ),
+    epochs: EpochsOpt = None,
+    margin: MarginOpt = None,
+    batch_size: BatchOpt = None,
+    learning_rate: LrOpt = None,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One turn of the loop: evaluate (folder names as truth), train, reassign, evaluate; logs it."""
+    from facekit.training import training_iteration
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            trainer = _trainer(epochs, margin, batch_size, learning_rate)
+            record = training_iteration(fs, log=log, trainer=trainer)
+        _emit(as_json, {"log": str(log), **record})
+
+    _run(as_json, body)
+
+
 if __name__ == "__main__":
     app()

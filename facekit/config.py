@@ -34,7 +34,16 @@ class Settings(BaseSettings):
         validation_alias=_env("FACE_MODEL_NAME", "model_name"),
         description='"" picks buffalo_l when its pack is installed, else dlib.',
     )
-    model_checkpoint: str = Field("", validation_alias=_env("FACE_MODEL_CHECKPOINT", "model_checkpoint"))
+    model_checkpoint: str = Field(
+        "",
+        validation_alias=_env("FACE_MODEL_CHECKPOINT", "model_checkpoint"),
+        description="A trained projection head (.safetensors): assignment and clustering use its space.",
+    )
+    checkpoint_dir: Path = Field(
+        Path.home() / ".facekit" / "checkpoints",
+        validation_alias=_env("FACEKIT_CHECKPOINT_DIR", "checkpoint_dir"),
+        description="Where `facekit train-matching` writes checkpoints.",
+    )
     training_enabled: bool = Field(False, validation_alias=_env("FACE_TRAINING_ENABLED", "training_enabled"))
     triplet_margin: float = Field(0.2, gt=0, le=2, validation_alias=_env("FACE_TRIPLET_MARGIN", "triplet_margin"))
     training_epochs: int = Field(20, ge=1, validation_alias=_env("FACE_TRAINING_EPOCHS", "training_epochs"))

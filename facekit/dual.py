@@ -12,6 +12,7 @@ Rules every automatic pass follows (and the tests check):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -26,6 +27,7 @@ from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_i
 from facekit.config import Settings, get_settings
 from facekit.embedding import defaults_for
 from facekit.errors import ConfigError
+from facekit.projection import Projection, load_projection
 from facekit.store import schema as S
 from facekit.store.face_store import FaceStore, StoredFaces
 
@@ -72,6 +74,11 @@ class DualModeClusterer:
         Smallest unknown group; smaller ones are noise (FACE_UNKNOWN_MIN_CLUSTER_SIZE, default 2).
     unknown_threshold : float, optional
         Cosine that links two unknown faces; default 1 - FACE_UNKNOWN_EPS, or the model's value.
+        With a projection, the default is mapped into the projected space (same rate of matching
+        pairs, see `Projection.map_threshold`); a value given here is used as it is.
+    projection : Projection, optional
+        A trained head (`facekit.training`): assignment and clustering run on projected embeddings;
+        the store keeps the base ones. Default: the checkpoint at FACE_MODEL_CHECKPOINT, if set.
     """
 
     def __init__(
@@ -84,18 +91,26 @@ class DualModeClusterer:
         unknown_threshold: float | None = None,
         target_precision: float = 0.995,
         settings: Settings | None = None,
+        projection: Projection | None = None,
     ) -> None:
         settings = settings or get_settings()
         defaults = defaults_for(store.model_id)
+        if projection is None and settings.model_checkpoint:
+            projection = load_projection(settings.model_checkpoint, model_id=store.model_id)
+        elif projection is not None:
+            projection.check_model(store.model_id)
+        self.projection = projection
         if person_threshold is None and "person_match_threshold" in settings.model_fields_set:
             person_threshold = settings.person_match_threshold
         self.store = store
         self.person_threshold = person_threshold
         self.unknown_method = unknown_method or settings.unknown_clustering_method
         self.unknown_min_size = unknown_min_size or settings.unknown_min_cluster_size
-        self.unknown_threshold = (
-            unknown_threshold if unknown_threshold is not None else 1.0 - settings.eps_for(defaults.unknown_eps)
-        )
+        if unknown_threshold is None:
+            unknown_threshold = 1.0 - settings.eps_for(defaults.unknown_eps)
+            if projection is not None:
+                unknown_threshold = projection.map_threshold(unknown_threshold)
+        self.unknown_threshold = unknown_threshold
         self.target_precision = target_precision
         try:  # validate early, with the setting's name
             make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)
@@ -113,7 +128,8 @@ class DualModeClusterer:
             if max_faces < 1:
                 raise ValueError(f"max_faces must be >= 1, got {max_faces}")
             faces = StoredFaces(faces.ids[:max_faces], faces.embeddings[:max_faces], faces.payloads[:max_faces])
-        labeled = self.store.scroll_labeled() if max_faces is not None else None
+        faces = self.project(faces)
+        labeled = self.project(self.store.scroll_labeled()) if max_faces is not None else None
         run_id = uuid.uuid4().hex[:12]
         interrupted = self.store.history.start_run(run_id)
         if interrupted:
@@ -136,12 +152,22 @@ class DualModeClusterer:
             "unknown_threshold": round(self.unknown_threshold, 4),
             "unknown_min_size": self.unknown_min_size,
             "completed_interrupted_run": interrupted,
+            "projection": None if self.projection is None else self.projection.meta.get("path", "in memory"),
             "seconds": round(time.perf_counter() - start, 3),
         }
         self.store.history.finish_run(run_id, summary)
         return summary
 
     cluster_all = cluster_all_faces  # the seed's name
+
+    def project(self, faces: StoredFaces) -> StoredFaces:
+        """`faces` with embeddings in the space this clusterer works in (projected, if it has a head)."""
+        if self.projection is None or len(faces.ids) == 0:
+            return faces
+        return StoredFaces(faces.ids, self.projection.transform(faces.embeddings), faces.payloads)
+
+    def _embed(self, x: np.ndarray) -> np.ndarray:
+        return x if self.projection is None else self.projection.transform(x)
 
     # -- stage 1: known people ---------------------------------------------------------------------
     def fit_assigner(self, faces: StoredFaces) -> PersonAssigner | None:
@@ -286,7 +312,7 @@ class DualModeClusterer:
         if not ids:
             return counts
         if not self._fitted:  # the people as of the last fit (cluster_all_faces refits them)
-            self.fit_assigner(self.store.scroll_labeled())
+            self.fit_assigner(self.project(self.store.scroll_labeled()))
         for face_id in ids:
             counts[self._place(face_id)] += 1
         return counts
@@ -309,6 +335,8 @@ class DualModeClusterer:
     def _place(self, face_id: str) -> str:
         face = self.store.get_face(face_id)
         emb = face.embedding
+        assert emb is not None
+        z = self._embed(emb[None])[0]
         fields = [S.REJECTED_PERSONS, S.ASSIGNMENT_SOURCE, S.IMAGE_FACE_COUNT]
         payload = self.store.payloads([face_id], fields=fields).get(face_id, {})
         if payload.get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL:
@@ -322,15 +350,19 @@ class DualModeClusterer:
             siblings = [h.face for h in hits if h.face.face_id != face_id]
         taken = {f.person_id for f in siblings} | {f.cluster_id for f in siblings}
         if self.assigner_ is not None:
-            labels, scores = self.assigner_.predict_with_confidence(emb[None])
+            labels, scores = self.assigner_.predict_with_confidence(z[None])
             person = labels[0]
             if isinstance(person, str) and person not in rejected and person not in taken:
                 fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
                 self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
                 return "assigned_to_people"
+        hits = self.store.search(emb, top_k=10, with_embeddings=self.projection is not None)
+        if self.projection is not None and hits:  # candidates from the store, scored in the projected space
+            scores = self._embed(np.stack([h.face.embedding for h in hits])) @ z
+            hits = [dataclasses.replace(h, score=float(s)) for h, s in zip(hits, scores, strict=True)]
         hits = [
             h
-            for h in self.store.search(emb, top_k=10)
+            for h in hits
             if h.face.face_id != face_id and h.score >= self.unknown_threshold and h.face.image_id != face.image_id
         ]
         votes: dict[str, float] = {}

@@ -41,3 +41,11 @@ class NotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(FacekitError, ValueError):
+    """A training checkpoint is missing, damaged, or made for another embedding model."""
+
+
+class TrainingError(FacekitError, ValueError):
+    """Training cannot run on the labels given (too few people or faces)."""

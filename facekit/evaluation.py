@@ -77,8 +77,13 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
         person_identity.get(faces.payloads[i].get(S.PERSON_ID) or "", faces.payloads[i].get(S.PERSON_ID)) for i in auto
     ]
     assignment = assignment_scores([truth[i] for i in auto], assigned_as, [truth[i] in known_identities for i in auto])
+    strangers = [i for i, t in enumerate(truth) if t not in known_identities]
     return {
         "faces": len(faces.ids),
         "clustering": clustering_scores(truth, predicted),
+        # the faces of people nobody labeled: how well the unknown groups find them
+        "unknown_people_clustering": clustering_scores([truth[i] for i in strangers], [predicted[i] for i in strangers])
+        if strangers
+        else None,
         "assignment": assignment,
     }

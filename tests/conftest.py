@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from facekit.indexing import index_batch
+from facekit.store import FaceStore
+
 ROOT = Path(__file__).resolve().parents[1]
 LFW = Path(os.environ.get("FACEKIT_LFW", ROOT.parent / "shared" / "datasets" / "lfw"))
 # Small, fixed subsets: people with several photos (for matching) and a few with one.
 PEOPLE = ["Arnold_Schwarzenegger", "Art_Howe", "Arminio_Fraga", "Arnold_Palmer", "Arturo_Gatti", "Aron_Ralston"]
+# Clustering and training tests: 7 photos each of 6 people
+DUAL_PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"]
+DUAL_PER_PERSON = 7
+DLIB = "dlib_resnet_v1"
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +75,23 @@ def pytest_sessionfinish(session, exitstatus):
     """A run that collected no test is a failure, not pytest's quiet exit code 5."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def dual_indexed(tmp_path_factory, lfw, dlib_embedder) -> Path:
+    """An embedded store of 7 photos each of 6 people (one photo holds two faces), indexed once."""
+    folder = tmp_path_factory.mktemp("dual") / "store"
+    photos = [p for name in DUAL_PEOPLE for p in sorted((lfw / name).glob("*.jpg"))[:DUAL_PER_PERSON]]
+    with FaceStore(folder, model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as store:
+        summary = index_batch(store, photos, embedder=dlib_embedder, progress=False)
+        assert not summary.skipped and summary.faces_total > len(photos)  # Ariel_Sharon_0004 has two faces
+    return folder
+
+
+@pytest.fixture
+def store(dual_indexed, tmp_path):
+    """A fresh copy of the indexed store for each test."""
+    folder = tmp_path / "store"
+    shutil.copytree(dual_indexed, folder)
+    with FaceStore(folder, model_id=DLIB, dim=128) as s:
+        yield s

@@ -16,35 +16,12 @@ import pytest
 
 from facekit.dual import DualModeClusterer
 from facekit.edits import ClusterEditor
-from facekit.indexing import index_batch
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
 from facekit.store import schema as S
 from facekit.types import FaceRecord
 
-PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"]
-PER_PERSON = 7
-DLIB = "dlib_resnet_v1"
-
-
-@pytest.fixture(scope="session")
-def indexed(tmp_path_factory, lfw, dlib_embedder) -> Path:
-    """An embedded store of 7 photos each of 6 people (one photo holds two faces), indexed once."""
-    folder = tmp_path_factory.mktemp("dual") / "store"
-    photos = [p for name in PEOPLE for p in sorted((lfw / name).glob("*.jpg"))[:PER_PERSON]]
-    with FaceStore(folder, model_id=dlib_embedder.model_id, dim=dlib_embedder.dim) as store:
-        summary = index_batch(store, photos, embedder=dlib_embedder, progress=False)
-        assert not summary.skipped and summary.faces_total > len(photos)  # Ariel_Sharon_0004 has two faces
-    return folder
-
-
-@pytest.fixture
-def store(indexed, tmp_path):
-    """A fresh copy of the indexed store for each test."""
-    folder = tmp_path / "store"
-    shutil.copytree(indexed, folder)
-    with FaceStore(folder, model_id=DLIB, dim=128) as s:
-        yield s
+from .conftest import DLIB
 
 
 def truth(payload: dict) -> str:

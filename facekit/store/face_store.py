@@ -444,19 +444,29 @@ class FaceStore:
         person_id: str | None = None,
         cluster_id: str | None = None,
         image_id: str | None = None,
+        with_embeddings: bool = False,
     ) -> list[SearchHit]:
         """Most similar faces (cosine), best first, with their person's name; optionally only those
-        of one person, cluster or image."""
+        of one person, cluster or image, and with their embeddings."""
         emb = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if emb.shape != (self.dim,):
             raise StoreError(f"query embedding has shape {emb.shape}, store expects ({self.dim},)")
         flt = _match(**{S.PERSON_ID: person_id, S.CLUSTER_ID: cluster_id, S.IMAGE_ID: image_id})
         res = self.client.query_points(
-            self.collection, query=emb.tolist(), limit=top_k, query_filter=flt, with_payload=True
+            self.collection,
+            query=emb.tolist(),
+            limit=top_k,
+            query_filter=flt,
+            with_payload=True,
+            with_vectors=with_embeddings,
         ).points
         names = self._person_names()
         return [
-            SearchHit(_record(p.id, p.payload or {}), float(p.score), names.get((p.payload or {}).get(S.PERSON_ID)))
+            SearchHit(
+                _record(p.id, p.payload or {}, p.vector if with_embeddings else None),
+                float(p.score),
+                names.get((p.payload or {}).get(S.PERSON_ID)),
+            )
             for p in res
         ]
 
