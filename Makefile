@@ -15,9 +15,16 @@ PER_PERSON ?= 3
 PERSON_THRESHOLD ?=
 UNKNOWN_METHOD ?=
 UNKNOWN_MIN_SIZE ?=
+EPOCHS ?=
+MARGIN ?=
+BATCH_SIZE ?=
+LEARNING_RATE ?=
+CHECKPOINT ?=
+ITERATIONS_LOG ?= reports/iterations.json
 
 .PHONY: setup demo test lint bench bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
-	faces-evaluate faces-cluster-dual faces-cluster clean
+	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
+	faces-train-iteration bench-training clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +63,10 @@ bench: setup
 bench-clustering: setup
 	$(BIN)/python bench/clustering.py --data $(DEMO_DATA)
 
+## bench-training: the triplet head on the LFW protocol (3, 5, 8 labels a person), training cost (~5 min)
+bench-training: setup
+	$(BIN)/python bench/training.py --data $(DEMO_DATA)
+
 # The spec's operation targets, over FACEKIT_STORE-style STORE=...
 faces-index: setup
 	$(FACEKIT) index $(PHOTOS) --recursive --workers $(WORKERS) --store $(STORE)
@@ -71,6 +82,16 @@ faces-cluster-dual: setup
 	$(FACEKIT) cluster-dual --store $(STORE) $(if $(PERSON_THRESHOLD),--person-threshold $(PERSON_THRESHOLD)) \
 	  $(if $(UNKNOWN_METHOD),--unknown-method $(UNKNOWN_METHOD)) $(if $(UNKNOWN_MIN_SIZE),--unknown-min-size $(UNKNOWN_MIN_SIZE))
 faces-cluster: faces-cluster-dual  # the old name
+TRAIN_ARGS = $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(MARGIN),--margin $(MARGIN)) \
+	$(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(LEARNING_RATE),--learning-rate $(LEARNING_RATE))
+faces-train-person-matching: setup
+	$(FACEKIT) train-matching --store $(STORE) $(TRAIN_ARGS)
+faces-reassign-smart: setup
+	$(FACEKIT) reassign --store $(STORE) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+# one turn of label → train → reassign → evaluate on folder-named photos (label more first: PER_PERSON=...)
+faces-train-iteration: setup
+	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(STORE)
+	$(FACEKIT) train-iteration --store $(STORE) --log $(ITERATIONS_LOG) $(TRAIN_ARGS)
 
 clean:
 	rm -rf .facekit .pytest_cache .ruff_cache

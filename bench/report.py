@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("indexing", "clustering")
+SUITES = ("indexing", "clustering", "training")
 
 
 def machine() -> str:

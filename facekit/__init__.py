@@ -6,6 +6,7 @@ from facekit.dual import DualModeClusterer
 from facekit.edits import ClusterEditor
 from facekit.embedding import Embedder, ModelDefaults, defaults_for, load_embedder, read_embeddings_npz
 from facekit.errors import (
+    CheckpointError,
     ConfigError,
     FacekitError,
     ImageError,
@@ -14,18 +15,22 @@ from facekit.errors import (
     NotFoundError,
     SchemaMismatchError,
     StoreError,
+    TrainingError,
 )
 from facekit.evaluation import evaluate, label_from_folders
 from facekit.images import load_image
 from facekit.indexing import import_embeddings, index, index_batch, index_directory
 from facekit.metrics import assignment_scores, bcubed_prf, clustering_scores, pairwise_prf
+from facekit.projection import Projection, load_projection
 from facekit.search import search_image
 from facekit.store import FaceStore, StoredFaces, open_store
+from facekit.training import FaceTrainer, fine_tune_for_person_clustering, reassign, training_iteration
 from facekit.types import DetectedFace, FaceRecord, IndexSummary, Person, SearchHit, SkippedImage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "ClusterEditor",
     "ConfigError",
     "DetectedFace",
@@ -33,6 +38,7 @@ __all__ = [
     "Embedder",
     "FaceRecord",
     "FaceStore",
+    "FaceTrainer",
     "FacekitError",
     "ImageError",
     "IndexSummary",
@@ -42,18 +48,21 @@ __all__ = [
     "NotFoundError",
     "Person",
     "PersonAssigner",
+    "Projection",
     "SchemaMismatchError",
     "SearchHit",
     "Settings",
     "SkippedImage",
     "StoreError",
     "StoredFaces",
+    "TrainingError",
     "__version__",
     "assignment_scores",
     "bcubed_prf",
     "clustering_scores",
     "defaults_for",
     "evaluate",
+    "fine_tune_for_person_clustering",
     "get_settings",
     "import_embeddings",
     "index",
@@ -62,8 +71,11 @@ __all__ = [
     "label_from_folders",
     "load_embedder",
     "load_image",
+    "load_projection",
     "open_store",
     "pairwise_prf",
     "read_embeddings_npz",
+    "reassign",
     "search_image",
+    "training_iteration",
 ]

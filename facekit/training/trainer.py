@@ -5,8 +5,10 @@ pytorch-metric-learning supplies the parts, composed here: `TripletMarginLoss` a
 P×K batches. Early stopping watches a held-out split of the labels with the measure assignment
 cares about: how many held-out photos of known people are matched to the right person at a
 threshold that lets only 1% of faces of people the head never saw through (DIR at FAR 1%).
-Epoch 0, the untrained head, is a candidate too: when training never beats the base space on
-held-out labels, the head stays the identity map, and the result says so.
+Epoch 0, the untrained head, is a candidate too, and an epoch replaces the best one only when it
+beats it by more than one standard error of that score (a few hundred held-out photos make small
+gains noise: on LFW, "gains" below that did not carry over to the other photos). When training never
+beats the base space on held-out labels, the head stays the identity map, and the result says so.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ class FaceTrainer:
             row = {"epoch": epoch, "train_loss": loss}
             if validate:
                 row.update(_validate(weights, x, ids, train, queries, strangers))
-                if row["dir_at_far_1pct"] > best_score:
+                if row["dir_at_far_1pct"] > best_score + _standard_error(best_score, int(queries.sum())):
                     best_epoch, best_score, best_weights = epoch, row["dir_at_far_1pct"], weights
                 elif epoch - best_epoch >= self.patience:
                     history.append(row)
@@ -250,6 +252,11 @@ class FaceTrainer:
                 optimizer.step()
                 losses_seen.append(float(loss.detach()))
             yield epoch, _numpy_weights(head), float(np.mean(losses_seen)) if losses_seen else 0.0
+
+
+def _standard_error(rate: float, n: int) -> float:
+    """Binomial standard error of a rate measured on n samples (0 before any score)."""
+    return float(np.sqrt(rate * (1.0 - rate) / n)) if rate > 0 and n > 0 else 0.0
 
 
 def _numpy_weights(head: Any) -> dict[str, np.ndarray]:
