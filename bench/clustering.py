@@ -25,7 +25,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.report import assemble, machine  # noqa: E402
+from bench.report import machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
 from facekit.cluster.knn import KnnGraph  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
@@ -473,11 +473,7 @@ def main() -> None:
         "label_budgets": label_budgets(x, paths),
         "speed": speed(args.sizes),
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "clustering.json").write_text(json.dumps(res, indent=1, default=str))
-    (out / "clustering.md").write_text(markdown(res))
-    assemble()
+    write_suite("clustering", res, markdown(res))
 
 
 if __name__ == "__main__":

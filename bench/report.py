@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -29,3 +30,12 @@ def assemble() -> Path:
     out = HERE / "RESULTS.md"
     out.write_text("\n".join(parts))
     return out
+
+
+def write_suite(suite: str, results: dict, markdown: str) -> Path:
+    """Write bench/results/<suite>.json and .md, then re-assemble bench/RESULTS.md."""
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{suite}.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / f"{suite}.md").write_text(markdown)
+    return assemble()

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE, DLIB, fill_store, lfw_embeddings, peak_rss_mb, recall_at_precision, truth_of  # noqa: E402
-from bench.report import assemble, machine  # noqa: E402
+from bench.report import machine, write_suite  # noqa: E402
 from facekit.assign import PersonAssigner  # noqa: E402
 from facekit.config import get_settings  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
@@ -228,11 +228,7 @@ def main() -> None:
         "projection_cost": projection_cost(),
         "curves": {name: curve(x, paths, cfg) for name, cfg in CONFIGS.items()},
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "training.json").write_text(json.dumps(res, indent=1, default=str))
-    (out / "training.md").write_text(markdown(res))
-    assemble()
+    write_suite("training", res, markdown(res))
 
 
 if __name__ == "__main__":
