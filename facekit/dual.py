@@ -164,7 +164,7 @@ class DualModeClusterer:
         """`faces` with embeddings in the space this clusterer works in (projected, if it has a head)."""
         if self.projection is None or len(faces.ids) == 0:
             return faces
-        return StoredFaces(faces.ids, self.projection.transform(faces.embeddings), faces.payloads)
+        return StoredFaces(faces.ids, self._embed(faces.embeddings), faces.payloads)
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
         return x if self.projection is None else self.projection.transform(x)

@@ -14,7 +14,7 @@ from facekit.config import Settings, get_settings
 from facekit.dual import DualModeClusterer
 from facekit.errors import CheckpointError
 from facekit.projection import Projection, load_projection, save_checkpoint, threshold_map
-from facekit.store import FaceStore
+from facekit.store import FaceStore, StoredFaces
 from facekit.store import schema as S
 from facekit.training.data import get_labeled_faces_by_person
 from facekit.training.trainer import FaceTrainer
@@ -149,7 +149,7 @@ def training_iteration(
     return record
 
 
-def _auto_people(faces: Any) -> dict[str, str | None]:
+def _auto_people(faces: StoredFaces) -> dict[str, str | None]:
     return {
         fid: p.get(S.PERSON_ID)
         for fid, p in zip(faces.ids, faces.payloads, strict=True)
