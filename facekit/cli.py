@@ -607,5 +607,75 @@ def train_iteration_cmd(
     _run(as_json, body)
 
 
+report_doc = "Run a notebook with papermill into reports/<run_id>/ (ipynb, html, metrics.json, params.yaml)."
+sweep_doc = "Run a notebook over a grid of parameters (--grid NAME=V1,V2), compare the runs in reports/index.html."
+ReportsOpt = Annotated[Path, typer.Option("--reports-dir", help="Where run folders and index.html go.")]
+
+
+# `-p NAME VALUE` takes two values, which typer cannot declare: the commands read them from the extra args.
+PARAMETER_ARGS = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+PARAMETER_HELP = " Set notebook parameters with -p NAME VALUE (repeatable; VALUE is read as YAML: 0.95, true, [3, 5])."
+
+
+def _parameters(args: list[str]) -> dict[str, Any]:
+    """-p NAME VALUE pairs → {NAME: VALUE}, values read as YAML."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise FacekitError(f"unexpected {flag!r}: notebook parameters are given as -p NAME VALUE")
+        name, value = rest.pop(0), rest.pop(0)
+        params[name] = yaml.safe_load(value)
+    return params
+
+
+@app.command("report", **PARAMETER_ARGS, help=f"{report_doc}{PARAMETER_HELP}")
+def report_cmd(
+    ctx: typer.Context,
+    notebook: Annotated[str, typer.Argument(help="A notebook path, or a name in notebooks/ (02_threshold_sweep).")],
+    reports_dir: ReportsOpt = Path("reports"),
+    as_json: JsonOpt = False,
+) -> None:
+    from facekit.reports import run_notebook
+
+    def body() -> None:
+        run = run_notebook(notebook, _parameters(ctx.args), reports_dir=reports_dir, progress=not as_json)
+        _emit(as_json, run.summary(), lambda d: f"report: {d['html']}\nmetrics: {run.folder / 'metrics.json'}")
+
+    _run(as_json, body)
+
+
+@app.command("sweep", **PARAMETER_ARGS, help=f"{sweep_doc}{PARAMETER_HELP}")
+def sweep_cmd(
+    ctx: typer.Context,
+    notebook: Annotated[str, typer.Argument(help="A notebook path, or a name in notebooks/.")],
+    grid: Annotated[list[str], typer.Option("--grid", "-g", help="NAME=V1,V2 (repeatable): the product is run.")],
+    processes: Annotated[int, typer.Option("--processes", min=1, help="Notebooks run at once.")] = 2,
+    reports_dir: ReportsOpt = Path("reports"),
+    as_json: JsonOpt = False,
+) -> None:
+    from facekit.reports import parse_grid, sweep
+
+    def body() -> None:
+        result = sweep(
+            notebook, parse_grid(grid), parameters=_parameters(ctx.args), processes=processes, reports_dir=reports_dir
+        )
+        _emit(
+            as_json,
+            result,
+            lambda d: (
+                "\n".join(f"{r['status']:6} {r.get('run_id', '')} {r['params']}" for r in d["runs"])
+                + f"\nindex: {d['index_html']}"
+            ),
+        )
+        if any(r["status"] != "ok" for r in result["runs"]):
+            raise typer.Exit(1)
+
+    _run(as_json, body)
+
+
 if __name__ == "__main__":
     app()

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         validation_alias=_env("FACEKIT_STORE", "store"),
         description="Folder of the embedded Qdrant store (used when no server URL is set).",
     )
+    store_lock_wait: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_env("FACEKIT_STORE_LOCK_WAIT", "store_lock_wait"),
+        description="Seconds to wait for an embedded store that another process has open.",
+    )
     qdrant_url: str = Field("", validation_alias=_env("FACEKIT_QDRANT_URL", "qdrant_url"))
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("FACEKIT_QDRANT_API_KEY", "qdrant_api_key"))
     models_dir: Path = Field(

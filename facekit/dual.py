@@ -134,8 +134,9 @@ class DualModeClusterer:
         interrupted = self.store.history.start_run(run_id)
         if interrupted:
             log.warning("clustering run %s was interrupted; this run completes it", interrupted)
-        result = self.assign_to_known_people(faces, labeled=labeled)
-        self.cluster_unknown_faces(faces, result)
+        result = self.predict(faces, labeled=labeled)
+        used = max((S.cluster_number(c) for c in result.cluster_ids), default=-1)
+        self.store.history.reserve_cluster_numbers(used + 1)
         written = self.save_dual_mode_results(faces, result)
         groups = {c for c in result.cluster_ids if S.is_group(c)}
         summary = {
@@ -159,6 +160,12 @@ class DualModeClusterer:
         return summary
 
     cluster_all = cluster_all_faces  # the seed's name
+
+    def predict(self, faces: StoredFaces, *, labeled: StoredFaces | None = None) -> DualModeResult:
+        """Assign and cluster `faces` (in this clusterer's space) without writing anything: what
+        `cluster_all_faces` would save. Sweeps and notebooks score settings with it."""
+        result = self.assign_to_known_people(faces, labeled=labeled)
+        return self.cluster_unknown_faces(faces, result)
 
     def project(self, faces: StoredFaces) -> StoredFaces:
         """`faces` with embeddings in the space this clusterer works in (projected, if it has a head)."""
@@ -263,8 +270,6 @@ class DualModeClusterer:
             result.confidences[i] = conf[j]
             if result.sources[i] is None:
                 result.sources[i] = S.SOURCE_CLUSTER
-        used = max((S.cluster_number(c) for c in ids), default=-1)
-        self.store.history.reserve_cluster_numbers(used + 1)
         return result
 
     # -- stage 3: save ----------------------------------------------------------------------------

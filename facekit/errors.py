@@ -49,3 +49,7 @@ class CheckpointError(FacekitError, ValueError):
 
 class TrainingError(FacekitError, ValueError):
     """Training cannot run on the labels given (too few people or faces)."""
+
+
+class ReportError(FacekitError, RuntimeError):
+    """A report notebook cannot run (unknown notebook or parameter) or failed while running."""

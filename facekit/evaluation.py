@@ -4,11 +4,14 @@ who labels a few photos per person: the protocol of the demo and the benchmarks.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from facekit.dual import READ_FIELDS, DualModeClusterer
 from facekit.metrics import assignment_scores, clustering_scores
-from facekit.store import FaceStore
+from facekit.projection import Projection
+from facekit.store import FaceStore, StoredFaces
 from facekit.store import schema as S
 
 _FIELDS = [S.IMAGE_PATH, S.FACE_INDEX, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE]
@@ -45,17 +48,34 @@ def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int
     return {"people": people, "faces_labeled": labeled}
 
 
-def evaluate(store: FaceStore) -> dict[str, Any]:
-    """Clustering and assignment scores of the store, truth = each face's image folder.
+def read_faces(store: FaceStore, *, with_embeddings: bool = True) -> StoredFaces:
+    """Every face with what scoring and a dry-run clustering need (embeddings, paths, labels)."""
+    return store.scroll_all(with_embeddings=with_embeddings, fields=_FIELDS + READ_FIELDS)
 
-    A face's predicted identity is its person, else its cluster (noise clusters count as singletons),
-    else itself alone. Assignment scores the faces not labeled by hand: precision of automatic person
-    assignments, recall over faces of labeled people, false accepts over faces of people nobody labeled.
-    A person stands for the folder most of their hand-labeled faces come from.
+
+def evaluate(store: FaceStore) -> dict[str, Any]:
+    """Clustering and assignment scores of the store, truth = each face's image folder (see `score`)."""
+    faces = read_faces(store, with_embeddings=False)
+    return score(faces, [p.get(S.PERSON_ID) for p in faces.payloads], [p.get(S.CLUSTER_ID) for p in faces.payloads])
+
+
+def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Sequence[str | None]) -> dict[str, Any]:
+    """Scores of one labeling of `faces` (a person id and a cluster id per face), truth = image folder.
+
+    Only each photo's main face (face_index 0, the largest) is scored: the folder names it, and other
+    faces in the photo are of unknown people. A face's predicted identity is its person, else its
+    cluster (noise clusters count as singletons), else itself alone. Assignment scores the faces not
+    labeled by hand: precision of automatic person assignments, recall over faces of labeled people,
+    false accepts over faces of people nobody labeled. A person stands for the folder most of their
+    hand-labeled faces come from.
     """
-    faces = store.scroll_all(with_embeddings=False, fields=_FIELDS)
-    if not faces.ids:
+    main = [i for i, pl in enumerate(faces.payloads) if int(pl.get(S.FACE_INDEX, 0)) == 0]
+    if not main:
         raise ValueError("the store holds no faces to evaluate")
+    if len(main) < len(faces.ids):  # the folder names the photo's main face only; others are strangers
+        faces = StoredFaces([faces.ids[i] for i in main], faces.embeddings[:0], [faces.payloads[i] for i in main])
+        person_ids = [person_ids[i] for i in main]
+        cluster_ids = [cluster_ids[i] for i in main]
     truth = [folder_truth(pl.get(S.IMAGE_PATH, "")) for pl in faces.payloads]
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for t, pl in zip(truth, faces.payloads, strict=True):
@@ -63,8 +83,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
             votes[pl[S.PERSON_ID]][t] += 1
     person_identity = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
     predicted: list[str | None] = []
-    for pl in faces.payloads:
-        person, cluster = pl.get(S.PERSON_ID), pl.get(S.CLUSTER_ID)
+    for person, cluster in zip(person_ids, cluster_ids, strict=True):
         if person:
             predicted.append("person:" + person)
         elif S.is_group(cluster):
@@ -73,9 +92,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
             predicted.append(None)
     known_identities = set(person_identity.values())
     auto = [i for i, pl in enumerate(faces.payloads) if pl.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL]
-    assigned_as = [
-        person_identity.get(faces.payloads[i].get(S.PERSON_ID) or "", faces.payloads[i].get(S.PERSON_ID)) for i in auto
-    ]
+    assigned_as = [person_identity.get(person_ids[i] or "", person_ids[i]) for i in auto]
     assignment = assignment_scores([truth[i] for i in auto], assigned_as, [truth[i] in known_identities for i in auto])
     strangers = [i for i, t in enumerate(truth) if t not in known_identities]
     return {
@@ -87,3 +104,58 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
         else None,
         "assignment": assignment,
     }
+
+
+def threshold_sweep(
+    faces: StoredFaces,
+    *,
+    model_id: str,
+    thresholds: Sequence[float | None],
+    unknown_method: str | None = None,
+    unknown_min_size: int | None = None,
+    projection: Projection | None = None,
+) -> list[dict[str, Any]]:
+    """Dual-mode clustering of `faces` (from `read_faces`) at each person threshold, scored against
+    folder truth, nothing written: one row per threshold. `None` in `thresholds` is facekit's
+    calibrated default (a threshold fit to the labels, with a runner-up margin)."""
+    people = {p[S.PERSON_ID] for p in faces.payloads if S.is_hand_labeled(p)}
+    if len(people) < 2:
+        raise ValueError(
+            f"a threshold sweep needs hand-labeled faces of at least 2 people, found {len(people)}: label some "
+            "first (`facekit label-from-folders`, the labeling panel, or `facekit name-cluster`)"
+        )
+    scratch = FaceStore(":memory:", model_id=model_id, dim=faces.embeddings.shape[1])  # no writes to the real one
+    rows = []
+    for t in thresholds:
+        clusterer = DualModeClusterer(
+            scratch,
+            person_threshold=t,
+            unknown_method=unknown_method,
+            unknown_min_size=unknown_min_size,
+            projection=projection,
+        )
+        result = clusterer.predict(clusterer.project(faces))
+        scores = score(faces, result.person_ids, result.cluster_ids)
+        unknown = scores["unknown_people_clustering"] or {}
+        rows.append(
+            {
+                "person_threshold": round(float(result.calibration.get("threshold", t or 0.0)), 4),
+                "calibrated": t is None,
+                "unknown_method": clusterer.unknown_method,
+                "unknown_min_size": clusterer.unknown_min_size,
+                "precision": scores["assignment"]["precision"],
+                "recall": scores["assignment"]["recall"],
+                "false_accept": scores["assignment"]["false_accept"],
+                "bcubed_f": scores["clustering"]["bcubed_f"],
+                "unknown_bcubed_f": unknown.get("bcubed_f"),
+            }
+        )
+    scratch.close()
+    return rows
+
+
+def recommend_threshold(rows: Sequence[dict[str, Any]], target_precision: float = 0.995) -> dict[str, Any] | None:
+    """The swept row (not the calibrated one) with the best recall among those reaching
+    `target_precision`; None when no threshold reaches it."""
+    ok = [r for r in rows if not r.get("calibrated") and r["precision"] >= target_precision]
+    return max(ok, key=lambda r: (r["recall"], -r["person_threshold"]), default=None)

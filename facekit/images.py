@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,3 +111,32 @@ def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool
                     yield child
         else:
             yield p
+
+
+def face_thumbnail(
+    image_path: str | os.PathLike[str],
+    bbox: Sequence[float] | None = None,
+    *,
+    size: int = 96,
+    margin: float = 0.25,
+) -> bytes:
+    """A square JPEG of one face: its box (x1, y1, x2, y2) widened by `margin` on each side, or the
+    whole photo without a box, scaled to `size` pixels. For labeling grids and plot hovers.
+
+    A photo that cannot be read gives a grey square instead of an error, so one moved file does not
+    break a whole grid; `load_image` says why it failed.
+    """
+    try:
+        img = Image.fromarray(load_image(image_path).pixels)
+    except ImageError:
+        img = Image.new("RGB", (size, size), (128, 128, 128))
+        bbox = None
+    if bbox is not None:
+        x1, y1, x2, y2 = map(float, bbox)
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        img = img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+    img = ImageOps.fit(img, (size, size))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -140,23 +140,40 @@ def test_clear_keeps_people(store):
     assert store.count() == 0 and [p.name for p in store.list_persons()] == ["Cy"]
 
 
-def test_store_open_in_another_process_is_a_clear_error(store_path):
+def _hold_store_in_another_process(store_path):
     import subprocess
     import sys
 
     code = (
         f"from facekit.store import FaceStore; s = FaceStore({str(store_path)!r}, model_id='m', dim=8); "
-        "print('open', flush=True); import sys; sys.stdin.read()"
+        "print('open', flush=True); import sys; sys.stdin.readline(); import time; time.sleep(1); s.close()"
     )
     other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "open"
+    return other
+
+
+def test_store_open_in_another_process_is_a_clear_error(store_path, monkeypatch):
+    monkeypatch.setenv("FACEKIT_STORE_LOCK_WAIT", "0")
+    other = _hold_store_in_another_process(store_path)
     try:
-        assert other.stdout.readline().strip() == "open"
         with pytest.raises(StoreError, match=r"open in another process.*FACEKIT_QDRANT_URL"):
             FaceStore(store_path, model_id="m", dim=DIM)
     finally:
-        other.communicate("")
+        other.communicate("\n")
     with FaceStore(store_path, model_id="m", dim=DIM) as s:  # free again once the other process is gone
         assert s.count() == 0
+
+
+def test_store_waits_for_another_process_to_close_it(store_path, monkeypatch):
+    """Notebooks of a sweep read one embedded store in turn: opening waits up to FACEKIT_STORE_LOCK_WAIT."""
+    monkeypatch.setenv("FACEKIT_STORE_LOCK_WAIT", "30")
+    other = _hold_store_in_another_process(store_path)
+    other.stdin.write("\n")
+    other.stdin.flush()  # the other process closes the store one second from now
+    with FaceStore(store_path, model_id="m", dim=DIM) as s:
+        assert s.count() == 0
+    assert other.wait(30) == 0
 
 
 def test_embedded_store_writes_in_wal_mode(store_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from facekit.config import get_settings
 from facekit.errors import NotFoundError, SchemaMismatchError, StoreError
 from facekit.store import schema as S
 from facekit.store.history import StoreHistory
@@ -45,19 +47,26 @@ class _LocalClients:
         self._lock = threading.Lock()
         self._clients: dict[str, tuple[QdrantClient, int]] = {}
 
-    def acquire(self, path: str) -> QdrantClient:
+    def acquire(self, path: str, wait: float = 0.0) -> QdrantClient:
+        """The shared client of folder `path`; if another process holds the folder, retry for up to
+        `wait` seconds (a sweep's notebooks reading one store take turns) before the error."""
         with self._lock:
             client, refs = self._clients.get(path, (None, 0))
             if client is None:
                 Path(path).mkdir(parents=True, exist_ok=True)
-                try:
-                    client = QdrantClient(path=path)
-                except (RuntimeError, BlockingIOError) as exc:
-                    raise StoreError(
-                        f"the store at {path} is open in another process ({exc}). Close it there "
-                        "(FaceStore.close(), or stop that notebook kernel), or run a Qdrant server and set "
-                        "FACEKIT_QDRANT_URL for concurrent access."
-                    ) from None
+                deadline = time.monotonic() + wait
+                while client is None:
+                    try:
+                        client = QdrantClient(path=path)
+                    except (RuntimeError, BlockingIOError) as exc:
+                        if time.monotonic() < deadline:
+                            time.sleep(0.2)
+                            continue
+                        raise StoreError(
+                            f"the store at {path} is open in another process ({exc}; waited {wait:g} s, "
+                            "FACEKIT_STORE_LOCK_WAIT). Close it there (FaceStore.close(), or stop that notebook "
+                            "kernel), or run a Qdrant server and set FACEKIT_QDRANT_URL for concurrent access."
+                        ) from None
             self._clients[path] = (client, refs + 1)
             return client
 
@@ -84,7 +93,7 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str = "", api_ke
         raise StoreError("no store given: pass path= (embedded store folder) or url= (Qdrant server)")
     if str(path) == ":memory:":
         return QdrantClient(location=":memory:")
-    return _LOCAL.acquire(str(Path(path).expanduser().resolve()))
+    return _LOCAL.acquire(str(Path(path).expanduser().resolve()), get_settings().store_lock_wait)
 
 
 def _fast_local_writes(client: QdrantClient) -> None:

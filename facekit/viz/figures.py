@@ -1,0 +1,207 @@
+"""plotly figures of facekit's data, and `show`, which puts them in notebooks and HTML reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from facekit.viz.embedding_map import KNOWN, NOISE, UNKNOWN, MapData
+
+# labeled groups drawn as their own legend entries; the rest share one trace per kind
+LEGEND_GROUPS = 12
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939",
+]  # fmt: skip
+
+# shows the hovered face's thumbnail beside the plot (customdata[0] holds its data: URI)
+_THUMBNAIL_SCRIPT = """
+var gd = document.getElementById('{plot_id}');
+var img = document.createElement('img');
+img.className = 'facekit-hover-face';
+img.alt = 'hovered face';
+img.style.cssText = 'position:absolute;top:8px;right:8px;width:96px;height:96px;border:2px solid #444;'
+  + 'background:#eee;z-index:10;display:none';
+gd.style.position = 'relative';
+gd.appendChild(img);
+gd.on('plotly_hover', function (ev) {
+  var p = ev.points[0];
+  if (p.customdata && p.customdata[0]) { img.src = p.customdata[0]; img.style.display = 'block'; }
+});
+"""
+
+_plotlyjs_shown = False
+
+
+def _go():
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ImportError("plots need plotly: pip install 'facekit[notebooks]'") from None
+    return go
+
+
+def show(fig: Any, *, hover_thumbnails: bool = False) -> None:
+    """Display a figure in a notebook so that it stays interactive in the exported HTML report.
+
+    plotly.js is inlined once per kernel (not per figure, ~4.6 MB) and nothing is fetched from a CDN,
+    so a report opens offline. JupyterLab renders the figure natively; the HTML copy is what nbconvert
+    keeps. With `hover_thumbnails`, hovering a point shows the face (traces carry data: URIs).
+    """
+    global _plotlyjs_shown
+    import plotly.io as pio
+    from IPython.display import display
+    from plotly.offline import get_plotlyjs
+
+    if not _plotlyjs_shown:
+        display({"text/html": f"<script>{get_plotlyjs()}</script>"}, raw=True)
+        _plotlyjs_shown = True
+    html = pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        full_html=False,
+        post_script=_THUMBNAIL_SCRIPT if hover_thumbnails else None,
+        default_width="100%",
+    )
+    bundle = {"text/html": html, "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False))}
+    display(bundle, raw=True)
+
+
+def threshold_curves(
+    rows: Sequence[dict[str, Any]], *, recommended: dict[str, Any] | None = None, target_precision: float | None = None
+) -> Any:
+    """Precision, recall, false accept and BCubed F against the person threshold (rows of
+    `facekit.evaluation.threshold_sweep`; the calibrated row is drawn as markers)."""
+    go = _go()
+    swept = sorted((r for r in rows if not r.get("calibrated")), key=lambda r: r["person_threshold"])
+    fig = go.Figure()
+    series = [
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("false_accept", "false accept"),
+        ("bcubed_f", "BCubed F (all faces)"),
+        ("unknown_bcubed_f", "BCubed F (unlabeled people)"),
+    ]
+    for (key, name), colour in zip(series, PALETTE, strict=False):
+        fig.add_trace(
+            go.Scatter(
+                x=[r["person_threshold"] for r in swept],
+                y=[r[key] for r in swept],
+                mode="lines+markers",
+                name=name,
+                line={"color": colour},
+            )
+        )
+    for r in rows:
+        if r.get("calibrated"):
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["person_threshold"]] * 3,
+                    y=[r["precision"], r["recall"], r["false_accept"]],
+                    mode="markers",
+                    marker={"symbol": "star", "size": 13, "color": "black"},
+                    name="calibrated default (P, R, FA)",
+                )
+            )
+    if recommended is not None:
+        fig.add_vline(
+            x=recommended["person_threshold"],
+            line_dash="dash",
+            annotation_text=f"recommended {recommended['person_threshold']:.3f}",
+        )
+    if target_precision is not None:
+        fig.add_hline(y=target_precision, line_dash="dot", annotation_text=f"target precision {target_precision}")
+    fig.update_layout(
+        title="Dual-mode scores against the person threshold",
+        xaxis_title="person threshold (cosine to the person's centroid)",
+        yaxis_title="score",
+        yaxis_range=[0, 1.02],
+        hovermode="x unified",
+    )
+    return fig
+
+
+def iteration_curves(records: Sequence[dict[str, Any]]) -> Any:
+    """Recall, precision, false accept and unlabeled-people BCubed F before and after each training
+    iteration (records of `facekit.training.training_iteration`, with `before` and `after` scores)."""
+    go = _go()
+    fig = go.Figure()
+    its = [r["iteration"] for r in records]
+
+    def metric(stage: str, path: tuple[str, str]) -> list[float | None]:
+        out = []
+        for r in records:
+            block = (r.get(stage) or {}).get(path[0]) or {}
+            out.append(block.get(path[1]))
+        return out
+
+    series = [
+        (("assignment", "recall"), "recall"),
+        (("assignment", "precision"), "precision"),
+        (("assignment", "false_accept"), "false accept"),
+        (("unknown_people_clustering", "bcubed_f"), "BCubed F, unlabeled people"),
+    ]
+    for (path, name), colour in zip(series, PALETTE, strict=False):
+        for stage, dash in (("before", "dot"), ("after", "solid")):
+            fig.add_trace(
+                go.Scatter(
+                    x=its,
+                    y=metric(stage, path),
+                    mode="lines+markers",
+                    name=f"{name} ({stage} training)",
+                    line={"color": colour, "dash": dash},
+                )
+            )
+    fig.update_layout(
+        title="Accuracy before and after each training iteration",
+        xaxis={"title": "iteration", "dtick": 1},
+        yaxis={"title": "score", "range": [0, 1.02]},
+    )
+    return fig
+
+
+def embedding_map_figure(data: MapData, *, title: str = "Faces (UMAP of the embeddings)") -> Any:
+    """A scatter of `data`: the largest people and clusters in their own colours, other known people
+    as diamonds, other clusters as circles, noise as small grey crosses; hover names the face."""
+    go = _go()
+    largest = sorted(
+        {(g, k, s) for g, k, s in zip(data.groups, data.kinds, data.group_sizes, strict=True) if k != NOISE},
+        key=lambda t: (-t[2], t[0]),
+    )[:LEGEND_GROUPS]
+    own = {g for g, _, _ in largest}
+    fig = go.Figure()
+
+    def add(rows: list[int], name: str, marker: dict[str, Any]) -> None:
+        if not rows:
+            return
+        custom = [[data.thumbnails[i] if data.thumbnails else "", data.face_ids[i]] for i in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=data.x[rows],
+                y=data.y[rows],
+                mode="markers",
+                name=name,
+                marker=marker,
+                text=[data.hover[i] for i in rows],
+                customdata=custom,
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+
+    index = range(len(data))
+    add([i for i in index if data.kinds[i] == NOISE], f"noise ({data.counts().get(NOISE, 0)})",
+        {"symbol": "x", "size": 4, "color": "#b0b0b0"})  # fmt: skip
+    add([i for i in index if data.kinds[i] == UNKNOWN and data.groups[i] not in own], "other unknown clusters",
+        {"symbol": "circle", "size": 6, "color": "#7f7f7f", "opacity": 0.7})  # fmt: skip
+    add([i for i in index if data.kinds[i] == KNOWN and data.groups[i] not in own], "other known people",
+        {"symbol": "diamond", "size": 6, "color": "#555555", "opacity": 0.8})  # fmt: skip
+    for (group, kind, size), colour in zip(largest, PALETTE * 2, strict=False):
+        symbol = "diamond" if kind == KNOWN else "circle"
+        add([i for i in index if data.groups[i] == group], f"{group} ({size})",
+            {"symbol": symbol, "size": 9, "color": colour, "line": {"width": 1, "color": "white"}})  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant"}, height=650
+    )
+    return fig
