@@ -2,11 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dlib,insightface,torch,dev
+EXTRAS ?= dlib,insightface,torch,notebooks,dev
 STORE ?= .facekit/store
 FACEKIT := $(BIN)/facekit
 DEMO_DATA ?= $(or $(FACEKIT_DEMO_DATA),../shared/datasets/lfw)
-DEMO_PEOPLE ?= B*
+DEMO_PEOPLE ?= [A-C]*
 DEMO_STORE ?= .facekit/demo-store
 WORKERS ?= 2
 MIN_PHOTOS ?= 5
@@ -22,7 +22,10 @@ LEARNING_RATE ?=
 CHECKPOINT ?=
 ITERATIONS_LOG ?= reports/iterations.json
 
-.PHONY: setup demo test lint bench bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
+# numba (UMAP) compiles once into this cache, not in every notebook kernel
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
+
+.PHONY: setup browser demo report sweep test lint bench bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
 	faces-train-iteration bench-training clean
 
@@ -34,26 +37,37 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-## demo: index a sample of LFW into an embedded store, show stats, a search, and scores
+## demo: the whole loop on LFW in an embedded store: index → dual-mode cluster → simulated labels → train →
+## re-cluster → HTML report (before/after table, threshold curves, UMAP map) in reports/<run_id>/report.html
 demo: setup
 	@test -d "$(DEMO_DATA)" || { echo "no photos at $(DEMO_DATA): set FACEKIT_DEMO_DATA=<folder of person folders>"; exit 1; }
 	$(FACEKIT) index $(DEMO_DATA)/$(DEMO_PEOPLE) --workers $(WORKERS) --model dlib --store $(DEMO_STORE)
 	$(FACEKIT) stats --store $(DEMO_STORE)
-	@# query: a photo of the sample's most photographed person, so the search has someone to find
-	d=$$(for d in $(DEMO_DATA)/$(DEMO_PEOPLE)/; do echo "$$(ls "$$d" | wc -l) $$d"; done | sort -rn | awk 'NR==1{print $$2}'); \
-	  $(FACEKIT) search "$$(ls "$$d"*.jpg | sed -n 2p)" --top-k 5 --store $(DEMO_STORE)
 	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(DEMO_STORE)
-	$(FACEKIT) persons list --store $(DEMO_STORE)
 	$(FACEKIT) cluster-dual --store $(DEMO_STORE)
 	$(FACEKIT) evaluate --store $(DEMO_STORE)
+	$(FACEKIT) report 05_train_report -p store $(DEMO_STORE) -p min_photos $(MIN_PHOTOS)
+
+## report / sweep: NOTEBOOK=02_threshold_sweep PARAMS="-p store .facekit/demo-store" GRID="--grid unknown_min_size=2,3"
+NOTEBOOK ?= 02_threshold_sweep
+PARAMS ?= -p store $(DEMO_STORE)
+GRID ?= --grid unknown_method=chinese_whispers,connected_components,hdbscan --grid unknown_min_size=2,3
+report: setup
+	$(FACEKIT) report $(NOTEBOOK) $(PARAMS)
+sweep: setup
+	$(FACEKIT) sweep $(NOTEBOOK) $(GRID) $(PARAMS)
+
+## browser: Debian's headless Chromium for the report screenshot test (root; skipped when already there)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
 ## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest tests facekit --doctest-modules
 
 lint: setup
-	$(BIN)/ruff check facekit tests bench
-	$(BIN)/ruff format --check facekit tests bench
+	$(BIN)/ruff check facekit tests bench notebooks
+	$(BIN)/ruff format --check facekit tests bench notebooks
 
 ## bench: indexing throughput and store latency; writes bench/results/indexing.md and bench/RESULTS.md
 bench: setup

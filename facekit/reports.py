@@ -107,7 +107,9 @@ def export_html(ipynb: Path, out: Path) -> Path:
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    notebook = nbformat.read(ipynb, as_version=4)
+    notebook.metadata.pop("widgets", None)  # live widget state would pull the widget manager from a CDN
+    body, _ = exporter.from_notebook_node(notebook)
     out.write_text(body, encoding="utf-8")
     return out
 
