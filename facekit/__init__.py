@@ -13,12 +13,13 @@ from facekit.errors import (
     ModelLoadError,
     ModelNotFoundError,
     NotFoundError,
+    ReportError,
     SchemaMismatchError,
     StoreError,
     TrainingError,
 )
-from facekit.evaluation import evaluate, label_from_folders
-from facekit.images import load_image
+from facekit.evaluation import evaluate, label_from_folders, read_faces, recommend_threshold, threshold_sweep
+from facekit.images import face_thumbnail, load_image
 from facekit.indexing import import_embeddings, index, index_batch, index_directory
 from facekit.metrics import assignment_scores, bcubed_prf, clustering_scores, pairwise_prf
 from facekit.projection import Projection, load_projection
@@ -49,6 +50,7 @@ __all__ = [
     "Person",
     "PersonAssigner",
     "Projection",
+    "ReportError",
     "SchemaMismatchError",
     "SearchHit",
     "Settings",
@@ -62,6 +64,7 @@ __all__ = [
     "clustering_scores",
     "defaults_for",
     "evaluate",
+    "face_thumbnail",
     "fine_tune_for_person_clustering",
     "get_settings",
     "import_embeddings",
@@ -75,7 +78,10 @@ __all__ = [
     "open_store",
     "pairwise_prf",
     "read_embeddings_npz",
+    "read_faces",
     "reassign",
+    "recommend_threshold",
     "search_image",
+    "threshold_sweep",
     "training_iteration",
 ]

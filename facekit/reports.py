@@ -237,6 +237,17 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+LOWER_IS_BETTER = ("false_accept", "seconds", "noise", "loss")
+
+
+def _best(values: list[Any], key: str) -> Any:
+    """The best of a metric column: the lowest for errors and costs, else the highest."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return None
+    return min(numbers) if any(word in key for word in LOWER_IS_BETTER) else max(numbers)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -271,8 +282,7 @@ def write_index(reports_dir: str | os.PathLike[str] = "reports", *, max_metric_c
         for r in runs:
             metric_keys += [k for k, v in r["metrics"].items() if isinstance(v, (int, float)) and k not in metric_keys]
         metric_keys = metric_keys[:max_metric_columns]
-        best = {k: max((r["metrics"][k] for r in runs if isinstance(r["metrics"].get(k), (int, float))), default=None)
-                for k in metric_keys}  # fmt: skip
+        best = {k: _best([r["metrics"].get(k) for r in runs], k) for k in metric_keys}
         head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "s", *varying, *metric_keys])
         rows = []
         for r in sorted(runs, key=lambda r: r.get("started", "")):
@@ -294,7 +304,7 @@ def write_index(reports_dir: str | os.PathLike[str] = "reports", *, max_metric_c
         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}"
         "td:first-child{text-align:left}</style></head><body><h1>facekit reports</h1>"
         "<p>One table per notebook, one row per run; the best value of each metric column is in bold "
-        "(for metrics where lower is better, such as false_accept and seconds, read the other end).</p>"
+        "(the lowest for false accept, noise, loss and seconds, else the highest).</p>"
         + ("".join(sections) or "<p>No runs yet: <code>facekit report NOTEBOOK</code>.</p>")
         + "</body></html>"
     )
