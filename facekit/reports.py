@@ -278,9 +278,14 @@ def write_index(reports_dir: str | os.PathLike[str] = "reports", *, max_metric_c
     for name, runs in sorted(by_notebook.items()):
         param_keys = sorted({k for r in runs for k in r["params"]})
         varying = [k for k in param_keys if len({repr(r["params"].get(k)) for r in runs}) > 1] or param_keys
-        metric_keys = []
+        metric_keys, seen = [], set()
         for r in runs:
-            metric_keys += [k for k, v in r["metrics"].items() if isinstance(v, (int, float)) and k not in metric_keys]
+            for k, v in r["metrics"].items():
+                column = tuple(repr(q["metrics"].get(k)) for q in runs)
+                echoed = k.rsplit(".", 1)[-1] in param_keys  # a parameter the notebook copied into its metrics
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not echoed and column not in seen:
+                    metric_keys.append(k)
+                    seen.add(column)  # the same numbers under another name (recommended.person_threshold) once
         metric_keys = metric_keys[:max_metric_columns]
         best = {k: _best([r["metrics"].get(k) for r in runs], k) for k in metric_keys}
         head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "s", *varying, *metric_keys])
