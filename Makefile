@@ -59,7 +59,7 @@ sweep: setup
 
 ## browser: Debian's headless Chromium for the report screenshot test (root; skipped when already there)
 browser:
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q chromium; }
 
 ## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
 test: setup browser lint
