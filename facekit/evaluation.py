@@ -72,13 +72,13 @@ def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Seq
     main = [i for i, pl in enumerate(faces.payloads) if int(pl.get(S.FACE_INDEX, 0)) == 0]
     if not main:
         raise ValueError("the store holds no faces to evaluate")
-    if len(main) < len(faces.ids):  # the folder names the photo's main face only; others are strangers
-        faces = StoredFaces([faces.ids[i] for i in main], faces.embeddings[:0], [faces.payloads[i] for i in main])
-        person_ids = [person_ids[i] for i in main]
-        cluster_ids = [cluster_ids[i] for i in main]
-    truth = [folder_truth(pl.get(S.IMAGE_PATH, "")) for pl in faces.payloads]
+    # the folder names the photo's main face only; other faces in it are strangers
+    payloads = [faces.payloads[i] for i in main]
+    person_ids = [person_ids[i] for i in main]
+    cluster_ids = [cluster_ids[i] for i in main]
+    truth = [folder_truth(pl.get(S.IMAGE_PATH, "")) for pl in payloads]
     votes: dict[str, Counter[str]] = defaultdict(Counter)
-    for t, pl in zip(truth, faces.payloads, strict=True):
+    for t, pl in zip(truth, payloads, strict=True):
         if S.is_hand_labeled(pl):
             votes[pl[S.PERSON_ID]][t] += 1
     person_identity = {pid: c.most_common(1)[0][0] for pid, c in votes.items()}
@@ -91,12 +91,12 @@ def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Seq
         else:
             predicted.append(None)
     known_identities = set(person_identity.values())
-    auto = [i for i, pl in enumerate(faces.payloads) if pl.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL]
+    auto = [i for i, pl in enumerate(payloads) if pl.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL]
     assigned_as = [person_identity.get(person_ids[i] or "", person_ids[i]) for i in auto]
     assignment = assignment_scores([truth[i] for i in auto], assigned_as, [truth[i] in known_identities for i in auto])
     strangers = [i for i, t in enumerate(truth) if t not in known_identities]
     return {
-        "faces": len(faces.ids),
+        "faces": len(payloads),
         "clustering": clustering_scores(truth, predicted),
         # the faces of people nobody labeled: how well the unknown groups find them
         "unknown_people_clustering": clustering_scores([truth[i] for i in strangers], [predicted[i] for i in strangers])
@@ -124,33 +124,35 @@ def threshold_sweep(
             f"a threshold sweep needs hand-labeled faces of at least 2 people, found {len(people)}: label some "
             "first (`facekit label-from-folders`, the labeling panel, or `facekit name-cluster`)"
         )
-    scratch = FaceStore(":memory:", model_id=model_id, dim=faces.embeddings.shape[1])  # no writes to the real one
     rows = []
-    for t in thresholds:
-        clusterer = DualModeClusterer(
-            scratch,
-            person_threshold=t,
-            unknown_method=unknown_method,
-            unknown_min_size=unknown_min_size,
-            projection=projection,
-        )
-        result = clusterer.predict(clusterer.project(faces))
-        scores = score(faces, result.person_ids, result.cluster_ids)
-        unknown = scores["unknown_people_clustering"] or {}
-        rows.append(
-            {
-                "person_threshold": round(float(result.calibration.get("threshold", t or 0.0)), 4),
-                "calibrated": t is None,
-                "unknown_method": clusterer.unknown_method,
-                "unknown_min_size": clusterer.unknown_min_size,
-                "precision": scores["assignment"]["precision"],
-                "recall": scores["assignment"]["recall"],
-                "false_accept": scores["assignment"]["false_accept"],
-                "bcubed_f": scores["clustering"]["bcubed_f"],
-                "unknown_bcubed_f": unknown.get("bcubed_f"),
-            }
-        )
-    scratch.close()
+    projected: StoredFaces | None = None  # the same for every threshold: projected once
+    with FaceStore(":memory:", model_id=model_id, dim=faces.embeddings.shape[1]) as scratch:  # the real one untouched
+        for t in thresholds:
+            clusterer = DualModeClusterer(
+                scratch,
+                person_threshold=t,
+                unknown_method=unknown_method,
+                unknown_min_size=unknown_min_size,
+                projection=projection,
+            )
+            if projected is None:
+                projected = clusterer.project(faces)
+            result = clusterer.predict(projected)
+            scores = score(faces, result.person_ids, result.cluster_ids)
+            unknown = scores["unknown_people_clustering"] or {}
+            rows.append(
+                {
+                    "person_threshold": round(float(result.calibration.get("threshold", t or 0.0)), 4),
+                    "calibrated": t is None,
+                    "unknown_method": clusterer.unknown_method,
+                    "unknown_min_size": clusterer.unknown_min_size,
+                    "precision": scores["assignment"]["precision"],
+                    "recall": scores["assignment"]["recall"],
+                    "false_accept": scores["assignment"]["false_accept"],
+                    "bcubed_f": scores["clustering"]["bcubed_f"],
+                    "unknown_bcubed_f": unknown.get("bcubed_f"),
+                }
+            )
     return rows
 
 
