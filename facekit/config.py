@@ -17,7 +17,6 @@ from facekit.errors import ConfigError
 
 ClusteringMethod = Literal["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"]
 CLUSTERING_METHODS: tuple[str, ...] = ("chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative")
-MODEL_NAMES: tuple[str, ...] = ("", "buffalo_l", "dlib", "onnx", "precomputed")
 
 
 def _env(name: str, field: str) -> AliasChoices:
@@ -29,10 +28,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    model_name: Literal["", "buffalo_l", "dlib", "onnx", "precomputed"] = Field(
+    model_name: Literal["", "buffalo_l", "mobilefacenet", "dlib", "onnx", "precomputed"] = Field(
         "",
         validation_alias=_env("FACE_MODEL_NAME", "model_name"),
-        description='"" picks buffalo_l when its pack is installed, else dlib.',
+        description='"" picks buffalo_l when its pack is installed, else mobilefacenet when installed, else dlib.',
     )
     model_checkpoint: str = Field(
         "",
@@ -87,7 +86,7 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         Path.home() / ".insightface" / "models",
         validation_alias=_env("FACEKIT_MODELS_DIR", "models_dir"),
-        description="Where InsightFace packs live: <models_dir>/buffalo_l/*.onnx.",
+        description="Where model files live: <models_dir>/buffalo_l/*.onnx, <models_dir>/mobilefacenet-sirius-192.onnx",
     )
     onnx_recognizer: str = Field("", validation_alias=_env("FACEKIT_ONNX_RECOGNIZER", "onnx_recognizer"))
     onnx_input_mean: float = Field(127.5, validation_alias=_env("FACEKIT_ONNX_INPUT_MEAN", "onnx_input_mean"))

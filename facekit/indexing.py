@@ -56,8 +56,10 @@ _worker_embedder: Embedder | None = None
 _worker_max_pixels = DEFAULT_MAX_PIXELS
 
 
-def _worker_init(model_name: str, max_pixels: int) -> None:
+def _worker_init(model_name: str, max_pixels: int, threads: int) -> None:
     global _worker_embedder, _worker_max_pixels
+    # N workers share the cores: each ONNX session gets its share, not one thread a core each
+    os.environ.setdefault("FACEKIT_ONNX_THREADS", str(threads))
     _worker_embedder = load_embedder(model_name)
     _worker_max_pixels = max_pixels
 
@@ -168,7 +170,9 @@ def _results(paths: list[str], embedder: Embedder, workers: int, max_pixels: int
             yield _process(embedder, p, max_pixels)
         return
     ctx = mp.get_context("spawn")  # fork would copy a live store client and model into each worker
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(model_name_for(embedder.model_id), max_pixels)) as pool:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    init_args = (model_name_for(embedder.model_id), max_pixels, threads)
+    with ctx.Pool(workers, initializer=_worker_init, initargs=init_args) as pool:
         yield from pool.imap(_worker_run, paths, chunksize=4)
 
 

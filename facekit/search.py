@@ -23,7 +23,7 @@ class FaceMatches:
 def search_image(
     store: FaceStore, image: str | os.PathLike[str], embedder: Embedder, *, top_k: int = 10
 ) -> list[FaceMatches]:
-    """Detect the faces in `image` and search the store for each (largest face first)."""
+    """Detect the faces in `image` and search the store for each (the subject first)."""
     if embedder.model_id != store.model_id:
         raise FacekitError(
             f"the store holds {store.model_id} embeddings; search it with that model, not {embedder.model_id}"

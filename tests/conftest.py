@@ -95,3 +95,21 @@ def store(dual_indexed, tmp_path):
     shutil.copytree(dual_indexed, folder)
     with FaceStore(folder, model_id=DLIB, dim=128) as s:
         yield s
+
+
+SHARED_MODELS = Path(os.environ.get("FACEKIT_SHARED_MODELS", ROOT.parent / "shared" / "models"))
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """../shared/models, holding mobilefacenet-sirius-192.onnx (never copied into the repository)."""
+    if not (SHARED_MODELS / "mobilefacenet-sirius-192.onnx").is_file():
+        pytest.fail(f"MobileFaceNet not found in {SHARED_MODELS}: the tests need ../shared/models")
+    return SHARED_MODELS
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet(shared_models: Path):
+    from facekit.embedding.mobilefacenet import load_mobilefacenet
+
+    return load_mobilefacenet(shared_models)

@@ -122,7 +122,7 @@ def test_generic_onnx_recognizer_with_explicit_normalisation(pack, monkeypatch, 
     root, arc = pack
     monkeypatch.setenv("FACE_MODEL_NAME", "onnx")
     monkeypatch.setenv("FACEKIT_ONNX_RECOGNIZER", str(root / "buffalo_l" / BUFFALO_L_FILES["recognizer"]))
-    monkeypatch.setenv("FACEKIT_MODELS_DIR", str(tmp_path))  # no SCRFD pack: dlib's detector is used
+    monkeypatch.setenv("FACEKIT_MODELS_DIR", str(tmp_path))  # no SCRFD pack: dlib's detector + 68 points
     monkeypatch.setenv("FACEKIT_ONNX_CHANNEL_ORDER", "bgr")
     monkeypatch.setenv("FACEKIT_ONNX_INPUT_MEAN", "0")
     monkeypatch.setenv("FACEKIT_ONNX_INPUT_STD", "255")
@@ -132,7 +132,7 @@ def test_generic_onnx_recognizer_with_explicit_normalisation(pack, monkeypatch, 
     assert model.model_id == "onnx_w600k_r50" and model.dim == 16
     pixels = load_image(lfw / "Arnold_Schwarzenegger" / "Arnold_Schwarzenegger_0001.jpg").pixels
     faces = model.detect_and_embed(pixels)
-    assert len(faces) == 1 and faces[0].landmarks.shape == (3, 2)
+    assert len(faces) == 1 and faces[0].landmarks.shape == (5, 2)  # five-point alignment, as buffalo_l
     crop = model.recognizer.align(pixels, faces[0].landmarks)
     ref = arc(torch.from_numpy((crop[..., ::-1].astype(np.float32) / 255).transpose(2, 0, 1)[None].copy()))
     ref = ref.detach().numpy()[0]

@@ -1,4 +1,4 @@
-"""Embedding models behind one protocol: buffalo_l (ONNX), dlib, generic ONNX, precomputed files."""
+"""Embedding models behind one protocol: buffalo_l (ONNX), MobileFaceNet, dlib, generic ONNX, precomputed files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from facekit.config import Settings, get_settings
 from facekit.embedding.base import Embedder, ModelDefaults, l2_normalize
 from facekit.embedding.dlib_resnet import DEFAULTS as DLIB_DEFAULTS
 from facekit.embedding.dlib_resnet import MODEL_ID as DLIB_MODEL_ID
+from facekit.embedding.mobilefacenet import DEFAULTS as MOBILEFACENET_DEFAULTS
+from facekit.embedding.mobilefacenet import MODEL_ID as MOBILEFACENET_MODEL_ID
+from facekit.embedding.mobilefacenet import installed as mobilefacenet_installed
 from facekit.embedding.onnx_models import (
     BUFFALO_L,
     BUFFALO_L_DEFAULTS,
@@ -20,7 +23,13 @@ from facekit.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # Model id → recommended thresholds; ids not listed (generic ONNX, precomputed) get the generic ones.
-MODEL_DEFAULTS: dict[str, ModelDefaults] = {BUFFALO_L: BUFFALO_L_DEFAULTS, DLIB_MODEL_ID: DLIB_DEFAULTS}
+MODEL_DEFAULTS: dict[str, ModelDefaults] = {
+    BUFFALO_L: BUFFALO_L_DEFAULTS,
+    MOBILEFACENET_MODEL_ID: MOBILEFACENET_DEFAULTS,
+    DLIB_MODEL_ID: DLIB_DEFAULTS,
+}
+# Model name (FACE_MODEL_NAME) ↔ model id, for the models facekit knows by name.
+_MODEL_IDS = {"dlib": DLIB_MODEL_ID, "buffalo_l": BUFFALO_L, "mobilefacenet": MOBILEFACENET_MODEL_ID}
 
 
 def defaults_for(model_id: str) -> ModelDefaults:
@@ -29,26 +38,26 @@ def defaults_for(model_id: str) -> ModelDefaults:
 
 
 def resolve_model_name(settings: Settings | None = None) -> str:
-    """FACE_MODEL_NAME, or where unset buffalo_l if its pack is installed, else dlib (logged)."""
+    """FACE_MODEL_NAME, or where unset: buffalo_l if its pack is installed, else mobilefacenet if its
+    file is installed, else dlib (logged)."""
     settings = settings or get_settings()
     if settings.model_name:
         return settings.model_name
-    name = "buffalo_l" if buffalo_l_installed(settings.models_dir) else "dlib"
-    log.info(
-        "FACE_MODEL_NAME unset: using %s (buffalo_l pack %s in %s)",
-        name,
-        "found" if name == "buffalo_l" else "not found",
-        settings.models_dir,
-    )
+    if buffalo_l_installed(settings.models_dir):
+        name, why = "buffalo_l", "its pack is installed"
+    elif mobilefacenet_installed(settings.models_dir):
+        name, why = "mobilefacenet", "no buffalo_l pack; its file is installed"
+    else:
+        name, why = "dlib", "neither buffalo_l nor mobilefacenet is installed (`facekit models list`)"
+    log.info("FACE_MODEL_NAME unset: using %s (%s, in %s)", name, why, settings.models_dir)
     return name
 
 
 def model_name_for(model_id: str) -> str:
     """The model name (FACE_MODEL_NAME value) that produces embeddings with this model id."""
-    if model_id == DLIB_MODEL_ID:
-        return "dlib"
-    if model_id == BUFFALO_L:
-        return "buffalo_l"
+    for name, known_id in _MODEL_IDS.items():
+        if model_id == known_id:
+            return name
     if model_id.startswith("onnx_"):
         return "onnx"
     return "precomputed"
@@ -56,18 +65,21 @@ def model_name_for(model_id: str) -> str:
 
 def model_id_for(name: str) -> str:
     """The model id of a model name ("dlib" → "dlib_resnet_v1"); other strings are taken as ids."""
-    return {"dlib": DLIB_MODEL_ID, "buffalo_l": BUFFALO_L}.get(name, name)
+    return _MODEL_IDS.get(name, name)
 
 
 def load_embedder(name: str | None = None, settings: Settings | None = None) -> Embedder:
-    """Load an embedding model by name: "buffalo_l", "dlib" or "onnx" (FACEKIT_ONNX_RECOGNIZER)."""
+    """Load an embedding model by name: "buffalo_l", "mobilefacenet", "dlib" or "onnx" (FACEKIT_ONNX_RECOGNIZER)."""
     from facekit.embedding.dlib_resnet import DlibEmbedder
+    from facekit.embedding.mobilefacenet import load_mobilefacenet
     from facekit.embedding.onnx_models import load_buffalo_l, load_generic_onnx
 
     settings = settings or get_settings()
     name = name or resolve_model_name(settings)
     if name == "buffalo_l":
         return load_buffalo_l(settings.models_dir)
+    if name == "mobilefacenet":
+        return load_mobilefacenet(settings.models_dir)
     if name == "dlib":
         return DlibEmbedder()
     if name == "onnx":
@@ -83,9 +95,9 @@ def load_embedder(name: str | None = None, settings: Settings | None = None) -> 
     if name == "precomputed":
         raise ConfigError(
             "precomputed embeddings have no model to embed new photos: import them with "
-            "`facekit import-embeddings FILE.npz`, and index photos with buffalo_l, dlib or onnx"
+            "`facekit import-embeddings FILE.npz`, and index photos with buffalo_l, mobilefacenet, dlib or onnx"
         )
-    raise ConfigError(f"unknown model {name!r}; choose one of buffalo_l, dlib, onnx")
+    raise ConfigError(f"unknown model {name!r}; choose one of buffalo_l, mobilefacenet, dlib, onnx")
 
 
 __all__ = [

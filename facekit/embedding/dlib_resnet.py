@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 
 import numpy as np
 
-from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize
+from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize, main_face_order
+from facekit.embedding.landmarks import dlib_model_dir
 from facekit.errors import ModelNotFoundError
 from facekit.types import DetectedFace
 
@@ -20,18 +19,6 @@ DIM = 128
 # Raw descriptors have norm 1.43 +- 0.06 (measured on LFW), so on unit vectors that rule reads
 # cosine >= 1 - 0.6**2 / (2 * 1.43**2) = 0.91; clustering eps is the same neighbourhood as a distance.
 DEFAULTS = ModelDefaults(person_match_threshold=0.91, unknown_eps=0.055)
-
-
-def model_dir() -> Path:
-    """The folder of `face_recognition_models`' weight files (found without importing the package,
-    which needs the removed `pkg_resources`)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise ModelNotFoundError(
-            "dlib model weights not found: install them with `pip install 'facekit[dlib]'` "
-            "(packages dlib-bin and face-recognition-models)."
-        )
-    return Path(spec.origin).parent / "models"
 
 
 class DlibEmbedder:
@@ -54,7 +41,7 @@ class DlibEmbedder:
             import dlib
         except ImportError as exc:
             raise ModelNotFoundError("the dlib model needs the dlib extra: pip install 'facekit[dlib]'") from exc
-        folder = model_dir()
+        folder = dlib_model_dir()
         self.upsample = upsample
         self.max_side = max_side
         self._dlib = dlib
@@ -64,7 +51,7 @@ class DlibEmbedder:
         log.info("dlib embedder loaded from %s (CPU)", folder)
 
     def detect_and_embed(self, pixels: np.ndarray) -> list[DetectedFace]:
-        """All faces in an RGB uint8 image, largest first."""
+        """All faces in an RGB uint8 image, the subject first (`main_face_order`)."""
         dlib = self._dlib
         h, w = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
@@ -74,7 +61,7 @@ class DlibEmbedder:
         if not rects:
             return []
         boxes = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in rects]
-        order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]))
+        order = main_face_order(np.array(boxes), pixels.shape)
         shapes = dlib.full_object_detections()
         for i in order:
             x1, y1, x2, y2 = boxes[i]

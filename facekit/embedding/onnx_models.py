@@ -7,6 +7,7 @@ provider is chosen explicitly (CUDA when onnxruntime offers it and `prefer_gpu`,
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from facekit.embedding.base import (
     ModelDefaults,
     face_quality,
     l2_normalize,
+    main_face_order,
     similarity_transform,
     warp_affine,
 )
@@ -33,8 +35,12 @@ BUFFALO_L_DEFAULTS = ModelDefaults(person_match_threshold=0.5, unknown_eps=0.5)
 GENERIC_ONNX_DEFAULTS = ModelDefaults(person_match_threshold=0.5, unknown_eps=0.5)
 
 
-def make_session(path: Path, *, prefer_gpu: bool = True):  # -> onnxruntime.InferenceSession
-    """An onnxruntime session on CUDA when available (and wanted), else CPU; says which."""
+def make_session(path: Path, *, prefer_gpu: bool = True, threads: int | None = None):  # -> InferenceSession
+    """An onnxruntime session on CUDA when available (and wanted), else CPU; says which.
+
+    `threads` caps onnxruntime's intra-op threads (None: FACEKIT_ONNX_THREADS, else onnxruntime's
+    default of one a core); indexing workers run one each, so N workers do not fight over N cores.
+    """
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -49,6 +55,10 @@ def make_session(path: Path, *, prefer_gpu: bool = True):  # -> onnxruntime.Infe
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # keep the missing-CUDA-library noise out of notebooks
+    threads = threads if threads is not None else int(os.environ.get("FACEKIT_ONNX_THREADS", "0"))
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -179,7 +189,7 @@ class OnnxFaceEmbedder:
         boxes, scores, kps = self.detector.detect(pixels)
         if len(boxes) == 0:
             return []
-        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        order = main_face_order(boxes, pixels.shape)
         crops = [self.recognizer.align(pixels, kps[i]) for i in order]
         embeddings = self.recognizer.embed(crops)
         faces = []
@@ -221,26 +231,6 @@ def load_buffalo_l(models_dir: Path, *, prefer_gpu: bool = True) -> OnnxFaceEmbe
     return OnnxFaceEmbedder(detector, recognizer, model_id=BUFFALO_L, defaults=BUFFALO_L_DEFAULTS)
 
 
-class DlibLandmarkDetector:
-    """dlib's HOG detector with eye centres and nose from its 5-point model, for generic recognizers
-    when no SCRFD pack is installed (3-point alignment on ArcFace's template)."""
-
-    def __init__(self) -> None:
-        from facekit.embedding.dlib_resnet import DlibEmbedder
-
-        self._dlib = DlibEmbedder()
-
-    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        faces = self._dlib.detect_and_embed(pixels)
-        boxes = np.array([f.bbox for f in faces], dtype=np.float32).reshape(-1, 4)
-        scores = np.array([f.det_score for f in faces], dtype=np.float32)
-        # dlib 5-point order: one eye's two corners, the other eye's two corners, the nose base.
-        kps = np.array(
-            [[f.landmarks[2:4].mean(0), f.landmarks[0:2].mean(0), f.landmarks[4]] for f in faces], dtype=np.float32
-        ).reshape(-1, 3, 2)
-        return boxes, scores, kps
-
-
 def load_generic_onnx(
     recognizer_path: Path,
     models_dir: Path,
@@ -250,7 +240,8 @@ def load_generic_onnx(
     channel_order: str = "rgb",
     prefer_gpu: bool = True,
 ) -> OnnxFaceEmbedder:
-    """An ArcFace-style recognizer file, with SCRFD from the buffalo_l pack if installed, else dlib's detector."""
+    """An ArcFace-style recognizer file, with SCRFD from the buffalo_l pack if installed, else dlib's HOG
+    detector and 68-point landmarks (five points either way)."""
     path = Path(recognizer_path).expanduser()
     recognizer = ArcFaceRecognizer(
         make_session(path, prefer_gpu=prefer_gpu),
@@ -262,6 +253,8 @@ def load_generic_onnx(
         folder = buffalo_l_dir(models_dir)
         detector = ScrfdDetector(make_session(folder / BUFFALO_L_FILES["detector"], prefer_gpu=prefer_gpu))
     else:
-        log.info("no SCRFD pack in %s: generic ONNX recognizer uses dlib's HOG detector", models_dir)
-        detector = DlibLandmarkDetector()
+        from facekit.embedding.landmarks import FivePointDetector
+
+        log.info("no SCRFD pack in %s: generic ONNX recognizer uses dlib's HOG detector, 5-point alignment", models_dir)
+        detector = FivePointDetector()
     return OnnxFaceEmbedder(detector, recognizer, model_id=f"onnx_{path.stem}", defaults=GENERIC_ONNX_DEFAULTS)

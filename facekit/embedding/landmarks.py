@@ -1,0 +1,196 @@
+"""Face detection with five landmarks (eye centres, nose tip, mouth corners) from the models that
+`face-recognition-models` ships: dlib's HOG detector and its 68-point shape predictor.
+
+Measured on LFW (bench/results/detection.md): HOG at its default score threshold (0) misses faces in
+photos that are nothing but a tight face crop; retries at -0.5, then on the photo padded by a border,
+then turned by ±`retry_angle` degrees find them.
+A photo where no face is found is reported as such by the indexer, never embedded from a guessed box.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from facekit.errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+# 68-point indices (iBUG 300-W): the subject's right eye is on the image left.
+_LEFT_EYE = slice(36, 42)
+_RIGHT_EYE = slice(42, 48)
+_NOSE_TIP = 30
+_MOUTH_LEFT, _MOUTH_RIGHT = 48, 54
+
+
+def five_points(shape68: np.ndarray) -> np.ndarray:
+    """ArcFace's five points, image-left first: eye centres, nose tip, mouth corners, from 68 points."""
+    return np.array(
+        [
+            shape68[_LEFT_EYE].mean(0),
+            shape68[_RIGHT_EYE].mean(0),
+            shape68[_NOSE_TIP],
+            shape68[_MOUTH_LEFT],
+            shape68[_MOUTH_RIGHT],
+        ],
+        dtype=np.float32,
+    )
+
+
+def dlib_model_dir() -> Path:
+    """The folder of `face_recognition_models`' weight files (found without importing the package,
+    which needs the removed `pkg_resources`)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            "dlib model weights not found: install them with `pip install 'facekit[dlib]'` "
+            "(packages dlib-bin and face-recognition-models)."
+        )
+    return Path(spec.origin).parent / "models"
+
+
+class FivePointDetector:
+    """dlib HOG detection + 68-point landmarks reduced to ArcFace's five points.
+
+    Parameters
+    ----------
+    score_threshold : float
+        HOG's score threshold for the first attempt (dlib's default, 0).
+    retry_threshold : float
+        The lower threshold of the retries when the first attempt finds nothing (lower finds more faces,
+        and more false ones: only used on photos where no clear face was found).
+    pad : float
+        When nothing is found, the photo is padded by this fraction of its size on each side (edge
+        pixels repeated) and searched again: a face that fills the photo gets the margin HOG's
+        window needs. 0: no retry.
+    retry_angle : float
+        When nothing is found, detect again on the photo turned by +/- this many degrees. 0: no retry.
+    max_side : int
+        Larger photos are scaled down to this long side for detection (boxes and points are mapped back).
+    upsample : int or None
+        Times to upsample for the detector; None: once for photos up to 1000 px, else 0.
+    """
+
+    def __init__(
+        self,
+        *,
+        score_threshold: float = 0.0,
+        retry_threshold: float = -0.5,
+        pad: float = 0.25,
+        retry_angle: float = 20.0,
+        max_side: int = 1600,
+        upsample: int | None = None,
+    ) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise ModelNotFoundError("face detection needs the dlib extra: pip install 'facekit[dlib]'") from exc
+        self.score_threshold = score_threshold
+        self.retry_threshold = retry_threshold
+        self.pad = pad
+        self.retry_angle = retry_angle
+        self.max_side = max_side
+        self.upsample = upsample
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._shapes = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
+
+    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 4), scores (N,) and five points (N, 5, 2) in the photo's pixels.
+
+        Tries HOG at `score_threshold`, then at `retry_threshold`, then on the photo padded (a face that
+        fills the photo), then turned by +/- `retry_angle`; the first attempt that finds a face wins,
+        so a photo with a clear face gets no extra, weaker detections.
+        """
+        attempts = [(0.0, 0.0, self.score_threshold)]
+        if self.retry_threshold < self.score_threshold:
+            attempts.append((0.0, 0.0, self.retry_threshold))
+        low = min(self.score_threshold, self.retry_threshold)
+        if self.pad:
+            attempts.append((0.0, self.pad, low))
+        if self.retry_angle:
+            attempts += [(self.retry_angle, self.pad, low), (-self.retry_angle, self.pad, low)]
+        for angle, pad, threshold in attempts:
+            found = (
+                self._detect_turned(pixels, angle, pad, threshold)
+                if angle
+                else self._detect_upright(pixels, pad, threshold)
+            )
+            if len(found[0]):
+                return found
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+
+    def _detect_upright(
+        self, pixels: np.ndarray, pad: float, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h, w = pixels.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = pixels if scale == 1.0 else _resize(pixels, scale)
+        py, px = round(small.shape[0] * pad), round(small.shape[1] * pad)
+        padded = np.pad(small, ((py, py), (px, px), (0, 0)), mode="edge") if pad else small
+        upsample = self.upsample if self.upsample is not None else (1 if max(small.shape[:2]) <= 1000 else 0)
+        rects, det_scores, _ = self._detector.run(padded, upsample, threshold)
+        boxes, scores, points = [], [], []
+        for rect, score in zip(rects, det_scores, strict=True):
+            x1, y1 = (rect.left() - px) / scale, (rect.top() - py) / scale
+            x2, y2 = (rect.right() - px) / scale, (rect.bottom() - py) / scale
+            box = (x1, y1, x2, y2)
+            boxes.append(box)
+            scores.append(score)
+            points.append(self._five_points(pixels, box))
+        return (
+            np.array(boxes, dtype=np.float32).reshape(-1, 4),
+            np.array(scores, dtype=np.float32),
+            np.array(points, dtype=np.float32).reshape(-1, 5, 2),
+        )
+
+    def _five_points(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        x1, y1, x2, y2 = (round(c) for c in box)
+        shape = self._shapes(pixels, self._dlib.rectangle(x1, y1, x2, y2))
+        return five_points(np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32))
+
+    def _detect_turned(
+        self, pixels: np.ndarray, angle: float, pad: float, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detect on the photo turned by `angle` degrees about its centre; map the results back."""
+        from PIL import Image
+
+        h, w = pixels.shape[:2]
+        turned = np.asarray(Image.fromarray(pixels).rotate(angle, resample=Image.Resampling.BILINEAR))
+        boxes, scores, points = self._detect_upright(turned, pad, threshold)
+        if len(boxes) == 0:
+            return boxes, scores, points
+        # PIL turns counter-clockwise on screen; undo it about the same centre.
+        back = _rotation(-angle, (w / 2, h / 2))
+        points = (points.reshape(-1, 2) @ back[:, :2].T + back[:, 2]).reshape(-1, 5, 2).astype(np.float32)
+        corners = (
+            np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1).reshape(-1, 2)
+            @ back[:, :2].T
+            + back[:, 2]
+        )
+        corners = corners.reshape(-1, 4, 2)
+        boxes = np.hstack([corners.min(1), corners.max(1)]).astype(np.float32)
+        return boxes, scores, points
+
+
+def _rotation(angle: float, centre: tuple[float, float]) -> np.ndarray:
+    """2x3 map of a turn by `angle` degrees counter-clockwise on screen (y down) about `centre`."""
+    a = math.radians(angle)
+    c, s = math.cos(a), math.sin(a)
+    rot = np.array([[c, s], [-s, c]])
+    cx, cy = centre
+    t = np.array([cx, cy]) - rot @ np.array([cx, cy])
+    return np.hstack([rot, t[:, None]])
+
+
+def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))

@@ -1,0 +1,102 @@
+"""MobileFaceNet-192 on real LFW photos: five-point detection, alignment, embeddings, model selection."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit.embedding import load_embedder, model_id_for, model_name_for, resolve_model_name
+from facekit.embedding.base import ARCFACE_TEMPLATE, similarity_transform
+from facekit.embedding.landmarks import FivePointDetector
+from facekit.embedding.mobilefacenet import DIM, MODEL_ID
+from facekit.errors import ModelNotFoundError
+from facekit.images import load_image
+
+SAME = ["Colin_Powell", "Tony_Blair", "Hugo_Chavez"]
+
+
+def photos_of(lfw, name, n=3):
+    return [load_image(p).pixels for p in sorted((lfw / name).glob("*.jpg"))[:n]]
+
+
+def test_embeddings_separate_people(lfw, mobilefacenet):
+    assert mobilefacenet.model_id == MODEL_ID == "mobilefacenet_sirius_192" and mobilefacenet.dim == DIM == 192
+    x, who = [], []
+    for k, name in enumerate(SAME):
+        for px in photos_of(lfw, name):
+            faces = mobilefacenet.detect_and_embed(px)
+            assert faces and faces[0].landmarks.shape == (5, 2)
+            x.append(faces[0].embedding)
+            who.append(k)
+    x, who = np.array(x), np.array(who)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    sims = x @ x.T
+    same = (who[:, None] == who[None]) & ~np.eye(len(x), dtype=bool)
+    # every same-person pair is closer than every different-person pair (README: means 0.79 vs 0.02)
+    assert sims[same].min() > sims[who[:, None] != who[None]].max()
+    assert sims[same].mean() > 0.6 > 0.3 > sims[who[:, None] != who[None]].mean()
+
+
+def test_five_points_sit_where_arcface_expects_them(lfw):
+    px = load_image(sorted((lfw / "Tony_Blair").glob("*.jpg"))[0]).pixels
+    boxes, scores, points = FivePointDetector().detect(px)
+    assert len(boxes) == 1 and points.shape == (1, 5, 2)
+    le, re, nose, ml, mr = points[0]
+    assert le[0] < nose[0] < re[0] and ml[0] < mr[0]  # image-left first
+    assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])  # eyes, then nose, then mouth
+    # aligned, the points land within a few pixels of the template
+    m = similarity_transform(points[0], ARCFACE_TEMPLATE)
+    mapped = points[0] @ m[:, :2].T + m[:, 2]
+    assert np.abs(mapped - ARCFACE_TEMPLATE).max() < 10  # the nose moves with the head's yaw
+
+
+def test_tight_crops_and_turned_faces_are_found(lfw):
+    """HOG at dlib's default misses faces that fill the photo; the padded retry finds them, and the turned
+    retry finds a face tilted past HOG's reach, with its points mapped back into the photo."""
+    default_hog = FivePointDetector(retry_threshold=0.0, pad=0.0, retry_angle=0.0)
+    no_padding = FivePointDetector(pad=0.0, retry_angle=0.0)
+    facekit = FivePointDetector()
+    crops = []
+    paths = (
+        sorted((lfw / "Hugo_Chavez").glob("*.jpg"))[:10] + sorted((lfw / "Arnold_Schwarzenegger").glob("*.jpg"))[:10]
+    )
+    for path in paths:
+        px = load_image(path).pixels
+        x1, y1, x2, y2 = facekit.detect(px)[0][0]  # HOG's box, brows to chin; keep its inner 85%
+        dx, dy = 0.075 * (x2 - x1), 0.075 * (y2 - y1)
+        crops.append(np.ascontiguousarray(px[round(y1 + dy) : round(y2 - dy), round(x1 + dx) : round(x2 - dx)]))
+    assert sum(len(default_hog.detect(c)[0]) == 0 for c in crops) >= 4  # 6 measured
+    assert sum(len(no_padding.detect(c)[0]) == 0 for c in crops) >= 1
+    assert all(len(facekit.detect(c)[0]) == 1 for c in crops)
+
+    px = load_image(sorted((lfw / "Tony_Blair").glob("*.jpg"))[0]).pixels
+    _, _, upright = FivePointDetector().detect(px)
+    tilted = np.asarray(Image.fromarray(px).rotate(50, resample=Image.Resampling.BILINEAR))
+    assert len(FivePointDetector(retry_angle=0.0).detect(tilted)[0]) == 0
+    _, _, points = FivePointDetector(retry_angle=50.0).detect(tilted)
+    assert len(points) == 1
+    a = np.radians(50)  # where the upright points went when the photo turned 50° counter-clockwise
+    rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    expected = (upright[0] - 125) @ rot.T + 125
+    assert np.abs(points[0] - expected).max() < 8
+
+
+def test_no_face_is_no_face(mobilefacenet):
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    assert mobilefacenet.detect_and_embed(flat) == []
+
+
+def test_model_selection_and_names(monkeypatch, tmp_path, shared_models, caplog):
+    assert model_id_for("mobilefacenet") == MODEL_ID and model_name_for(MODEL_ID) == "mobilefacenet"
+    monkeypatch.delenv("FACE_MODEL_NAME", raising=False)
+    monkeypatch.setenv("FACEKIT_MODELS_DIR", str(shared_models))
+    with caplog.at_level(logging.INFO, logger="facekit"):
+        assert resolve_model_name() == "mobilefacenet"
+    assert "mobilefacenet" in caplog.text
+    monkeypatch.setenv("FACEKIT_MODELS_DIR", str(tmp_path))
+    assert resolve_model_name() == "dlib"
+    with pytest.raises(ModelNotFoundError, match="facekit models install mobilefacenet"):
+        load_embedder("mobilefacenet")
