@@ -42,7 +42,7 @@ def test_embeddings_separate_people(lfw, mobilefacenet):
 
 def test_five_points_sit_where_arcface_expects_them(lfw):
     px = load_image(sorted((lfw / "Tony_Blair").glob("*.jpg"))[0]).pixels
-    boxes, scores, points = FivePointDetector().detect(px)
+    boxes, _, points = FivePointDetector().detect(px)
     assert len(boxes) == 1 and points.shape == (1, 5, 2)
     le, re, nose, ml, mr = points[0]
     assert le[0] < nose[0] < re[0] and ml[0] < mr[0]  # image-left first
