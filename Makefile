@@ -8,6 +8,9 @@ FACEKIT := $(BIN)/facekit
 DEMO_DATA ?= $(or $(FACEKIT_DEMO_DATA),../shared/datasets/lfw)
 DEMO_PEOPLE ?= [A-C]*
 DEMO_STORE ?= .facekit/demo-store
+DEMO_MODEL ?= mobilefacenet
+# MobileFaceNet for the demo, tests and benchmarks: ../shared/models (`facekit models install mobilefacenet` elsewhere)
+export FACEKIT_MODELS_DIR ?= $(abspath $(CURDIR)/../shared/models)
 WORKERS ?= 2
 MIN_PHOTOS ?= 5
 PER_PERSON ?= 3
@@ -25,7 +28,7 @@ ITERATIONS_LOG ?= reports/iterations.json
 # numba (UMAP) compiles once into this cache, not in every notebook kernel
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
-.PHONY: setup browser demo report sweep test lint bench bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
+.PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
 	faces-train-iteration bench-training clean
 
@@ -41,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 ## re-cluster → HTML report (before/after table, threshold curves, UMAP map) in reports/<run_id>/report.html
 demo: setup
 	@test -d "$(DEMO_DATA)" || { echo "no photos at $(DEMO_DATA): set FACEKIT_DEMO_DATA=<folder of person folders>"; exit 1; }
-	$(FACEKIT) index $(DEMO_DATA)/$(DEMO_PEOPLE) --workers $(WORKERS) --model dlib --store $(DEMO_STORE)
+	$(FACEKIT) index $(DEMO_DATA)/$(DEMO_PEOPLE) --workers $(WORKERS) --model $(DEMO_MODEL) --store $(DEMO_STORE)
 	$(FACEKIT) stats --store $(DEMO_STORE)
 	$(FACEKIT) label-from-folders --min-photos $(MIN_PHOTOS) --per-person $(PER_PERSON) --store $(DEMO_STORE)
 	$(FACEKIT) cluster-dual --store $(DEMO_STORE)
@@ -71,11 +74,15 @@ lint: setup
 
 ## bench: indexing throughput and store latency; writes bench/results/indexing.md and bench/RESULTS.md
 bench: setup
-	$(BIN)/python bench/run.py --data $(DEMO_DATA)
+	$(BIN)/python bench/run.py --data $(DEMO_DATA) --models-dir $(FACEKIT_MODELS_DIR)
 
-## bench-clustering: facekit vs the peers on LFW, dual-mode protocol, speed at 1K/10K/100K (~15 min)
+## bench-detection: detectors for MobileFaceNet on LFW, tight crops and turned crops (~25 min)
+bench-detection: setup
+	$(BIN)/python bench/detection.py --data $(DEMO_DATA) --models $(FACEKIT_MODELS_DIR)
+
+## bench-clustering: facekit vs the peers on LFW (dlib and MobileFaceNet), dual mode, speed at 1K/10K/100K (~40 min)
 bench-clustering: setup
-	$(BIN)/python bench/clustering.py --data $(DEMO_DATA)
+	$(BIN)/python bench/clustering.py --data $(DEMO_DATA) --models dlib mobilefacenet
 
 ## bench-training: the triplet head on the LFW protocol (3, 5, 8 labels a person), training cost (~5 min)
 bench-training: setup

@@ -1,4 +1,5 @@
-"""facekit benchmarks: indexing throughput vs a bare dlib loop, worker scaling, store latency, import/evaluate.
+"""facekit benchmarks: indexing throughput (dlib vs MobileFaceNet, workers vs onnxruntime threads, against a
+bare dlib loop), store latency, import/evaluate.
 
 Run: `make bench` (or `python bench/run.py --data ../shared/datasets/lfw`). Writes bench/results/indexing.md
 and .json, then re-assembles bench/RESULTS.md. Timings are medians over --repeats runs; the machine is stated
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench.report import assemble, machine  # noqa: E402
 from facekit.embedding.dlib_resnet import DlibEmbedder  # noqa: E402
 from facekit.embedding.landmarks import dlib_model_dir  # noqa: E402
+from facekit.embedding.mobilefacenet import load_mobilefacenet  # noqa: E402
 from facekit.indexing import index_batch  # noqa: E402
 from facekit.store import FaceStore  # noqa: E402
 from facekit.types import FaceRecord  # noqa: E402
@@ -113,37 +116,68 @@ def import_and_evaluate(data: Path) -> dict[str, float]:
     return out
 
 
+def onnx_batch_cost(threads: int, batch: int, models_dir: Path, faces: int = 64, repeats: int = 5) -> float:
+    """Median ms a face for MobileFaceNet on `faces` crops embedded `batch` at a time."""
+    model = load_mobilefacenet(models_dir, threads=threads)
+    crops = [np.random.default_rng(i).integers(0, 255, (112, 112, 3), dtype=np.uint8) for i in range(faces)]
+    model.recognizer.embed(crops[:batch])
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for s in range(0, faces, batch):
+            model.recognizer.embed(crops[s : s + batch])
+        runs.append(1000 * (time.perf_counter() - t) / faces)
+    return statistics.median(runs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--models-dir", type=Path, default=HERE.parent.parent / "shared" / "models")
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--store-sizes", type=int, nargs="*", default=[10_000, 100_000])
     args = ap.parse_args()
+    os.environ["FACEKIT_MODELS_DIR"] = str(args.models_dir)  # the worker processes load the model by name
 
     paths = sample_photos(args.data, args.photos)
-    embedder = DlibEmbedder()
-    runs: dict[str, list[float]] = {"bare": [], "facekit_1": [], "facekit_2": []}
+    dlib_model = DlibEmbedder()
+    mfn = load_mobilefacenet(args.models_dir)  # onnxruntime's default threads (one a core)
+    mfn_one_thread = load_mobilefacenet(args.models_dir, threads=1)
+    plan = {
+        "bare dlib loop (same calls, nothing else)": lambda: bare_dlib_loop(paths),
+        "dlib, 1 worker": lambda: facekit_index(paths, 1, dlib_model),
+        "dlib, 2 workers": lambda: facekit_index(paths, 2, dlib_model),
+        "mobilefacenet, 1 worker, onnxruntime threads = cores": lambda: facekit_index(paths, 1, mfn),
+        "mobilefacenet, 1 worker, 1 onnxruntime thread": lambda: facekit_index(paths, 1, mfn_one_thread),
+        "mobilefacenet, 2 workers, 1 onnxruntime thread each (facekit's default)": lambda: facekit_index(paths, 2, mfn),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in plan}
     faces: dict[str, int] = {}
     for r in range(args.repeats):
-        for key, fn in (
-            ("bare", lambda: bare_dlib_loop(paths)),
-            ("facekit_1", lambda: facekit_index(paths, 1, embedder)),
-            ("facekit_2", lambda: facekit_index(paths, 2, embedder)),
-        ):
+        for key, fn in plan.items():
             secs, n = fn()
             runs[key].append(secs)
             faces[key] = n
             print(f"repeat {r}: {key} {secs:.1f} s, {n} faces", flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     tput = {k: len(paths) / v for k, v in med.items()}
+    batch_cost = {
+        f"{t} thread(s), batch {b}": onnx_batch_cost(t, b, args.models_dir) for t in (1, 2) for b in (1, 8, 32)
+    }
     indexing = {
         "photos": len(paths),
         "faces": faces,
         "median_s": med,
         "photos_per_s": tput,
-        "facekit_vs_bare": tput["facekit_1"] / tput["bare"],
-        "two_vs_one_worker": tput["facekit_2"] / tput["facekit_1"],
+        "mobilefacenet_vs_dlib_1_worker": tput["mobilefacenet, 1 worker, 1 onnxruntime thread"]
+        / tput["dlib, 1 worker"],
+        "mobilefacenet_vs_dlib_2_workers": tput[
+            "mobilefacenet, 2 workers, 1 onnxruntime thread each (facekit's default)"
+        ]
+        / tput["dlib, 2 workers"],
+        "onnx_ms_per_face": batch_cost,
+        "load_average": Path("/proc/loadavg").read_text().split()[:3],
         "runs_s": runs,
     }
     print(json.dumps(indexing, indent=1), flush=True)
@@ -168,16 +202,19 @@ def main() -> None:
         f"--repeats {args.repeats}`). Machine: {results['machine']}. Date: {results['date']}. "
         "Medians over the repeats; the machine is shared, so expect some noise.",
         "",
-        f"### Indexing {len(paths)} LFW photos (first {len(paths)} by path), dlib model",
+        f"### Indexing {len(paths)} LFW photos (first {len(paths)} by path), dlib vs MobileFaceNet",
         "",
-        "| run | median s | photos/s | faces | ratio |",
+        f"Load average at the end: {' '.join(indexing['load_average'])}. MobileFaceNet / dlib throughput: "
+        f"{indexing['mobilefacenet_vs_dlib_1_worker']:.2f}× at 1 worker, "
+        f"{indexing['mobilefacenet_vs_dlib_2_workers']:.2f}× at 2 workers.",
+        "",
+        "| run | median s | photos/s | faces | × bare dlib loop |",
         "|---|---|---|---|---|",
-        f"| bare dlib loop (same calls, nothing else) | {med['bare']:.1f} | {tput['bare']:.2f} | "
-        f"{faces['bare']} | 1.00 |",
-        f"| facekit index, 1 worker (hash, checks, store writes) | {med['facekit_1']:.1f} | {tput['facekit_1']:.2f} | "
-        f"{faces['facekit_1']} | {indexing['facekit_vs_bare']:.2f}× bare |",
-        f"| facekit index, 2 workers | {med['facekit_2']:.1f} | {tput['facekit_2']:.2f} | {faces['facekit_2']} | "
-        f"{indexing['two_vs_one_worker']:.2f}× 1 worker |",
+        *[f"| {k} | {med[k]:.1f} | {tput[k]:.2f} | {faces[k]} | {tput[k] / tput[next(iter(tput))]:.2f} |" for k in med],
+        "",
+        "MobileFaceNet alone (random 112 × 112 crops), ms a face: "
+        + ", ".join(f"{k}: {v:.1f}" for k, v in batch_cost.items())
+        + ".",
         "",
         "### Embedded store (qdrant-client local mode), synthetic 512-d faces",
         "",

@@ -90,8 +90,11 @@ class ChineseWhispers(_GraphClusterer):
 
     With `split_chains` (facekit's default), a group whose mean pairwise similarity falls more than
     `chain_slack` below `threshold` is a chain of look-alikes rather than one person: it is clustered
-    again with a threshold `chain_step` stricter, until every group is coherent. On LFW (dlib) this
-    breaks up one 138-face group of different people and lifts BCubed F by ~0.5 point.
+    again with a threshold `chain_step` stricter, until every group is coherent. Both are fractions of
+    the room above the threshold, `1 - threshold`, so they scale with the model's similarities (dlib
+    links at 0.945, where 0.09 of the room is 0.005; MobileFaceNet at 0.64, where it is 0.033). On LFW
+    (dlib) this breaks up one 138-face group of different people and lifts BCubed F by ~0.5 point; on
+    MobileFaceNet it changes F by less than 0.001 (bench/results/clustering.md).
 
     >>> import numpy as np
     >>> x = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99]], dtype=np.float32)
@@ -108,8 +111,8 @@ class ChineseWhispers(_GraphClusterer):
         iterations: int = 20,
         seed: int = 0,
         split_chains: bool = True,
-        chain_slack: float = 0.005,
-        chain_step: float = 0.005,
+        chain_slack: float = 0.09,
+        chain_step: float = 0.09,
     ) -> None:
         super().__init__(threshold, k=k, min_cluster_size=min_cluster_size)
         self.iterations = iterations
@@ -161,17 +164,19 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
 
 
 def _coherent_groups(x: np.ndarray, labels: np.ndarray, threshold: float, cw: ChineseWhispers) -> list[np.ndarray]:
-    """Split groups whose mean pairwise similarity is below threshold - slack (recursively, stricter)."""
+    """Split groups whose mean pairwise similarity is below threshold - slack (recursively, stricter);
+    slack and step are fractions of 1 - threshold."""
     out: list[np.ndarray] = []
+    room = 1.0 - threshold
+    floor, step = threshold - cw.chain_slack * room, cw.chain_step * room
     stack = [(np.flatnonzero(labels == c), threshold) for c in np.unique(labels[labels >= 0])]
     while stack:
         members, t = stack.pop()
-        floor = threshold - cw.chain_slack
-        if len(members) < 3 or t + cw.chain_step > 1 or _mean_pairwise_similarity(x[members]) >= floor:
+        if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
             out.append(members)
             continue
         inner = ChineseWhispers(
-            t + cw.chain_step, k=cw.k, min_cluster_size=1, iterations=cw.iterations, seed=cw.seed, split_chains=False
+            t + step, k=cw.k, min_cluster_size=1, iterations=cw.iterations, seed=cw.seed, split_chains=False
         ).fit_predict(x[members])
         stack.extend((members[inner == c], t + cw.chain_step) for c in np.unique(inner))
     return out
