@@ -178,5 +178,5 @@ def _coherent_groups(x: np.ndarray, labels: np.ndarray, threshold: float, cw: Ch
         inner = ChineseWhispers(
             t + step, k=cw.k, min_cluster_size=1, iterations=cw.iterations, seed=cw.seed, split_chains=False
         ).fit_predict(x[members])
-        stack.extend((members[inner == c], t + cw.chain_step) for c in np.unique(inner))
+        stack.extend((members[inner == c], t + step) for c in np.unique(inner))
     return out
