@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facekit.dual import READ_FIELDS, DualModeClusterer
 from facekit.metrics import assignment_scores, clustering_scores
 from facekit.projection import Projection
@@ -104,6 +106,25 @@ def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Seq
         else None,
         "assignment": assignment,
     }
+
+
+def threshold_grid(
+    faces: StoredFaces, *, projection: Projection | None = None, steps: int = 11, low: float = 0.25, high: float = 0.98
+) -> list[float]:
+    """Person thresholds worth sweeping, read off the data rather than one model's scale: `steps` values
+    from the `low` to the `high` quantile of each unlabeled face's cosine to its nearest hand-labeled
+    person's centroid (dlib's land near 0.9-0.98, MobileFaceNet's near 0.3-0.85)."""
+    x = faces.embeddings if projection is None else projection.transform(faces.embeddings)
+    labeled = np.array([S.is_hand_labeled(p) for p in faces.payloads], dtype=bool)
+    people = sorted({p[S.PERSON_ID] for p, hand in zip(faces.payloads, labeled, strict=True) if hand})
+    if len(people) < 1 or labeled.all():
+        raise ValueError("a threshold grid needs hand-labeled faces and unlabeled ones to compare them with")
+    who = np.array([p.get(S.PERSON_ID) for p in faces.payloads], dtype=object)
+    centroids = np.stack([x[labeled & (who == person)].mean(axis=0) for person in people])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    best = (x[~labeled] @ centroids.T).max(axis=1)
+    lo, hi = np.quantile(best, [low, high])
+    return sorted({round(float(t), 3) for t in np.linspace(lo, hi, steps)})
 
 
 def threshold_sweep(
