@@ -1,8 +1,8 @@
 """Settings from the environment and `.env` (pydantic-settings), with the spec's names and defaults.
 
-Similarity thresholds mean different things for different embedding models: where the user set
-nothing, `Settings.person_threshold_for` and `Settings.eps_for` fall back to the model's own
-recommended values (see `facekit.embedding.MODEL_DEFAULTS`).
+Similarity thresholds mean different things for different embedding models: where the user set none,
+facekit calibrates them from the data (person threshold: from the hand labels; unknown-clustering
+link: `facekit.cluster.calibration`), with the model's measured values as fallbacks.
 """
 
 from __future__ import annotations
@@ -100,14 +100,6 @@ class Settings(BaseSettings):
         validation_alias=_env("FACEKIT_MAX_IMAGE_PIXELS", "max_image_pixels"),
         description="Images above this many pixels are refused as possible decompression bombs.",
     )
-
-    def person_threshold_for(self, model_threshold: float) -> float:
-        """The user's FACE_PERSON_MATCH_THRESHOLD if set, else the model's recommended value."""
-        return self.person_match_threshold if "person_match_threshold" in self.model_fields_set else model_threshold
-
-    def eps_for(self, model_eps: float) -> float:
-        """The user's FACE_UNKNOWN_EPS if set, else the model's recommended value."""
-        return self.unknown_eps if "unknown_eps" in self.model_fields_set else model_eps
 
 
 def _env_name(loc: tuple) -> str:

@@ -24,8 +24,9 @@ import numpy as np
 
 from facekit.assign.person_assigner import PersonAssigner
 from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
+from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold
 from facekit.config import Settings, get_settings
-from facekit.embedding import defaults_for
+from facekit.embedding import MODEL_DEFAULTS
 from facekit.errors import ConfigError
 from facekit.projection import Projection, load_projection
 from facekit.store import schema as S
@@ -58,6 +59,35 @@ def _is_pinned_cluster(payload: dict[str, Any]) -> bool:
     )
 
 
+# When neither a setting, a measured prior nor the data gives a link threshold (a handful of faces of an
+# unknown model): ArcFace-style models' same-person cosines mostly sit above it.
+GENERIC_LINK_THRESHOLD = 0.5
+# Below this many unknown faces the mixture has too little to go on: the model's prior (or the generic value).
+MIN_CALIBRATION_FACES = 100
+
+
+def _fixed_link_threshold(given: float | None, settings: Settings) -> LinkThreshold | None:
+    """The unknown-clustering threshold when the user fixed one (argument or FACE_UNKNOWN_EPS)."""
+    if given is not None:
+        return LinkThreshold(given, "argument", "given by the caller (--unknown-threshold or unknown_threshold=)")
+    if "unknown_eps" in settings.model_fields_set:
+        reason = f"FACE_UNKNOWN_EPS={settings.unknown_eps} (a cosine distance) is set"
+        return LinkThreshold(1.0 - settings.unknown_eps, "setting", reason)
+    return None
+
+
+def _prior_link_threshold(model_id: str, projection: Projection | None) -> LinkThreshold | None:
+    """The model's measured value, the fallback when the data cannot be calibrated."""
+    if model_id not in MODEL_DEFAULTS:
+        return None
+    threshold = 1.0 - MODEL_DEFAULTS[model_id].unknown_eps
+    reason = f"measured for {model_id} on LFW (bench/results/clustering.md)"
+    if projection is not None:
+        threshold = projection.map_threshold(threshold)
+        reason += ", mapped into the trained head's space"
+    return LinkThreshold(threshold, "model prior", reason)
+
+
 class DualModeClusterer:
     """Known people first (supervised), then unknown groups (unsupervised), over one FaceStore.
 
@@ -73,9 +103,11 @@ class DualModeClusterer:
     unknown_min_size : int, optional
         Smallest unknown group; smaller ones are noise (FACE_UNKNOWN_MIN_CLUSTER_SIZE, default 2).
     unknown_threshold : float, optional
-        Cosine that links two unknown faces; default 1 - FACE_UNKNOWN_EPS, or the model's value.
-        With a projection, the default is mapped into the projected space (same rate of matching
-        pairs, see `Projection.map_threshold`); a value given here is used as it is.
+        Cosine that links two unknown faces; default 1 - FACE_UNKNOWN_EPS if set, else calibrated
+        from the data in each pass (`facekit.cluster.calibration`), else (too few faces, one mode)
+        the model's measured prior, else a generic 0.5. The summary says which and why
+        (`unknown_threshold_source`). A prior is mapped into a trained head's space
+        (`Projection.map_threshold`); a value given here is used as it is.
     projection : Projection, optional
         A trained head (`facekit.training`): assignment and clustering run on projected embeddings;
         the store keeps the base ones. Default: the checkpoint at FACE_MODEL_CHECKPOINT, if set.
@@ -94,7 +126,6 @@ class DualModeClusterer:
         projection: Projection | None = None,
     ) -> None:
         settings = settings or get_settings()
-        defaults = defaults_for(store.model_id)
         if projection is None and settings.model_checkpoint:
             projection = load_projection(settings.model_checkpoint, model_id=store.model_id)
         elif projection is not None:
@@ -106,14 +137,13 @@ class DualModeClusterer:
         self.person_threshold = person_threshold
         self.unknown_method = unknown_method or settings.unknown_clustering_method
         self.unknown_min_size = unknown_min_size or settings.unknown_min_cluster_size
-        if unknown_threshold is None:
-            unknown_threshold = 1.0 - settings.eps_for(defaults.unknown_eps)
-            if projection is not None:
-                unknown_threshold = projection.map_threshold(unknown_threshold)
-        self.unknown_threshold = unknown_threshold
+        self._link_fixed = _fixed_link_threshold(unknown_threshold, settings)
+        self._link_prior = _prior_link_threshold(store.model_id, projection)
+        self.link_: LinkThreshold | None = self._link_fixed  # the last one used (a pass may calibrate it)
+        self.data_link_: LinkThreshold | None = None  # what the data alone says, from the last pass
         self.target_precision = target_precision
         try:  # validate early, with the setting's name
-            make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)
+            make_clusterer(self.unknown_method, self.unknown_threshold or 0.5, self.unknown_min_size)
         except ValueError as exc:
             raise ConfigError(f"FACE_UNKNOWN_CLUSTERING_METHOD / unknown_method: {exc}") from None
         self.assigner_: PersonAssigner | None = None
@@ -150,7 +180,9 @@ class DualModeClusterer:
             "faces_written": written,
             "person_calibration": result.calibration,
             "unknown_method": self.unknown_method,
-            "unknown_threshold": round(self.unknown_threshold, 4),
+            "unknown_threshold": round(self.unknown_threshold, 4) if self.unknown_threshold is not None else None,
+            "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
+            "unknown_threshold_from_data": self.data_link_.as_dict() if self.data_link_ else None,
             "unknown_min_size": self.unknown_min_size,
             "completed_interrupted_run": interrupted,
             "projection": None if self.projection is None else self.projection.meta.get("path", "in memory"),
@@ -259,7 +291,8 @@ class DualModeClusterer:
         x = faces.embeddings[idx]
         images = np.array([faces.payloads[i].get(S.IMAGE_ID, "") for i in idx], dtype=object)
         graph = _without_same_image_edges(knn_graph(x, KNN_K), images)
-        clusterer = make_clusterer(self.unknown_method, self.unknown_threshold, self.unknown_min_size)
+        link = self._link_threshold(graph)
+        clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
         labels = clusterer.fit(x, graph=graph).labels_
         pinned = np.array([_is_pinned_cluster(faces.payloads[i]) for i in idx], dtype=bool)
         old = [faces.payloads[i].get(S.CLUSTER_ID) for i in idx]
@@ -271,6 +304,34 @@ class DualModeClusterer:
             if result.sources[i] is None:
                 result.sources[i] = S.SOURCE_CLUSTER
         return result
+
+    @property
+    def unknown_threshold(self) -> float | None:
+        """The cosine that links unknown faces (None until a pass has calibrated it from the data)."""
+        return self.link_.threshold if self.link_ is not None else None
+
+    def _link_threshold(self, graph: KnnGraph) -> LinkThreshold:
+        """A threshold the user fixed, else one calibrated on `graph`, else the model's measured prior,
+        else a generic one (logged). What the data says is kept in `data_link_` either way."""
+        self.data_link_ = calibrate_link_threshold(graph) if graph.n >= MIN_CALIBRATION_FACES else None
+        if self._link_fixed is not None:
+            self.link_ = self._link_fixed
+        elif self.data_link_ is not None:
+            self.link_ = self.data_link_
+        elif self._link_prior is not None:
+            why = f"{graph.n} faces" if graph.n < MIN_CALIBRATION_FACES else "no two modes in their similarities"
+            self.link_ = dataclasses.replace(
+                self._link_prior, reason=f"{self._link_prior.reason}; not calibrated: {why}"
+            )
+        else:
+            self.link_ = LinkThreshold(
+                GENERIC_LINK_THRESHOLD,
+                "generic fallback",
+                f"no measured value for {self.store.model_id}, and {graph.n} faces too few or without two modes "
+                "in their similarities to calibrate from: set FACE_UNKNOWN_EPS, or cluster again with more faces",
+            )
+            log.warning("unknown clustering threshold: %s", self.link_.reason)
+        return self.link_
 
     # -- stage 3: save ----------------------------------------------------------------------------
     def save_dual_mode_results(self, faces: StoredFaces, result: DualModeResult) -> int:
@@ -322,6 +383,15 @@ class DualModeClusterer:
             counts[self._place(face_id)] += 1
         return counts
 
+    def _incremental_link_threshold(self) -> float:
+        """The last pass's threshold; with none yet and nothing fixed, calibrated once on the stored faces."""
+        if self.link_ is None:
+            faces = self.project(self.store.scroll_all(fields=[S.IMAGE_ID]))
+            images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
+            self._link_threshold(_without_same_image_edges(knn_graph(faces.embeddings, KNN_K), images))
+        assert self.link_ is not None
+        return self.link_.threshold
+
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are
         at most `incremental_limit`, else one full pass. Returns the counts or the full summary."""
@@ -365,10 +435,9 @@ class DualModeClusterer:
         if self.projection is not None and hits:  # candidates from the store, scored in the projected space
             scores = self._embed(np.stack([h.face.embedding for h in hits])) @ z
             hits = [dataclasses.replace(h, score=float(s)) for h, s in zip(hits, scores, strict=True)]
+        threshold = self._incremental_link_threshold()
         hits = [
-            h
-            for h in hits
-            if h.face.face_id != face_id and h.score >= self.unknown_threshold and h.face.image_id != face.image_id
+            h for h in hits if h.face.face_id != face_id and h.score >= threshold and h.face.image_id != face.image_id
         ]
         votes: dict[str, float] = {}
         for h in hits:

@@ -58,7 +58,7 @@ def test_dotenv_file(tmp_path):
     [
         ("FACE_PERSON_MATCH_THRESHOLD", "1.7", "less than or equal to 1"),
         ("FACE_UNKNOWN_CLUSTERING_METHOD", "kmeans", "'hdbscan', 'dbscan' or 'agglomerative'"),
-        ("FACE_MODEL_NAME", "vgg", "'buffalo_l', 'dlib'"),
+        ("FACE_MODEL_NAME", "vgg", "'buffalo_l', 'mobilefacenet', 'dlib'"),
         ("FACE_BATCH_SIZE", "one", "valid integer"),
     ],
 )
@@ -68,10 +68,3 @@ def test_invalid_values_name_the_variable(monkeypatch, name, value, expected):
         get_settings()
     msg = str(err.value)
     assert name in msg and repr(value) in msg and expected in msg
-
-
-def test_model_defaults_apply_where_unset(monkeypatch):
-    s = get_settings()
-    assert s.person_threshold_for(0.91) == 0.91 and s.eps_for(0.09) == 0.09
-    monkeypatch.setenv("FACE_PERSON_MATCH_THRESHOLD", "0.7")  # set explicitly, even to the default value
-    assert get_settings().person_threshold_for(0.91) == 0.7

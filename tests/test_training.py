@@ -158,8 +158,11 @@ def test_settings_checkpoint_moves_assignment_and_incremental_add_into_the_proje
     ckpt = fine_tune_for_person_clustering(store, trainer=trainer, out=tmp_path / "h.safetensors")["checkpoint"]
     clusterer = DualModeClusterer(store, settings=get_settings(model_checkpoint=ckpt))
     assert clusterer.projection is not None
-    assert clusterer.unknown_threshold == pytest.approx(clusterer.projection.map_threshold(0.945))
     summary = clusterer.cluster_all_faces()
+    # 42 faces are too few to calibrate on: dlib's measured link, mapped into the head's space
+    assert summary["unknown_threshold"] == pytest.approx(clusterer.projection.map_threshold(0.945), abs=1e-4)
+    assert summary["unknown_threshold_source"]["method"] == "model prior"
+    assert "mapped" in summary["unknown_threshold_source"]["reason"]
     assert summary["projection"] == ckpt and summary["assigned_to_people"] > 18
     new = faces_of(store, PEOPLE[0])[-1]
     store.update_payload({new: {S.PERSON_ID: None, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: None}})

@@ -1,0 +1,100 @@
+"""The unknown-clustering link threshold: calibrated from the data for any space, fixed when the user says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facekit.cluster import ChineseWhispers, knn_graph
+from facekit.cluster.calibration import calibrate_link_threshold
+from facekit.dual import DualModeClusterer
+from facekit.metrics import clustering_scores
+from facekit.store import FaceStore
+from facekit.types import FaceRecord
+
+
+def space(within: float, between: float, people: int = 120, per_person: int = 6, dim: int = 64, seed: int = 0):
+    """Identities whose same-person cosines sit near `within` and different-person ones near `between`
+    (a shared direction lifts every pair, as dlib's space does); most people have a few faces, some one."""
+    rng = np.random.default_rng(seed)
+    common = rng.standard_normal(dim)
+    common /= np.linalg.norm(common)
+    # centre = a * common + b * own direction: cos(centre_i, centre_j) ~ a^2 = between
+    a = np.sqrt(between)
+    own = rng.standard_normal((people, dim))
+    own -= np.outer(own @ common, common)
+    own /= np.linalg.norm(own, axis=1, keepdims=True)
+    centres = a * common + np.sqrt(1 - between) * own
+    sizes = rng.choice([1, 2, per_person, 2 * per_person], size=people, p=[0.3, 0.2, 0.3, 0.2])
+    who = np.repeat(np.arange(people), sizes)
+    # noise scale so that same-person cosine ~ within: cos = 1 / (1 + s^2 * dim) for unit centres
+    s = np.sqrt((1 / within - 1) / dim)
+    x = centres[who] + s * rng.standard_normal((len(who), dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), who
+
+
+@pytest.mark.parametrize(("within", "between"), [(0.95, 0.85), (0.8, 0.05), (0.6, 0.2)])
+def test_calibrated_threshold_separates_people_in_any_space(within, between):
+    """A dlib-like space (everything similar), an ArcFace-like one and a flat, noisy one: no table entry."""
+    x, who = space(within, between)
+    graph = knn_graph(x, 30)
+    link = calibrate_link_threshold(graph)
+    assert link is not None and between < link.threshold < within
+    assert 0.9 <= link.estimated_precision <= 1.0 and "two modes" in link.reason
+    calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
+    assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
+
+
+def test_the_generic_constant_fails_where_calibration_does_not():
+    """What `import-embeddings` without a model id used to do: link at the generic 0.5."""
+    x, who = space(0.95, 0.85)
+    generic = ChineseWhispers(0.5, min_cluster_size=1).fit_predict(x)
+    assert clustering_scores(who, generic)["bcubed_f"] < 0.3  # everyone merged
+
+
+def test_no_two_modes_is_no_calibration():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert calibrate_link_threshold(knn_graph(x, 30)) is None  # nobody twice: nothing to separate
+
+
+def fill(store: FaceStore, x: np.ndarray) -> None:
+    records = [
+        FaceRecord(
+            face_id=f"00000000-0000-0000-0000-{i:012d}",
+            image_id=f"img{i}",
+            image_path=f"/synthetic/{i}.jpg",
+            face_index=0,
+            bbox=None,
+            det_score=None,
+            quality=None,
+            model_id=store.model_id,
+            embedding=v,
+        )
+        for i, v in enumerate(x)
+    ]
+    store.add_faces(records, image_face_counts={f"img{i}": 1 for i in range(len(x))})
+
+
+def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
+    x, _ = space(0.95, 0.85)
+    with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        summary = DualModeClusterer(store).cluster_all_faces()
+        source = summary["unknown_threshold_source"]
+        assert source["method"] == "kNN similarity mixture" and 0.85 < summary["unknown_threshold"] < 0.95
+        assert summary["unknown_threshold_from_data"]["threshold"] == summary["unknown_threshold"]
+        monkeypatch.setenv("FACE_UNKNOWN_EPS", "0.5")  # set, even to the default value: it wins and says so
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold"] == 0.5 and summary["unknown_threshold_source"]["method"] == "setting"
+        assert "FACE_UNKNOWN_EPS" in summary["unknown_threshold_source"]["reason"]
+        assert summary["unknown_threshold_from_data"]["threshold"] > 0.85  # still reported, for comparison
+        summary = DualModeClusterer(store, unknown_threshold=0.97).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == "argument"
+    monkeypatch.delenv("FACE_UNKNOWN_EPS")
+    with FaceStore(tmp_path / "small", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x[:40])  # too few faces to calibrate, and no prior for this model
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == "generic fallback"
+        assert "FACE_UNKNOWN_EPS" in summary["unknown_threshold_source"]["reason"]
