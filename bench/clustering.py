@@ -51,7 +51,7 @@ PEER_GRIDS = {
 
 # -- data ------------------------------------------------------------------------------------------
 def lfw_embeddings(data: Path, cache: Path, model: str = "dlib") -> tuple[np.ndarray, list[str]]:
-    """A model's embedding of each LFW photo's main face (`main_face_order`: centred, else largest), with
+    """A model's embedding of each LFW photo's main face (`main_face_order`: nearest the centre), with
     its path; indexed once by `facekit index` and cached."""
     if not cache.is_file():
         store_dir = cache.with_suffix("")

@@ -25,7 +25,7 @@ def folder_truth(image_path: str) -> str:
 
 
 def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int = 3) -> dict[str, int]:
-    """Label, by folder name, the main face (face_index 0: centred, else largest) of the first `per_person` photos
+    """Label, by folder name, the main face (face_index 0, `main_face_order`) of the first `per_person` photos
     (by path) of every folder holding at least `min_photos` photos with a face.
 
     Persons are created as needed; faces already labeled by hand keep their label.
@@ -64,7 +64,7 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
 def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Sequence[str | None]) -> dict[str, Any]:
     """Scores of one labeling of `faces` (a person id and a cluster id per face), truth = image folder.
 
-    Only each photo's main face (face_index 0: centred, else largest) is scored: the folder names it, and other
+    Only each photo's main face (face_index 0, `main_face_order`) is scored: the folder names it, and other
     faces in the photo are of unknown people. A face's predicted identity is its person, else its
     cluster (noise clusters count as singletons), else itself alone. Assignment scores the faces not
     labeled by hand: precision of automatic person assignments, recall over faces of labeled people,
