@@ -108,17 +108,30 @@ def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Seq
     }
 
 
+def _labeled_people(faces: StoredFaces) -> set[str]:
+    """The hand-labeled people; fewer than 2 is an error that says what to do."""
+    people = {p[S.PERSON_ID] for p in faces.payloads if S.is_hand_labeled(p)}
+    if len(people) < 2:
+        raise ValueError(
+            f"a threshold sweep needs hand-labeled faces of at least 2 people, found {len(people)}: label some "
+            "first (`facekit label-from-folders`, the labeling panel, or `facekit name-cluster`)"
+        )
+    return people
+
+
 def threshold_grid(
     faces: StoredFaces, *, projection: Projection | None = None, steps: int = 11, low: float = 0.25, high: float = 0.98
 ) -> list[float]:
     """Person thresholds worth sweeping, read off the data rather than one model's scale: `steps` values
     from the `low` to the `high` quantile of each unlabeled face's cosine to its nearest hand-labeled
     person's centroid (dlib's land near 0.9-0.98, MobileFaceNet's near 0.3-0.85)."""
+    people = sorted(_labeled_people(faces))
     x = faces.embeddings if projection is None else projection.transform(faces.embeddings)
     labeled = np.array([S.is_hand_labeled(p) for p in faces.payloads], dtype=bool)
-    people = sorted({p[S.PERSON_ID] for p, hand in zip(faces.payloads, labeled, strict=True) if hand})
-    if len(people) < 1 or labeled.all():
-        raise ValueError("a threshold grid needs hand-labeled faces and unlabeled ones to compare them with")
+    if labeled.all():
+        raise ValueError(
+            "a threshold grid needs unlabeled faces to compare with the labeled ones: every face is labeled"
+        )
     who = np.array([p.get(S.PERSON_ID) for p in faces.payloads], dtype=object)
     centroids = np.stack([x[labeled & (who == person)].mean(axis=0) for person in people])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
@@ -139,12 +152,7 @@ def threshold_sweep(
     """Dual-mode clustering of `faces` (from `read_faces`) at each person threshold, scored against
     folder truth, nothing written: one row per threshold. `None` in `thresholds` is facekit's
     calibrated default (a threshold fit to the labels, with a runner-up margin)."""
-    people = {p[S.PERSON_ID] for p in faces.payloads if S.is_hand_labeled(p)}
-    if len(people) < 2:
-        raise ValueError(
-            f"a threshold sweep needs hand-labeled faces of at least 2 people, found {len(people)}: label some "
-            "first (`facekit label-from-folders`, the labeling panel, or `facekit name-cluster`)"
-        )
+    _labeled_people(faces)
     rows = []
     projected: StoredFaces | None = None  # the same for every threshold: projected once
     with FaceStore(":memory:", model_id=model_id, dim=faces.embeddings.shape[1]) as scratch:  # the real one untouched

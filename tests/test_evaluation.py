@@ -12,7 +12,7 @@ from .conftest import DUAL_PEOPLE, DUAL_PER_PERSON
 
 
 def test_threshold_grid_is_read_off_each_model(store, tmp_path, lfw, mobilefacenet):
-    with pytest.raises(ValueError, match="needs hand-labeled faces"):
+    with pytest.raises(ValueError, match="hand-labeled faces of at least 2 people, found 0"):
         threshold_grid(read_faces(store))
     label_from_folders(store, min_photos=5, per_person=2)
     dlib_grid = threshold_grid(read_faces(store))
