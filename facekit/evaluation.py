@@ -58,7 +58,13 @@ def read_faces(store: FaceStore, *, with_embeddings: bool = True) -> StoredFaces
 def evaluate(store: FaceStore) -> dict[str, Any]:
     """Clustering and assignment scores of the store, truth = each face's image folder (see `score`)."""
     faces = read_faces(store, with_embeddings=False)
-    return score(faces, [p.get(S.PERSON_ID) for p in faces.payloads], [p.get(S.CLUSTER_ID) for p in faces.payloads])
+    scores = score(faces, [p.get(S.PERSON_ID) for p in faces.payloads], [p.get(S.CLUSTER_ID) for p in faces.payloads])
+    last = store.history.run_marker().get("summary") or {}
+    scores["last_pass"] = {  # what the clustering pass behind these labels chose, and why
+        k: last.get(k)
+        for k in ("unknown_method", "unknown_threshold", "unknown_threshold_source", "unknown_threshold_from_data")
+    }
+    return scores
 
 
 def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Sequence[str | None]) -> dict[str, Any]:
@@ -180,6 +186,8 @@ def threshold_sweep(
                     "false_accept": scores["assignment"]["false_accept"],
                     "bcubed_f": scores["clustering"]["bcubed_f"],
                     "unknown_bcubed_f": unknown.get("bcubed_f"),
+                    "unknown_threshold": clusterer.link_.threshold if clusterer.link_ else None,
+                    "unknown_threshold_method": clusterer.link_.method if clusterer.link_ else None,
                 }
             )
     return rows

@@ -129,6 +129,9 @@ def test_cluster_dual_and_edits_from_the_cli(indexed):
     out = cli("cluster-dual", "--store", store, "--unknown-min-size", "2", "--unknown-method", "chinese_whispers")
     assert set(out) >= {"assigned_to_people", "unknown_clusters", "noise", "total_processed", "seconds"}
     assert out["total_processed"] == cli("stats", "--store", store)["faces"]
+    assert out["unknown_threshold_source"]["method"] in {"kNN similarity mixture", "model prior"}
+    last = cli("evaluate", "--store", store)["last_pass"]  # evaluate says what the pass chose, and why
+    assert last["unknown_threshold"] == out["unknown_threshold"] and last["unknown_threshold_source"]["reason"]
     old_name = cli("cluster", "--store", store)  # the old command name still works
     assert old_name["faces_written"] == 0
     fixed = cli("cluster-dual", "--store", store, "--person-threshold", "0.99", "--max-faces", "5")

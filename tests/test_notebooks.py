@@ -75,6 +75,9 @@ def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
     m = run.metrics
     assert len(m["rows"]) == len(THRESHOLDS) + 1 and m["calibrated"]["calibrated"] is True
     assert [r["person_threshold"] for r in m["rows"][1:]] == THRESHOLDS
+    # 42 faces: too few to calibrate the unknown link, so dlib's measured prior, reported as such
+    assert m["unknown_threshold_method"] == "model prior" and m["unknown_threshold"] == 0.945
+    assert "linked at cosine 0.945 (model prior)" in run.html.read_text()
     recalls = [r["recall"] for r in m["rows"][1:]]
     assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]  # a real sweep, not constant
     best = m["recommended"]
