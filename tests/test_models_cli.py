@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facekit.cli import app
 from facekit.embedding.install import TFLITE_SHA256, run_onnx
 from facekit.embedding.mobilefacenet import FILE_NAME, INPUT_MEAN, INPUT_STD, ONNX_SHA256
 
-runner = CliRunner()
-
-
-def cli(*args: str, ok: bool = True) -> dict:
-    result = runner.invoke(app, [*args, "--json"])
-    assert (result.exit_code == 0) == ok, result.output
-    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
-    assert len(lines) == 1, result.stdout
-    return json.loads(lines[0])
+from .test_cli import cli
 
 
 def test_list_shows_each_model(monkeypatch, shared_models):
