@@ -105,3 +105,12 @@ def warp_affine(pixels: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray
     img = Image.fromarray(pixels)
     out = img.transform((size, size), Image.Transform.AFFINE, tuple(inv), resample=Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.uint8)
+
+
+def resize(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """The image scaled by `scale` (bilinear), at least 1 pixel a side."""
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))

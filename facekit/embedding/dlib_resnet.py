@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize, main_face_order
+from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize, main_face_order, resize
 from facekit.embedding.landmarks import dlib_model_dir
 from facekit.errors import ModelNotFoundError
 from facekit.types import DetectedFace
@@ -55,7 +55,7 @@ class DlibEmbedder:
         dlib = self._dlib
         h, w = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        small = pixels if scale == 1.0 else _resize(pixels, scale)
+        small = pixels if scale == 1.0 else resize(pixels, scale)
         upsample = self.upsample if self.upsample is not None else (1 if max(small.shape[:2]) <= 1000 else 0)
         rects, scores, _ = self._detector.run(small, upsample, 0.0)
         if not rects:
@@ -83,11 +83,3 @@ class DlibEmbedder:
                 )
             )
         return faces
-
-
-def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
-    from PIL import Image
-
-    h, w = pixels.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))

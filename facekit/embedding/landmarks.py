@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facekit.embedding.base import resize
 from facekit.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class FivePointDetector:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        small = pixels if scale == 1.0 else _resize(pixels, scale)
+        small = pixels if scale == 1.0 else resize(pixels, scale)
         py, px = round(small.shape[0] * pad), round(small.shape[1] * pad)
         padded = np.pad(small, ((py, py), (px, px), (0, 0)), mode="edge") if pad else small
         upsample = self.upsample if self.upsample is not None else (1 if max(small.shape[:2]) <= 1000 else 0)
@@ -186,11 +187,3 @@ def _rotation(angle: float, centre: tuple[float, float]) -> np.ndarray:
     cx, cy = centre
     t = np.array([cx, cy]) - rot @ np.array([cx, cy])
     return np.hstack([rot, t[:, None]])
-
-
-def _resize(pixels: np.ndarray, scale: float) -> np.ndarray:
-    from PIL import Image
-
-    h, w = pixels.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
