@@ -104,31 +104,31 @@ class FivePointDetector:
     def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), scores (N,) and five points (N, 5, 2) in the photo's pixels.
 
-        Tries HOG at `score_threshold`, then at `retry_threshold`, then on the photo padded (a face that
-        fills the photo), then turned by +/- `retry_angle`; the first attempt that finds a face wins,
-        so a photo with a clear face gets no extra, weaker detections.
+        Keeps HOG's faces at `score_threshold` when there are any, else those at `retry_threshold` (one
+        HOG pass gives both: non-maximum suppression never drops a higher score for a lower one); then
+        tries the photo padded (a face that fills the photo), then turned by +/- `retry_angle`. The first
+        attempt that finds a face wins, so a photo with a clear face gets no extra, weaker detections.
         """
-        attempts = [(0.0, 0.0, self.score_threshold)]
-        if self.retry_threshold < self.score_threshold:
-            attempts.append((0.0, 0.0, self.retry_threshold))
         low = min(self.score_threshold, self.retry_threshold)
+        attempts = [(0.0, 0.0, self.score_threshold)]
         if self.pad:
-            attempts.append((0.0, self.pad, low))
+            attempts.append((0.0, self.pad, None))
         if self.retry_angle:
-            attempts += [(self.retry_angle, self.pad, low), (-self.retry_angle, self.pad, low)]
-        for angle, pad, threshold in attempts:
+            attempts += [(self.retry_angle, self.pad, None), (-self.retry_angle, self.pad, None)]
+        for angle, pad, prefer in attempts:
             found = (
-                self._detect_turned(pixels, angle, pad, threshold)
+                self._detect_turned(pixels, angle, pad, low)
                 if angle
-                else self._detect_upright(pixels, pad, threshold)
+                else self._detect_upright(pixels, pad, low, prefer=prefer)
             )
             if len(found[0]):
                 return found
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
 
     def _detect_upright(
-        self, pixels: np.ndarray, pad: float, threshold: float
+        self, pixels: np.ndarray, pad: float, threshold: float, *, prefer: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """HOG at `threshold`; with `prefer`, only the faces scoring at least that when there are any."""
         h, w = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         small = pixels if scale == 1.0 else resize(pixels, scale)
@@ -136,8 +136,11 @@ class FivePointDetector:
         padded = np.pad(small, ((py, py), (px, px), (0, 0)), mode="edge") if pad else small
         upsample = self.upsample if self.upsample is not None else (1 if max(small.shape[:2]) <= 1000 else 0)
         rects, det_scores, _ = self._detector.run(padded, upsample, threshold)
+        found = list(zip(rects, det_scores, strict=True))
+        if prefer is not None and any(score >= prefer for _, score in found):
+            found = [(rect, score) for rect, score in found if score >= prefer]
         boxes, scores, points = [], [], []
-        for rect, score in zip(rects, det_scores, strict=True):
+        for rect, score in found:
             x1, y1 = (rect.left() - px) / scale, (rect.top() - py) / scale
             x2, y2 = (rect.right() - px) / scale, (rect.bottom() - py) / scale
             box = (x1, y1, x2, y2)
