@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from facekit.embedding import dlib_resnet, mobilefacenet
 from facekit.embedding.landmarks import dlib_model_dir
 from facekit.embedding.onnx_models import BUFFALO_L, BUFFALO_L_FILES, buffalo_l_dir, buffalo_l_installed
 from facekit.errors import ModelNotFoundError
+from facekit.images import sha256_file
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,8 @@ class ModelInfo:
         return asdict(self)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha256_if_file(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() else None
 
 
 def list_models(settings: Settings | None = None) -> list[ModelInfo]:
@@ -50,7 +46,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
             dim=512,
             installed=buffalo_l_installed(settings.models_dir),
             path=str(buffalo.parent),
-            sha256=sha256_of(buffalo) if buffalo.is_file() else None,
+            sha256=_sha256_if_file(buffalo),
             expected_sha256=None,
             licence="InsightFace model zoo: non-commercial research only",
         )
@@ -63,7 +59,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
             dim=mobilefacenet.DIM,
             installed=mfn.is_file(),
             path=str(mfn),
-            sha256=sha256_of(mfn) if mfn.is_file() else None,
+            sha256=_sha256_if_file(mfn),
             expected_sha256=mobilefacenet.ONNX_SHA256,
             licence=mobilefacenet.LICENCE,
         )
@@ -79,7 +75,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
             dim=dlib_resnet.DIM,
             installed=dlib_file.is_file(),
             path=str(dlib_file),
-            sha256=sha256_of(dlib_file) if dlib_file.is_file() else None,
+            sha256=_sha256_if_file(dlib_file),
             expected_sha256=None,
             licence="CC0 weights (PyPI face-recognition-models)",
         )
@@ -93,7 +89,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
                 dim=None,
                 installed=onnx_file.is_file(),
                 path=str(onnx_file),
-                sha256=sha256_of(onnx_file) if onnx_file.is_file() else None,
+                sha256=_sha256_if_file(onnx_file),
                 expected_sha256=None,
                 licence="yours (FACEKIT_ONNX_RECOGNIZER)",
             )

