@@ -35,6 +35,10 @@ models_app = typer.Typer(
     help="Embedding models: what is installed, and installing MobileFaceNet.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+pseudo_app = typer.Typer(
+    help="Pseudo-labels: confident automatic assignments that join their person's prototype.", no_args_is_help=True
+)
+app.add_typer(pseudo_app, name="pseudo-labels")
 
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Embedded store folder (default: FACEKIT_STORE).", show_default=False)
@@ -288,6 +292,53 @@ def persons_list(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOp
                 "\n".join(f"{p['faces']:>6}  {p['name']:<30} {p['person_id']}" for p in d["persons"]) or "no persons"
             ),
         )
+
+    _run(as_json, body)
+
+
+@pseudo_app.command("list")
+def pseudo_list(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Per person: how many pseudo-labels count, their lowest and median score."""
+    from facekit.assign.pseudo_labels import list_pseudo_labels
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            rows = list_pseudo_labels(fs)
+        _emit(
+            as_json,
+            {"persons": rows, "pseudo_labels": sum(r["pseudo_labels"] for r in rows)},
+            lambda d: (
+                "\n".join(
+                    f"{r['pseudo_labels']:>6}  {r['name']:<30} min {r['min_score']:.3f}  median {r['median_score']:.3f}"
+                    for r in d["persons"]
+                )
+                or "no pseudo-labels (`facekit pseudo-labels update` or `facekit train-iteration` makes them)"
+            ),
+        )
+
+    _run(as_json, body)
+
+
+@pseudo_app.command("update")
+def pseudo_update(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Recompute the pseudo-labels from the hand labels (the next cluster-dual uses them)."""
+    from facekit.assign.pseudo_labels import update_pseudo_labels
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, update_pseudo_labels(fs))
+
+    _run(as_json, body)
+
+
+@pseudo_app.command("clear")
+def pseudo_clear(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Remove every pseudo-label; hand labels and current assignments stay (re-run cluster-dual)."""
+    from facekit.assign.pseudo_labels import clear_pseudo_labels
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, {"cleared": clear_pseudo_labels(fs)})
 
     _run(as_json, body)
 
@@ -662,7 +713,9 @@ def train_iteration_cmd(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One turn of the loop: evaluate (folder names as truth), train, reassign, evaluate; logs it."""
+    """One turn of the loop, scored at each stage (folder names as truth): as it is, with pseudo-labels
+    recomputed from the hand labels, with a trained head (used only when it beats the base space on
+    held-out hand labels); logs it."""
     from facekit.training import training_iteration
 
     def body() -> None:

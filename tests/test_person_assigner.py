@@ -78,21 +78,3 @@ def test_calibration_picks_a_margin_from_the_grid_and_reports_it():
     assigner = PersonAssigner().fit(x, y)
     assert assigner.calibration_["margin"] in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
     assert assigner.margin_ == assigner.calibration_["margin"]
-
-
-def test_extra_prototypes_match_a_person_with_two_looks():
-    # One person photographed in two very different ways: their centroid sits between both looks.
-    rng = np.random.default_rng(1)
-    look_a, look_b, other = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 16)))
-
-    def around(v, n):
-        z = v + rng.normal(scale=0.05, size=(n, 16))
-        return z / np.linalg.norm(z, axis=1, keepdims=True)
-
-    x = np.vstack([around(look_a, 6), around(look_b, 6), around(other, 6)]).astype(np.float32)
-    y = ["ann"] * 12 + ["bo"] * 6
-    query = around(look_b, 1).astype(np.float32)
-    one = PersonAssigner(threshold=0.9).fit(x, y)
-    several = PersonAssigner(threshold=0.9, max_prototypes=3).fit(x, y)
-    assert len(several.prototypes_) > len(one.prototypes_)
-    assert one.predict(query).tolist() == [UNASSIGNED] and several.predict(query).tolist() == ["ann"]

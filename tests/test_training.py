@@ -85,10 +85,10 @@ def test_early_stopping_keeps_the_best_epoch_on_held_out_labels():
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     ids = np.repeat([f"p{i}" for i in range(30)], 4)
     result = FaceTrainer(epochs=30, patience=3, hidden=32, batch_size=16, learning_rate=3e-3).fit(x, ids)
-    scores = [h["dir_at_far_1pct"] for h in result.history]
+    scores = [h["dir_at_far_0_1pct"] for h in result.history]
     assert result.val_metrics["best_epoch"] == int(np.argmax(scores))
-    assert result.val_metrics["dir_at_far_1pct"] == max(scores)
-    assert result.val_metrics["base_dir_at_far_1pct"] == scores[0]
+    assert result.val_metrics["dir_at_far_0_1pct"] == max(scores)
+    assert result.val_metrics["base_dir_at_far_0_1pct"] == scores[0]
     assert result.epochs_run - result.best_epoch <= 3 or result.epochs_run == 30
 
 
@@ -111,7 +111,7 @@ def test_checkpoint_round_trip_metadata_and_refusals(store, tmp_path):
     meta = projection.meta
     assert meta["base_model_id"] == DLIB and meta["dim"] == 128
     assert meta["label_hash"] == get_labeled_faces_by_person(store).snapshot_hash
-    assert meta["hyperparameters"]["epochs"] == 3 and meta["labels"] == {"people": 6, "faces": 24}
+    assert meta["hyperparameters"]["epochs"] == 3 and meta["labels"] == {"people": 6, "faces": 24, "pseudo_labels": 0}
     assert meta["threshold_map"]["pairs"] > 0
     with pytest.raises(CheckpointError, match="trained on 'dlib_resnet_v1' embeddings"):
         load_projection(out["checkpoint"], model_id="buffalo_l_arcface")

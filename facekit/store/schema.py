@@ -29,6 +29,8 @@ ASSIGNMENT_SOURCE = "assignment_source"
 INDEXED_AT = "indexed_at"
 REJECTED_PERSONS = "rejected_person_ids"  # people a user said this face is not ("not this person")
 CLUSTER_RUN = "cluster_run"  # the clustering run that last wrote the face's labels
+PSEUDO_PERSON_ID = "pseudo_person_id"  # a confident automatic assignment that joins the person's prototype
+PSEUDO_SCORE = "pseudo_score"  # the assignment rule's score behind that pseudo-label
 INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID)
 
 # Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<face id> for faces left alone.

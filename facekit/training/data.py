@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facekit.assign.pseudo_labels import PSEUDO_FIELDS, stored_pseudo_labels
 from facekit.store import FaceStore
 from facekit.store import schema as S
 
@@ -40,6 +41,17 @@ def get_labeled_faces_by_person(store: FaceStore) -> LabeledFaces:
     """Every face labeled with a person by hand, with its embedding (the spec's name)."""
     faces = store.scroll_labeled()
     return LabeledFaces(list(faces.ids), faces.embeddings, [str(p[S.PERSON_ID]) for p in faces.payloads])
+
+
+def get_pseudo_labeled_faces(store: FaceStore) -> LabeledFaces:
+    """Every face whose pseudo-label counts (`facekit.assign.pseudo_labels`), with its embedding."""
+    faces = store.scroll_all(fields=PSEUDO_FIELDS)
+    rows = stored_pseudo_labels(faces)
+    return LabeledFaces(
+        [faces.ids[i] for i in rows],
+        faces.embeddings[rows],
+        [str(faces.payloads[i][S.PSEUDO_PERSON_ID]) for i in rows],
+    )
 
 
 class TripletFaceDataset:

@@ -3,6 +3,7 @@ and keep each iteration's metrics (label → train → reassign → evaluate).""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -14,9 +15,9 @@ from facekit.config import Settings, get_settings
 from facekit.dual import DualModeClusterer
 from facekit.errors import CheckpointError
 from facekit.projection import Projection, load_projection, save_checkpoint, threshold_map
-from facekit.store import FaceStore, StoredFaces
+from facekit.store import FaceStore
 from facekit.store import schema as S
-from facekit.training.data import get_labeled_faces_by_person
+from facekit.training.data import get_labeled_faces_by_person, get_pseudo_labeled_faces
 from facekit.training.trainer import FaceTrainer
 
 MAP_SAMPLE = 20_000  # faces whose random pairs map the clustering threshold into the new space
@@ -29,7 +30,7 @@ def fine_tune_for_person_clustering(
     out: str | Path | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Train a projection head on the store's hand labels and save it (the spec's name).
+    """Train a projection head on the store's hand labels and pseudo-labels, and save it (the spec's name).
 
     The trainer defaults come from the settings (FACE_TRIPLET_MARGIN, FACE_TRAINING_EPOCHS,
     FACE_BATCH_SIZE, FACE_LEARNING_RATE). The checkpoint goes to `out`, default
@@ -45,8 +46,12 @@ def fine_tune_for_person_clustering(
         learning_rate=settings.learning_rate,
     )
     labeled = get_labeled_faces_by_person(store)
-    result = trainer.fit(labeled.embeddings, labeled.person_ids)
-    label_hash = labeled.snapshot_hash
+    pseudo = get_pseudo_labeled_faces(store)
+    result = trainer.fit(
+        labeled.embeddings, labeled.person_ids, pseudo_x=pseudo.embeddings, pseudo_ids=pseudo.person_ids
+    )
+    label_hash = labeled.snapshot_hash if not pseudo.face_ids else f"{labeled.snapshot_hash}+{pseudo.snapshot_hash}"
+    label_hash = hashlib.sha256(label_hash.encode()).hexdigest() if pseudo.face_ids else label_hash
     projection = Projection(result.weights, {"dim": store.dim, "base_model_id": store.model_id})
     base = store.scroll_all(fields=[S.IMAGE_ID]).embeddings
     if len(base) > MAP_SAMPLE:
@@ -57,7 +62,11 @@ def fine_tune_for_person_clustering(
         "hidden": trainer.hidden,
         "hyperparameters": trainer.hyperparameters(),
         "label_hash": label_hash,
-        "labels": {"people": len(set(labeled.person_ids)), "faces": len(labeled.face_ids)},
+        "labels": {
+            "people": len(set(labeled.person_ids)),
+            "faces": len(labeled.face_ids),
+            "pseudo_labels": len(pseudo.face_ids),
+        },
         "val_metrics": result.val_metrics,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
@@ -97,23 +106,13 @@ def latest_checkpoint(store: FaceStore, settings: Settings | None = None) -> Pat
     return found[-1]
 
 
-def reassign(store: FaceStore, projection: Projection, **clusterer_args: Any) -> dict[str, Any]:
-    """Re-run dual-mode clustering in the projected space (the spec's reassign-smart) and report how
-    the faces not labeled by hand moved between people: newly assigned, changed person, unassigned."""
-    fields = [S.PERSON_ID, S.ASSIGNMENT_SOURCE]
-    before = _auto_people(store.scroll_all(with_embeddings=False, fields=fields))
+def reassign(store: FaceStore, projection: Projection | None, **clusterer_args: Any) -> dict[str, Any]:
+    """Re-run dual-mode clustering in the projected space (the spec's reassign-smart; None: the base
+    space) and report how the faces not labeled by hand moved between people: newly assigned, changed
+    person, unassigned."""
+    before = _auto_people(store)
     summary = DualModeClusterer(store, projection=projection, **clusterer_args).cluster_all_faces()
-    after = _auto_people(store.scroll_all(with_embeddings=False, fields=fields))
-    moved = {"newly_assigned": 0, "changed": 0, "unassigned": 0}
-    for face_id, now in after.items():
-        was = before.get(face_id)
-        if was is None and now is not None:
-            moved["newly_assigned"] += 1
-        elif was is not None and now is None:
-            moved["unassigned"] += 1
-        elif was != now:
-            moved["changed"] += 1
-    return {**moved, "clustering": summary}
+    return {**_moves(before, _auto_people(store)), "clustering": summary}
 
 
 def log_iteration(path: str | Path, record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,21 +134,74 @@ def training_iteration(
     trainer: FaceTrainer | None = None,
     settings: Settings | None = None,
     evaluate_truth: bool = True,
+    use_pseudo_labels: bool = True,
 ) -> dict[str, Any]:
-    """One turn of the loop on the labels the store holds now: evaluate, train, reassign, evaluate,
-    and append the record to `log`. `evaluate_truth` scores against folder names (LFW layout)."""
+    """One turn of the loop on the labels the store holds now, scored at each stage (an ablation):
+
+    1. ``before``: the store as it is (the calibrated score rule on the hand labels);
+    2. ``with_pseudo_labels``: pseudo-labels recomputed from the hand labels
+       (`facekit.assign.pseudo_labels`), a pass in the base space with them in the prototypes;
+    3. ``with_head``: a triplet head trained on hand and pseudo-labels, and a pass in its space, only
+       when it beat the base space on held-out hand labels (else None, and the head is not used).
+
+    ``after`` is the last stage that ran. `evaluate_truth` scores against folder names (LFW layout);
+    the record is appended to `log`.
+    """
+    from facekit.assign.pseudo_labels import clear_pseudo_labels, update_pseudo_labels
     from facekit.evaluation import evaluate
 
-    before = evaluate(store) if evaluate_truth else None
+    def measure() -> dict[str, Any] | None:
+        return evaluate(store) if evaluate_truth else None
+
+    settings = settings or get_settings()
+    start_people = _auto_people(store)
+    before = measure()
+    if use_pseudo_labels:
+        pseudo = update_pseudo_labels(store)
+    else:
+        pseudo = {"pseudo_labels": 0, "cleared": clear_pseudo_labels(store)}
+    passed = reassign(store, None, settings=settings)
+    with_pseudo = measure()
     trained = fine_tune_for_person_clustering(store, trainer=trainer, settings=settings)
-    moved = reassign(store, load_projection(trained["checkpoint"], model_id=store.model_id))
-    after = evaluate(store) if evaluate_truth else None
-    record = {"train": trained, "reassign": moved, "before": before, "after": after}
+    head_used = trained["best_epoch"] > 0 and bool(trained["val_metrics"])
+    with_head = None
+    if head_used:
+        passed = reassign(store, load_projection(trained["checkpoint"], model_id=store.model_id), settings=settings)
+        with_head = measure()
+    record = {
+        "pseudo_labels": pseudo,
+        "train": trained,
+        "head_used": head_used,
+        "head_note": None
+        if head_used
+        else "the head did not beat the base space on held-out hand labels: prototypes in the base space are kept",
+        "reassign": {**_moves(start_people, _auto_people(store)), "clustering": passed["clustering"]},
+        "before": before,
+        "with_pseudo_labels": with_pseudo,
+        "with_head": with_head,
+        "after": with_head if head_used else with_pseudo,
+    }
     log_iteration(log, record)
     return record
 
 
-def _auto_people(faces: StoredFaces) -> dict[str, str | None]:
+def _moves(before: dict[str, str | None], after: dict[str, str | None]) -> dict[str, int]:
+    """How faces not labeled by hand moved between people: newly assigned, changed, unassigned."""
+    moved = {"newly_assigned": 0, "changed": 0, "unassigned": 0}
+    for face_id, now in after.items():
+        was = before.get(face_id)
+        if was is None and now is not None:
+            moved["newly_assigned"] += 1
+        elif was is not None and now is None:
+            moved["unassigned"] += 1
+        elif was != now:
+            moved["changed"] += 1
+    return moved
+
+
+def _auto_people(store: FaceStore) -> dict[str, str | None]:
+    """The person of each face not labeled by hand."""
+    faces = store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.ASSIGNMENT_SOURCE])
     return {
         fid: p.get(S.PERSON_ID)
         for fid, p in zip(faces.ids, faces.payloads, strict=True)
