@@ -709,19 +709,22 @@ def train_iteration_cmd(
     margin: MarginOpt = None,
     batch_size: BatchOpt = None,
     learning_rate: LrOpt = None,
+    head: Annotated[
+        bool, typer.Option("--head", help="Apply the trained head when it beats the base space (off: dry run).")
+    ] = False,
     model: ModelOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One turn of the loop, scored at each stage (folder names as truth): as it is, with pseudo-labels
-    recomputed from the hand labels, with a trained head (used only when it beats the base space on
-    held-out hand labels); logs it."""
+    recomputed from the hand labels, with a trained head (a dry run; --head applies it when it beats the base
+    space on held-out hand labels); logs it."""
     from facekit.training import training_iteration
 
     def body() -> None:
         with _open(store, model) as fs:
             trainer = _trainer(epochs, margin, batch_size, learning_rate)
-            record = training_iteration(fs, log=log, trainer=trainer)
+            record = training_iteration(fs, log=log, trainer=trainer, use_head=head)
         _emit(as_json, {"log": str(log), **record})
 
     _run(as_json, body)

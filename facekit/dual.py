@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from facekit.assign.person_assigner import PersonAssigner
-from facekit.assign.pseudo_labels import PSEUDO_WEIGHT, stored_pseudo_labels
+from facekit.assign.pseudo_labels import PSEUDO_SIGMAS, PSEUDO_WEIGHT, stored_pseudo_labels
 from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
-from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold
+from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, known_pairs
 from facekit.config import Settings, get_settings
 from facekit.embedding import MODEL_DEFAULTS
 from facekit.errors import ConfigError
@@ -233,7 +233,9 @@ class DualModeClusterer:
         pseudo = stored_pseudo_labels(faces)
         rows = np.r_[hand, pseudo].astype(int)
         ids = people + [faces.payloads[i][S.PSEUDO_PERSON_ID] for i in pseudo]
-        self.assigner_ = PersonAssigner(self.person_threshold, target_precision=self.target_precision).fit(
+        self.assigner_ = PersonAssigner(
+            self.person_threshold, target_precision=self.target_precision, sigmas=PSEUDO_SIGMAS if len(pseudo) else 1.0
+        ).fit(
             faces.embeddings[rows],
             ids,
             weights=np.r_[np.ones(len(hand)), np.full(len(pseudo), PSEUDO_WEIGHT)],
@@ -309,9 +311,11 @@ class DualModeClusterer:
         if len(idx) == 0:
             return result
         x = faces.embeddings[idx]
-        images = np.array([faces.payloads[i].get(S.IMAGE_ID, "") for i in idx], dtype=object)
-        graph = _without_same_image_edges(knn_graph(x, KNN_K), images)
-        link = self._link_threshold(graph)
+        all_images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
+        images = all_images[idx]
+        full = knn_graph(x, KNN_K)
+        graph = _without_same_image_edges(full, images)
+        link = self._link_threshold(graph, *self._known_pairs(faces, all_images, full, images))
         clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
         labels = clusterer.fit(x, graph=graph).labels_
         pinned = np.array([_is_pinned_cluster(faces.payloads[i]) for i in idx], dtype=bool)
@@ -330,10 +334,29 @@ class DualModeClusterer:
         """The cosine that links unknown faces (None until a pass has calibrated it from the data)."""
         return self.link_.threshold if self.link_ is not None else None
 
-    def _link_threshold(self, graph: KnnGraph) -> LinkThreshold:
-        """A threshold the user fixed, else one calibrated on `graph`, else the model's measured prior,
+    @staticmethod
+    def _known_pairs(
+        faces: StoredFaces, images: np.ndarray, unknown_graph: KnnGraph, unknown_images: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour similarities known to be one person or two: hand-labeled faces' neighbours
+        (`known_pairs`) and, free, two faces of one photo among the unknown faces' neighbours."""
+        people = np.array([p[S.PERSON_ID] if S.is_hand_labeled(p) else None for p in faces.payloads], dtype=object)
+        same, different = known_pairs(faces.embeddings, people, images)
+        near = unknown_graph.indices[:, :10]
+        one_photo = (near >= 0) & (unknown_images[np.maximum(near, 0)] == unknown_images[:, None])
+        return same, np.concatenate([different, unknown_graph.sims[:, :10][one_photo]])
+
+    def _link_threshold(
+        self, graph: KnnGraph, same: np.ndarray | None = None, different: np.ndarray | None = None
+    ) -> LinkThreshold:
+        """A threshold the user fixed, else one calibrated on `graph` (anchored by pairs known to be
+        the `same` person or `different` ones where there are enough), else the model's measured prior,
         else a generic one (logged). What the data says is kept in `data_link_` either way."""
-        self.data_link_ = calibrate_link_threshold(graph) if graph.n >= MIN_CALIBRATION_FACES else None
+        self.data_link_ = (
+            calibrate_link_threshold(graph, same=same, different=different)
+            if graph.n >= MIN_CALIBRATION_FACES
+            else None
+        )
         if self._link_fixed is not None:
             self.link_ = self._link_fixed
         elif self.data_link_ is not None:

@@ -24,6 +24,9 @@ MAX_EDGES = 200_000  # a seeded sample of the edges beyond this (the mixture nee
 # Ashman's D >= 2: the usual bar for two cleanly separated modes. LFW: dlib 2.4, MobileFaceNet 3.2;
 # random vectors (no one twice) 1.8.
 MIN_SEPARATION = 2.0
+# With the same-person mode anchored by hand-labeled pairs, the labels show where it is: a weaker separation
+# will do (LFW dlib faces of people with < 10 photos: D = 1.9).
+MIN_SEPARATION_ANCHORED = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,20 @@ def _fisher(s: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(s, -0.9999, 0.9999))
 
 
-def calibrate_link_threshold(graph: KnnGraph, *, ranks: int = 10, posterior: float = 0.99) -> LinkThreshold | None:
+def calibrate_link_threshold(
+    graph: KnnGraph,
+    *,
+    ranks: int = 10,
+    posterior: float = 0.99,
+    same: np.ndarray | None = None,
+    different: np.ndarray | None = None,
+) -> LinkThreshold | None:
     """The mixture's cut on `graph` (None when the similarities show no two modes to separate).
+
+    `same` and `different`: similarities of neighbour pairs known to be one person (both labeled by hand
+    as them) or two (labeled as two people, or two faces of one photo), found among the same collection's
+    nearest neighbours. Where there are at least `MIN_LABELED_PAIRS` of a kind, their mode is anchored
+    by them: their responsibilities are fixed in the mixture's EM and the unlabeled edges only fill in.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -69,25 +84,114 @@ def calibrate_link_threshold(graph: KnnGraph, *, ranks: int = 10, posterior: flo
         s = np.random.default_rng(0).choice(s, MAX_EDGES, replace=False)
     z = _fisher(s)[:, None]
     mixture = GaussianMixture(2, random_state=0).fit(z)
-    means = mixture.means_.ravel()
-    high = int(np.argmax(means))
-    variances = mixture.covariances_.ravel()
-    separation = np.sqrt(2) * abs(means[0] - means[1]) / np.sqrt(variances.sum())  # Ashman's D
-    if min(mixture.weights_) < 0.01 or separation < MIN_SEPARATION:
+    means, variances, weights = mixture.means_.ravel(), mixture.covariances_.ravel(), mixture.weights_
+    order = np.argsort(means)  # (strangers, same person)
+    means, variances, weights = means[order], variances[order], weights[order]
+    anchors = [
+        _labeled(different, "different-person"),
+        _labeled(same, "same-person"),
+    ]
+    anchored = [name for values, name in anchors if values is not None]
+    if anchored:
+        means, variances, weights = _anchored_em(
+            _fisher(s), [values for values, _ in anchors], means, variances, weights
+        )
+    separation = np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum())  # Ashman's D
+    if min(weights) < 0.01 or separation < (MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION):
         return None  # one skewed mode (faces with no one like them), or two too close to cut between
+
+    def same_posterior(values: np.ndarray) -> np.ndarray:
+        density = weights * np.exp(-((values[:, None] - means) ** 2) / (2 * variances)) / np.sqrt(variances)
+        return density[:, 1] / np.maximum(density.sum(axis=1), 1e-300)
+
     grid = np.linspace(np.quantile(s, 0.001), s.max(), 2000)
-    post = mixture.predict_proba(_fisher(grid)[:, None])[:, high]
-    above = np.flatnonzero((post >= posterior) & (grid >= np.tanh(means.min())))
+    post = same_posterior(_fisher(grid))
+    above = np.flatnonzero((post >= posterior) & (grid >= np.tanh(means[0])))
     if len(above) == 0:
         return None
     threshold = float(grid[above[0]])
     kept = s >= threshold
-    precision = float(mixture.predict_proba(z[kept])[:, high].mean()) if kept.any() else None
+    precision = float(same_posterior(z[kept, 0]).mean()) if kept.any() else None
+    how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
     return LinkThreshold(
         threshold=threshold,
-        method="kNN similarity mixture",
+        method="kNN similarity mixture" + (" + labels" if anchored else ""),
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {graph.n} faces "
-        f"(same person ~{np.tanh(means[high]):.2f}, strangers ~{np.tanh(means.min()):.2f}); cut where the "
+        f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}; cut where the "
         f"same-person posterior reaches {posterior}",
         estimated_precision=precision,
     )
+
+
+MIN_LABELED_PAIRS = 50
+
+
+def _labeled(values: np.ndarray | None, name: str) -> tuple[np.ndarray | None, str]:
+    """Fisher-transformed labeled similarities, or None when too few to anchor a mode."""
+    if values is None:
+        return None, name
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return (_fisher(values) if len(values) >= MIN_LABELED_PAIRS else None), name
+
+
+def _anchored_em(
+    z: np.ndarray,
+    labeled: list[np.ndarray | None],
+    means: np.ndarray,
+    variances: np.ndarray,
+    weights: np.ndarray,
+    iterations: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EM for two 1-D Gaussians where labeled values (component 0: different, 1: same) keep their
+    component; the mixture weights are those of the unlabeled values alone."""
+    fixed = [v for v in labeled if v is not None]
+    values = np.concatenate([z, *fixed])
+    known = np.concatenate(
+        [np.full(len(z), -1.0), *[np.full(len(v), float(c)) for c, v in enumerate(labeled) if v is not None]]
+    )
+    for _ in range(iterations):
+        density = weights * np.exp(-((z[:, None] - means) ** 2) / (2 * variances)) / np.sqrt(variances)
+        free = density[:, 1] / np.maximum(density.sum(axis=1), 1e-300)
+        r1 = np.where(known < 0, np.r_[free, np.zeros(len(values) - len(z))], known)
+        r = np.stack([1 - r1, r1], axis=1)
+        totals = r.sum(axis=0)
+        means = (r * values[:, None]).sum(axis=0) / totals
+        variances = np.maximum((r * (values[:, None] - means) ** 2).sum(axis=0) / totals, 1e-6)
+        weights = np.array([1 - free.mean(), free.mean()])
+    return means, variances, weights
+
+
+MAX_LABELED_QUERIES = 2_000  # labeled faces whose neighbours are read (a seeded sample beyond this)
+
+
+def known_pairs(
+    x: np.ndarray, people: np.ndarray, images: np.ndarray, *, ranks: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities of neighbour pairs whose answer is known, at the collection's density: each
+    hand-labeled face's `ranks` nearest faces that are labeled too (one person, or two) or in its photo
+    (two). `people[i]` is face i's hand-labeled person or None; returns (same, different).
+
+    >>> x = np.array([[1, 0], [0.99, 0.14], [0.98, -0.2], [0, 1]], dtype=np.float32)
+    >>> same, different = known_pairs(x, np.array(["a", "a", "b", None], dtype=object), np.arange(4), ranks=1)
+    >>> len(same), len(different)
+    (2, 1)
+    """
+    labeled = np.flatnonzero(people != None)  # noqa: E711 (elementwise)
+    if len(labeled) > MAX_LABELED_QUERIES:
+        labeled = np.sort(np.random.default_rng(0).choice(labeled, MAX_LABELED_QUERIES, replace=False))
+    same, different = [], []
+    k = min(ranks, len(x) - 1)
+    for start in range(0, len(labeled), 512):
+        rows = labeled[start : start + 512]
+        s = x[rows] @ x.T
+        s[np.arange(len(rows)), rows] = -np.inf
+        near = np.argpartition(-s, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((len(rows), 0), int)
+        sims = np.take_along_axis(s, near, axis=1)
+        mine, theirs = people[rows][:, None], people[near]
+        both = theirs != None  # noqa: E711
+        same.append(sims[both & (theirs == mine)])
+        different.append(sims[(both & (theirs != mine)) | (images[near] == images[rows][:, None])])
+    if not same:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return np.concatenate(same), np.concatenate(different)

@@ -213,7 +213,6 @@ class FaceTrainer:
             head, loss_run = best_weights, history[best_epoch]["train_loss"]
             if best_epoch > 0:
                 *_, (_, head, loss_run) = self._train(x, ids, best_epoch)
-        val_metrics["pseudo_labels"] = len(x) - n_hand
         device = self._device()
         return TrainingResult(
             weights=head,
