@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facekit.cluster import ChineseWhispers, knn_graph
-from facekit.cluster.calibration import calibrate_link_threshold
+from facekit.cluster.calibration import calibrate_link_threshold, known_pairs
 from facekit.dual import DualModeClusterer
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
@@ -98,3 +98,19 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold_source"]["method"] == "generic fallback"
         assert "FACE_UNKNOWN_EPS" in summary["unknown_threshold_source"]["reason"]
+
+
+def test_hand_labeled_pairs_anchor_the_same_person_mode():
+    x, who = space(0.95, 0.85, seed=2)
+    first = np.r_[True, who[1:] != who[:-1]]  # each person's first face, labeled by hand (the rest unlabeled)
+    second = np.r_[False, first[:-1]] & (who == np.r_[-1, who[:-1]])
+    labeled = first | second
+    people = np.where(labeled, who.astype(str), None).astype(object)
+    same, different = known_pairs(x, people, np.arange(len(x)))
+    assert len(same) >= 50 and np.all(same > 0.85)
+    graph = knn_graph(x[~labeled], 30)
+    anchored = calibrate_link_threshold(graph, same=same, different=different)
+    assert anchored is not None and anchored.method == "kNN similarity mixture + labels"
+    assert "same-person pairs" in anchored.reason and 0.85 < anchored.threshold < 0.95
+    free = calibrate_link_threshold(graph, same=same[:10])  # too few pairs to anchor anything
+    assert free is not None and free.method == "kNN similarity mixture"
