@@ -22,6 +22,7 @@ from facekit.evaluation import evaluate, label_from_folders, read_faces, recomme
 from facekit.images import face_thumbnail, load_image
 from facekit.indexing import import_embeddings, index, index_batch, index_directory
 from facekit.metrics import assignment_scores, bcubed_prf, clustering_scores, pairwise_prf
+from facekit.paths import project_root, resolve_path
 from facekit.projection import Projection, load_projection
 from facekit.search import search_image
 from facekit.store import FaceStore, StoredFaces, open_store
@@ -77,10 +78,12 @@ __all__ = [
     "load_projection",
     "open_store",
     "pairwise_prf",
+    "project_root",
     "read_embeddings_npz",
     "read_faces",
     "reassign",
     "recommend_threshold",
+    "resolve_path",
     "search_image",
     "threshold_sweep",
     "training_iteration",

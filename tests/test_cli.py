@@ -116,6 +116,9 @@ def test_bad_inputs_folder_exits_cleanly(tmp_path, photos):
 
 
 def test_errors_are_clear_json(tmp_path):
+    out = cli("stats", "--store", str(tmp_path / "missing"), ok=False)
+    assert f"no store at {tmp_path / 'missing'}" in out["error"] and not (tmp_path / "missing").exists()
+    (tmp_path / "empty").mkdir()
     out = cli("stats", "--store", str(tmp_path / "empty"), ok=False)
     assert "no faces yet" in out["error"]
     (tmp_path / "bad.npz").write_bytes(b"nope")

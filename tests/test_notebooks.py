@@ -193,3 +193,33 @@ def test_cli_report_and_sweep(dual_indexed, tmp_path):
     assert len(swept["runs"]) == 2 and Path(swept["index_html"]).exists()
     bad = subprocess.run([*facekit, "report", "02_threshold_sweep", "-p", "nope", "1"], capture_output=True, text=True)
     assert bad.returncode == 1 and "no parameter nope" in bad.stderr
+
+
+def test_notebooks_run_from_their_own_folder_with_default_parameters(dual_indexed, lfw, tmp_path, monkeypatch):
+    """As JupyterLab and nbconvert run them: the kernel in notebooks/, the default (relative) parameters.
+    The project root is FACEKIT_HOME here (a demo store and ../shared beside it); nothing is created
+    under notebooks/, and every notebook writes its metrics under the root's reports/manual."""
+    import papermill
+
+    from facekit.reports import NOTEBOOKS_DIR
+
+    project = tmp_path / "project"
+    copy_store(dual_indexed, project / ".facekit", labels=3, cluster=True).rename(project / ".facekit" / "demo-store")
+    (tmp_path / "shared").symlink_to(lfw.parent.parent)  # the default photos: ../shared/datasets/lfw/B*
+    monkeypatch.setenv("FACEKIT_HOME", str(project))
+    before = sorted(p.name for p in NOTEBOOKS_DIR.iterdir())
+    runs = [
+        ("02_threshold_sweep", {}),
+        ("03_clusters_umap", {}),
+        ("04_label_panel", {}),
+        ("05_train_report", {}),
+        ("01_index", {"limit": 4, "model": "dlib"}),  # the test store holds dlib faces; all of B* takes minutes
+    ]
+    for name, params in runs:
+        papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"), parameters=params, cwd=NOTEBOOKS_DIR
+        )
+        metrics = json.loads((project / "reports" / "manual" / "metrics.json").read_text())
+        assert metrics, name
+    assert metrics["faces_in_store"] > 43  # the six-person store plus the B* photos indexed
+    assert sorted(p.name for p in NOTEBOOKS_DIR.iterdir()) == before  # no notebooks/.facekit, no reports

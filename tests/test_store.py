@@ -121,6 +121,9 @@ def test_persists_and_refuses_other_model_or_dim(store_path):
 
 
 def test_empty_store_is_a_clear_error(store_path):
+    with pytest.raises(StoreError, match=r"no store at .*does not exist"):
+        open_store(store_path)
+    store_path.mkdir(parents=True)
     with pytest.raises(StoreError, match="run `facekit index"):
         open_store(store_path)
 

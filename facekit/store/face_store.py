@@ -583,6 +583,16 @@ def open_store(
     one, or the one of `model_id`."""
     if model_id is not None and dim is not None:
         return FaceStore(path, model_id=model_id, dim=dim, url=url, api_key=api_key)
+    if not url and path is not None and str(path) != ":memory:":
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():  # reading never creates a store
+            what = "is a file, not a store folder" if folder.exists() else "does not exist"
+            if not Path(path).expanduser().is_absolute():
+                what += f"; {str(path)!r} counts from {Path.cwd()}"
+            raise StoreError(
+                f"no store at {folder} ({what}): index photos into it first (`facekit index PHOTOS --store ...`), "
+                "or give the store's folder"
+            )
     client = connect(path, url=url, api_key=api_key)
     try:
         found = face_models(client)
