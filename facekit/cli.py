@@ -800,5 +800,30 @@ def sweep_cmd(
     _run(as_json, body)
 
 
+EXIT_CODES = {0: "done", 1: "a facekit error or an unexpected failure", 2: "a usage error (bad option or value)"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `facekit` command. Every failure honours --json: one line {"error": ..., "type": ...} on stdout,
+    exit code 1, or 2 for usage errors (`EXIT_CODES`)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args
+    try:
+        code = app(args=args, prog_name="facekit", standalone_mode=False)
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):  # click's usage errors
+            if as_json:
+                typer.echo(json.dumps({"error": exc.format_message(), "type": "UsageError"}))
+            exc.show()
+            sys.exit(2)
+        # not a FacekitError (each command reports those): a one-line error, the traceback in the log
+        _setup_logging()
+        logging.getLogger("facekit").error("unexpected failure", exc_info=exc)
+        if as_json:
+            typer.echo(json.dumps({"error": f"{type(exc).__name__}: {exc}", "type": type(exc).__name__}))
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -156,3 +156,23 @@ def test_cluster_dual_and_edits_from_the_cli(indexed):
     assert "kmeans" in err["error"] and "chinese_whispers" in err["error"]
     err = cli("merge", "unknown_cluster_999", "unknown_cluster_998", "--store", store, ok=False)
     assert "no faces in cluster" in err["error"]
+
+
+def test_usage_and_unexpected_errors_honour_json(tmp_path):
+    """The installed `facekit` command (its `main`): usage errors exit 2 with JSON, never a rich box only."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> tuple[int, dict]:
+        done = subprocess.run(
+            [sys.executable, "-c", "from facekit.cli import main; main()", *args], capture_output=True, text=True
+        )
+        (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        return done.returncode, json.loads(line)
+
+    code, out = run("index", str(tmp_path), "--workers", "0", "--json")
+    assert code == 2 and out["type"] == "UsageError" and "--workers" in out["error"]
+    code, out = run("stats", "--no-such-option", "--json")
+    assert code == 2 and "No such option" in out["error"]
+    code, out = run("stats", "--store", str(tmp_path / "missing"), "--json")
+    assert code == 1 and out["type"] == "StoreError"

@@ -12,12 +12,10 @@ from facekit.types import DetectedFace
 
 @dataclass(frozen=True)
 class ModelDefaults:
-    """Recommended settings for one embedding space, used where the user set nothing.
+    """Measured settings for one embedding space, used where the data cannot be calibrated and the user
+    set nothing: `unknown_eps`, the cosine distance that links unknown faces (person matching is always
+    calibrated from the labels)."""
 
-    `person_match_threshold` is a cosine similarity; `unknown_eps` a cosine distance.
-    """
-
-    person_match_threshold: float
     unknown_eps: float
 
 

@@ -15,10 +15,11 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "dlib_resnet_v1"
 DIM = 128
-# dlib's documented rule is "same person when the euclidean distance of the raw descriptors < 0.6".
-# Raw descriptors have norm 1.43 +- 0.06 (measured on LFW), so on unit vectors that rule reads
-# cosine >= 1 - 0.6**2 / (2 * 1.43**2) = 0.91; clustering eps is the same neighbourhood as a distance.
-DEFAULTS = ModelDefaults(person_match_threshold=0.91, unknown_eps=0.055)
+# The link threshold a pass falls back to when the data cannot be calibrated: cosine 0.945 (eps 0.055),
+# Chinese Whispers' best on all 13,233 LFW photos (bench/results/clustering.md). dlib's documented
+# "euclidean distance < 0.6" rule (cosine 0.91 on unit vectors: raw descriptors have norm 1.43) links far
+# too much for clustering.
+DEFAULTS = ModelDefaults(unknown_eps=0.055)
 
 
 class DlibEmbedder:

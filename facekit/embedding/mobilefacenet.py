@@ -25,9 +25,8 @@ LICENCE = (
 )
 # Measured on all 13,233 LFW photos through facekit's own detection and alignment
 # (bench/results/clustering.md): Chinese Whispers links best at cosine 0.64 (BCubed F 0.9752; 0.62-0.66
-# all within 0.002), connected components at 0.66. The person threshold is calibrated from the labels
-# at run time; 0.53 (FAR 1e-4 on shared/models' LFW subset) is what a fixed rule would use.
-DEFAULTS = ModelDefaults(person_match_threshold=0.53, unknown_eps=0.36)
+# all within 0.002), connected components at 0.66: the fallback when a pass cannot calibrate its own.
+DEFAULTS = ModelDefaults(unknown_eps=0.36)
 
 
 def model_path(models_dir: Path) -> Path:

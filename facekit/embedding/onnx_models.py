@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 BUFFALO_L = "buffalo_l"
 BUFFALO_L_FILES = {"detector": "det_10g.onnx", "recognizer": "w600k_r50.onnx"}
 # ArcFace R50 (w600k): same-person cosine similarities sit well above 0.4; insightface's own
-# verification threshold is ~0.3-0.4. 0.5 is a precision-leaning start; issue-3 calibration refines it.
-BUFFALO_L_DEFAULTS = ModelDefaults(person_match_threshold=0.5, unknown_eps=0.5)
-GENERIC_ONNX_DEFAULTS = ModelDefaults(person_match_threshold=0.5, unknown_eps=0.5)
+# verification threshold is ~0.3-0.4. 0.5 is a precision-leaning fallback for a pass that cannot calibrate.
+BUFFALO_L_DEFAULTS = ModelDefaults(unknown_eps=0.5)
+GENERIC_ONNX_DEFAULTS = ModelDefaults(unknown_eps=0.5)
 
 
 def make_session(path: Path, *, prefer_gpu: bool = True, threads: int | None = None):  # -> InferenceSession
