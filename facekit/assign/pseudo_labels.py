@@ -98,10 +98,9 @@ def pseudo_label(
     base = fit_assigner(hand_x, hand_ids, pool, None, target_precision=target_precision, weight=weight)
     # how many faces of unknown people the pool holds is read once, before pseudo-labels join prototypes
     ratio = base.calibration_["unknown_ratio"]
-    # rounds are compared with the hand labels alone at the bound pseudo-labels are calibrated with
-    base = PersonAssigner(target_precision=target_precision, unknown_ratio=ratio, sigmas=PSEUDO_SIGMAS).fit(
-        hand_x, hand_ids
-    )
+    # A round must beat what the hand labels alone give, each at its own bound (pseudo-labels: the stricter):
+    # measured on LFW, a lift at the stricter bound carried over; a rule that compared like with like let
+    # recall fall by 0.5 points (MobileFaceNet, 5 labels a person).
     best_recall, bounded = base.calibration_["estimated_recall"], _bounded(base)
     current.rounds.append(_round_record(0, current, base))
     for number in range(1, max_rounds + 1):
