@@ -28,7 +28,9 @@ def test_map_data_groups_faces_and_the_figure_keeps_noise_apart(store):
     data = embedding_map_data(faces, names, coordinates=xy, thumbnail_size=32)
     assert len(data) == len(faces.ids) and sum(data.counts().values()) == len(faces.ids)
     assert {"Colin", "Tony"} <= set(data.groups) and data.counts()[KNOWN] >= 6 and data.counts()[UNKNOWN] > 0
-    assert all(t.startswith("data:image/jpeg;base64,") for t in data.thumbnails)
+    sprite = data.sprite
+    assert sprite is not None and sprite.data_uri.startswith("data:image/webp;base64,") and sprite.tile == 32
+    assert len(sprite.tiles) == len(data) and len(set(sprite.tiles.tolist())) == len(data)  # one face, one tile
     for kind, group, p in zip(data.kinds, data.groups, faces.payloads, strict=True):
         assert (kind == NOISE) == (group == NOISE) == (not p.get(S.PERSON_ID) and not S.is_group(p.get(S.CLUSTER_ID)))
     fig = embedding_map_figure(data)
@@ -36,7 +38,7 @@ def test_map_data_groups_faces_and_the_figure_keeps_noise_apart(store):
     assert any(n.startswith("Colin (") for n in names_shown)
     assert sum(len(t.x) for t in fig.data) == len(data)  # every face drawn exactly once
     for trace in fig.data:
-        assert all(c[0].startswith("data:image/jpeg") for c in trace.customdata)
+        assert all(0 <= c[0] < len(data) for c in trace.customdata)  # a tile of the sprite
     with pytest.raises(ValueError, match="coordinates for"):
         embedding_map_data(faces, names, coordinates=xy[:3])
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from facekit.images import face_thumbnail
 from facekit.store import StoredFaces
 from facekit.store import schema as S
+from facekit.viz.sprite import Sprite, face_sprite
 
 KNOWN, UNKNOWN, NOISE = "known person", "unknown cluster", "noise"
 
@@ -47,7 +46,7 @@ class MapData:
     groups: list[str]  # person name, cluster id, or "noise"
     group_sizes: list[int]
     hover: list[str]
-    thumbnails: list[str] = field(default_factory=list)  # data: URIs, empty when not asked for
+    sprite: Sprite | None = None  # the faces' thumbnails (face i: sprite.tiles[i]), None when not asked for
 
     def __len__(self) -> int:
         return len(self.face_ids)
@@ -64,13 +63,14 @@ def embedding_map_data(
     coordinates: np.ndarray | None = None,
     max_faces: int = 5000,
     thumbnails: bool = True,
-    thumbnail_size: int = 64,
+    thumbnail_size: int = 40,
     random_state: int = 0,
 ) -> MapData:
     """The map of `faces` (with embeddings and person/cluster payloads) coloured by person or cluster.
 
     Above `max_faces`, a seeded random sample is drawn (UMAP of 10K faces takes ~50 s on 2 cores).
-    `coordinates` skips UMAP (e.g. to reuse one layout across iterations).
+    `coordinates` skips UMAP (e.g. to reuse one layout across iterations). Thumbnails go into one
+    sprite sheet of at most `thumbnail_size` px tiles (`facekit.viz.sprite`).
     """
     n = len(faces.ids)
     rows = np.arange(n)
@@ -101,12 +101,12 @@ def embedding_map_data(
             f"<b>{group}</b> ({kind}, {sizes[group]} faces)<br>face {faces.ids[i][:8]} · {source}<br>"
             f"{str(p.get(S.IMAGE_PATH, '')).rsplit('/', 1)[-1]}"
         )
-    thumbs = []
+    sprite = None
     if thumbnails:
-        for i in rows:
-            p = faces.payloads[i]
-            jpeg = face_thumbnail(p.get(S.IMAGE_PATH, ""), p.get(S.BBOX), size=thumbnail_size)
-            thumbs.append("data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
+        sprite = face_sprite(
+            [(faces.payloads[i].get(S.IMAGE_PATH, ""), faces.payloads[i].get(S.BBOX)) for i in rows],
+            tile=thumbnail_size,
+        )
     return MapData(
         x=xy[:, 0],
         y=xy[:, 1],
@@ -115,5 +115,5 @@ def embedding_map_data(
         groups=groups,
         group_sizes=[sizes[g] for g in groups],
         hover=hover,
-        thumbnails=thumbs,
+        sprite=sprite,
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from facekit.viz.embedding_map import KNOWN, NOISE, UNKNOWN, MapData
+from facekit.viz.sprite import Sprite
 
 # labeled groups drawn as their own legend entries; the rest share one trace per kind
 LEGEND_GROUPS = 12
@@ -15,21 +19,42 @@ PALETTE = [
     "#e377c2", "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939",
 ]  # fmt: skip
 
-# shows the hovered face's thumbnail beside the plot (customdata[0] holds its data: URI)
+# shows the hovered face beside the plot: customdata[0] is its tile in the sprite sheet, cut out on a canvas
 _THUMBNAIL_SCRIPT = """
 var gd = document.getElementById('{plot_id}');
+var sheet = new Image();
+sheet.src = '__SPRITE__';
+var tile = __TILE__, columns = __COLUMNS__;
+var canvas = document.createElement('canvas');
+canvas.width = canvas.height = tile;
 var img = document.createElement('img');
 img.className = 'facekit-hover-face';
 img.alt = 'hovered face';
 img.style.cssText = 'position:absolute;top:8px;right:8px;width:96px;height:96px;border:2px solid #444;'
-  + 'background:#eee;z-index:10;display:none';
+  + 'background:#eee;z-index:10;display:none;image-rendering:auto';
 gd.style.position = 'relative';
 gd.appendChild(img);
 gd.on('plotly_hover', function (ev) {
   var p = ev.points[0];
-  if (p.customdata && p.customdata[0]) { img.src = p.customdata[0]; img.style.display = 'block'; }
+  var t = p.customdata ? p.customdata[0] : -1;
+  if (t === null || t < 0 || !sheet.complete) { return; }
+  canvas.getContext('2d').drawImage(sheet, (t % columns) * tile, Math.floor(t / columns) * tile, tile, tile,
+    0, 0, tile, tile);
+  img.src = canvas.toDataURL('image/jpeg', 0.9);
+  img.style.display = 'block';
 });
 """
+
+# plotly.js travels gzipped (4.8 MB -> 2.0 MB as base64) and is unpacked by the browser (DecompressionStream);
+# every figure waits for it.
+_PLOTLY_LOADER = """<script>
+window.facekitPlotly = (async function () {
+  var bytes = Uint8Array.from(atob('__PLOTLY_GZ__'), function (c) { return c.charCodeAt(0); });
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  (0, eval)(await new Response(stream).text());
+  return window.Plotly;
+})();
+</script>"""
 
 _plotlyjs_shown = False
 
@@ -42,12 +67,12 @@ def _go():
     return go
 
 
-def show(fig: Any, *, hover_thumbnails: bool = False) -> None:
+def show(fig: Any, *, thumbnails: Sprite | None = None) -> None:
     """Display a figure in a notebook so that it stays interactive in the exported HTML report.
 
-    plotly.js is inlined once per kernel (not per figure, ~4.6 MB) and nothing is fetched from a CDN,
-    so a report opens offline. JupyterLab renders the figure natively; the HTML copy is what nbconvert
-    keeps. With `hover_thumbnails`, hovering a point shows the face (traces carry data: URIs).
+    plotly.js is inlined once per kernel (gzipped, ~2 MB; not once per figure) and nothing is fetched
+    from a CDN, so a report opens offline. JupyterLab renders the figure natively; the HTML copy is what
+    nbconvert keeps. With `thumbnails` (a map's `MapData.sprite`), hovering a point shows the face.
     """
     global _plotlyjs_shown
     import plotly.io as pio
@@ -55,15 +80,30 @@ def show(fig: Any, *, hover_thumbnails: bool = False) -> None:
     from plotly.offline import get_plotlyjs
 
     if not _plotlyjs_shown:
-        display({"text/html": f"<script>{get_plotlyjs()}</script>"}, raw=True)
+        packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
+        display({"text/html": _PLOTLY_LOADER.replace("__PLOTLY_GZ__", packed)}, raw=True)
         _plotlyjs_shown = True
+    script = None
+    if thumbnails is not None:
+        script = (
+            _THUMBNAIL_SCRIPT.replace("__SPRITE__", thumbnails.data_uri)
+            .replace("__TILE__", str(thumbnails.tile))
+            .replace("__COLUMNS__", str(thumbnails.columns))
+        )
     html = pio.to_html(
         fig,
         include_plotlyjs=False,
         include_mathjax=False,
         full_html=False,
-        post_script=_THUMBNAIL_SCRIPT if hover_thumbnails else None,
+        post_script=script,
         default_width="100%",
+    )
+    # the figure's script runs once plotly.js is unpacked
+    html = re.sub(
+        r'(<script type="text/javascript">)(.*?)(</script>)',
+        r"\1window.facekitPlotly.then(function () {\2});\3",
+        html,
+        flags=re.DOTALL,
     )
     bundle = {"text/html": html, "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False))}
     display(bundle, raw=True)
@@ -176,7 +216,7 @@ def embedding_map_figure(data: MapData, *, title: str = "Faces (UMAP of the embe
     def add(rows: list[int], name: str, marker: dict[str, Any]) -> None:
         if not rows:
             return
-        custom = [[data.thumbnails[i] if data.thumbnails else "", data.face_ids[i]] for i in rows]
+        custom = [[int(data.sprite.tiles[i]) if data.sprite else -1, data.face_ids[i]] for i in rows]
         fig.add_trace(
             go.Scatter(
                 x=data.x[rows],
