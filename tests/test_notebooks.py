@@ -156,11 +156,12 @@ def test_05_train_report_records_each_iteration(train_report):
 def test_html_report_renders_in_headless_chromium(train_report, tmp_path):
     shot = tmp_path / "report.png"
     info = open_report(train_report.html, shot)
+    assert train_report.html.stat().st_size < 3_000_000  # plotly.js gzipped once, thumbnails in one sprite
     assert info["console_errors"] == []
     assert info["plotly"] == "object" and info["plots"] == 4  # iteration curves, 2 threshold sweeps, the map
     assert all(n > 0 for n in info["points_per_plot"]), info["points_per_plot"]
     assert info["hover_face"] and info["broken_images"] == 0
-    assert "Before / after training" in info["text"] and "UMAP" in info["text"]
+    assert "Each iteration, stage by stage" in info["text"] and "UMAP" in info["text"]
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.int16)
     colourful = (pixels.max(axis=2) - pixels.min(axis=2)) > 60  # plot lines and markers, not grey text
     assert pixels.shape[0] > 1500 and colourful.mean() > 0.002

@@ -100,7 +100,7 @@ def show(fig: Any, *, thumbnails: Sprite | None = None) -> None:
     )
     # the figure's script runs once plotly.js is unpacked
     html = re.sub(
-        r'(<script type="text/javascript">)(.*?)(</script>)',
+        r"(<script[^>]*>)(.*?)(</script>)",
         r"\1window.facekitPlotly.then(function () {\2});\3",
         html,
         flags=re.DOTALL,
