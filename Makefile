@@ -84,7 +84,7 @@ bench-detection: setup
 bench-clustering: setup
 	$(BIN)/python bench/clustering.py --data $(DEMO_DATA) --models dlib mobilefacenet
 
-## bench-training: the triplet head on the LFW protocol (3, 5, 8 labels a person), training cost (~5 min)
+## bench-training: training iterations on the LFW protocol (3, 5, 8 labels a person), both models, training cost (~10 min)
 bench-training: setup
 	$(BIN)/python bench/training.py --data $(DEMO_DATA)
 
