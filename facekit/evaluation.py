@@ -28,7 +28,10 @@ def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int
     """Label, by folder name, the main face (face_index 0, `main_face_order`) of the first `per_person` photos
     (by path) of every folder holding at least `min_photos` photos with a face.
 
-    Persons are created as needed; faces already labeled by hand keep their label.
+    Persons are created as needed; faces already labeled by hand keep their label. Returns the people
+    labeled, the faces this call asked for (`faces_labeled`), and what the store now holds: every face
+    labeled by hand (`hand_labeled`) and the most any person has (`max_per_person`), which exceeds
+    `per_person` when an earlier run labeled more.
     """
     if min_photos < 1 or per_person < 1:
         raise ValueError(f"min_photos and per_person must be >= 1, got {min_photos} and {per_person}")
@@ -47,7 +50,14 @@ def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int
         chosen = [fid for _, fid, pl in photos[:per_person] if pl.get(S.ASSIGNMENT_SOURCE) != S.SOURCE_MANUAL]
         store.label_faces(chosen, person.person_id)
         labeled += min(per_person, len(photos))
-    return {"people": people, "faces_labeled": labeled}
+    now = store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.ASSIGNMENT_SOURCE])
+    per = Counter(p[S.PERSON_ID] for p in now.payloads if S.is_hand_labeled(p))
+    return {
+        "people": people,
+        "faces_labeled": labeled,
+        "hand_labeled": sum(per.values()),
+        "max_per_person": max(per.values(), default=0),
+    }
 
 
 def read_faces(store: FaceStore, *, with_embeddings: bool = True) -> StoredFaces:

@@ -151,6 +151,18 @@ def test_05_train_report_records_each_iteration(train_report):
     (log,) = train_report.folder.glob("iterations.json")
     assert len(json.loads(log.read_text())) == 2
     assert len(list((train_report.folder / "checkpoints").glob("*.safetensors"))) >= 1
+    assert [(it["hand_labeled"], it["max_per_person"]) for it in m["iterations"]] == [(12, 2), (18, 3)]
+
+
+def test_a_second_train_report_states_the_labels_the_store_holds(train_report):
+    """As a second `make demo`: the store keeps the 3 labels a person of the first run; asked for 2, the
+    report counts the 18 it holds (and says so), not 12."""
+    store = yaml.safe_load((train_report.folder / "params.yaml").read_text())["store"]
+    params = {"store": store, "labels_per_person": [2], "epochs": 1, "thresholds": THRESHOLDS}
+    again = run_notebook("05_train_report", params, reports_dir=train_report.folder.parent)
+    (it,) = again.metrics["iterations"]
+    assert (it["labels_per_person"], it["hand_labeled"], it["max_per_person"]) == (2, 18, 3)
+    assert "already held more hand labels than 2 a person" in again.html.read_text()
 
 
 def test_html_report_renders_in_headless_chromium(train_report, tmp_path):
