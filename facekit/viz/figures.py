@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import re
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,16 +45,34 @@ gd.on('plotly_hover', function (ev) {
 });
 """
 
-# plotly.js travels gzipped (4.8 MB -> 2.0 MB as base64) and is unpacked by the browser (DecompressionStream);
-# every figure waits for it.
+# plotly.js (4.8 MB -> 2.0 MB as base64) and each figure's JSON travel gzipped and are unpacked by the
+# browser (DecompressionStream); every figure waits for plotly.js.
 _PLOTLY_LOADER = """<script>
-window.facekitPlotly = (async function () {
-  var bytes = Uint8Array.from(atob('__PLOTLY_GZ__'), function (c) { return c.charCodeAt(0); });
+window.facekitUnpack = async function (packed) {
+  var bytes = Uint8Array.from(atob(packed), function (c) { return c.charCodeAt(0); });
   var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-  (0, eval)(await new Response(stream).text());
+  return await new Response(stream).text();
+};
+window.facekitPlotly = window.facekitUnpack('__PLOTLY_GZ__').then(function (code) {
+  (0, eval)(code);
   return window.Plotly;
-})();
+});
 </script>"""
+
+_FIGURE = """<div id="__ID__" class="plotly-graph-div" style="height:__HEIGHT__px; width:100%;"></div>
+<script>
+window.facekitPlotly.then(function () { return window.facekitUnpack('__FIGURE_GZ__'); }).then(function (text) {
+  var fig = JSON.parse(text);
+  return Plotly.newPlot('__ID__', fig.data, fig.layout, {"responsive": true});
+}).then(function () {
+__POST__
+});
+</script>"""
+
+
+def _packed(text: str) -> str:
+    return base64.b64encode(gzip.compress(text.encode(), 9, mtime=0)).decode()
+
 
 _plotlyjs_shown = False
 
@@ -70,9 +88,10 @@ def _go():
 def show(fig: Any, *, thumbnails: Sprite | None = None) -> None:
     """Display a figure in a notebook so that it stays interactive in the exported HTML report.
 
-    plotly.js is inlined once per kernel (gzipped, ~2 MB; not once per figure) and nothing is fetched
-    from a CDN, so a report opens offline. JupyterLab renders the figure natively; the HTML copy is what
-    nbconvert keeps. With `thumbnails` (a map's `MapData.sprite`), hovering a point shows the face.
+    plotly.js is inlined once per kernel (gzipped, ~2 MB; not once per figure), each figure's JSON
+    gzipped too, and nothing is fetched from a CDN, so a report opens offline. JupyterLab renders the
+    figure natively; the HTML copy is what nbconvert keeps. With `thumbnails` (a map's
+    `MapData.sprite`), hovering a point shows the face.
     """
     global _plotlyjs_shown
     import plotly.io as pio
@@ -80,33 +99,25 @@ def show(fig: Any, *, thumbnails: Sprite | None = None) -> None:
     from plotly.offline import get_plotlyjs
 
     if not _plotlyjs_shown:
-        packed = base64.b64encode(gzip.compress(get_plotlyjs().encode(), 9, mtime=0)).decode()
-        display({"text/html": _PLOTLY_LOADER.replace("__PLOTLY_GZ__", packed)}, raw=True)
+        display({"text/html": _PLOTLY_LOADER.replace("__PLOTLY_GZ__", _packed(get_plotlyjs()))}, raw=True)
         _plotlyjs_shown = True
-    script = None
+    div_id = f"facekit-plot-{uuid.uuid4().hex[:12]}"
+    script = ""
     if thumbnails is not None:
         script = (
-            _THUMBNAIL_SCRIPT.replace("__SPRITE__", thumbnails.data_uri)
+            _THUMBNAIL_SCRIPT.replace("{plot_id}", div_id)
+            .replace("__SPRITE__", thumbnails.data_uri)
             .replace("__TILE__", str(thumbnails.tile))
             .replace("__COLUMNS__", str(thumbnails.columns))
         )
-    html = pio.to_html(
-        fig,
-        include_plotlyjs=False,
-        include_mathjax=False,
-        full_html=False,
-        post_script=script,
-        default_width="100%",
+    spec = pio.to_json(fig, validate=False)
+    html = (
+        _FIGURE.replace("__ID__", div_id)
+        .replace("__HEIGHT__", str(int(fig.layout.height or 450)))
+        .replace("__FIGURE_GZ__", _packed(spec))
+        .replace("__POST__", script)
     )
-    # the figure's script runs once plotly.js is unpacked
-    html = re.sub(
-        r"(<script[^>]*>)(.*?)(</script>)",
-        r"\1window.facekitPlotly.then(function () {\2});\3",
-        html,
-        flags=re.DOTALL,
-    )
-    bundle = {"text/html": html, "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False))}
-    display(bundle, raw=True)
+    display({"text/html": html, "application/vnd.plotly.v1+json": json.loads(spec)}, raw=True)
 
 
 def threshold_curves(

@@ -38,11 +38,11 @@ def face_sprite(
     faces: Sequence[tuple[str, Sequence[float] | None]],
     *,
     tile: int = 40,
-    max_bytes: int = 700_000,
+    max_bytes: int = 550_000,
     quality: int = 60,
 ) -> Sprite:
     """One sheet of the faces' thumbnails ((image path, bbox) each); a face seen twice gets one tile.
-    Tiles shrink (by 4 px, to 16 at least) until the sheet's data: URI fits `max_bytes`.
+    Tiles shrink (by 2 px, to 16 at least) until the sheet's data: URI fits `max_bytes`.
 
     >>> import tempfile, pathlib
     >>> from PIL import Image
@@ -63,7 +63,7 @@ def face_sprite(
         uri = _sheet(thumbs, tile, columns, quality)
         if len(uri) <= max_bytes or tile <= 16:
             return Sprite(uri, tile, columns, tiles)
-        tile -= 4
+        tile -= 2
 
 
 def _sheet(thumbs: list[Image.Image], tile: int, columns: int, quality: int) -> str:
