@@ -37,7 +37,13 @@ def open_report(page_file: Path, screenshot: Path, *, width: int = 1400, height:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
         page.goto(page_file.resolve().as_uri(), wait_until="load")
-        page.wait_for_timeout(1500)
+        # plotly.js and the figures are unpacked in the browser: wait until every figure is drawn
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.plotly-graph-div'))"
+            ".every(d => d.classList.contains('js-plotly-plot'))",
+            timeout=60_000,
+        )
+        page.wait_for_timeout(500)
         info = page.evaluate(
             """() => ({
                 plotly: typeof window.Plotly,

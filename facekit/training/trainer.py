@@ -208,7 +208,7 @@ class FaceTrainer:
                 "held_out_people_faces": int(strangers.sum()),
             }
             if best_epoch == 0:
-                log.warning("no epoch beat the base embeddings on held-out labels: the head stays the identity")
+                log.info("no epoch beat the base embeddings on held-out labels: the head stays the identity")
             # refit on every label for the chosen number of epochs
             head, loss_run = best_weights, history[best_epoch]["train_loss"]
             if best_epoch > 0:
