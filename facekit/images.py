@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,31 @@ class LoadedImage:
     pixels: np.ndarray
 
 
+def not_a_photo_file(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` cannot be read as a photo file (a dangling link, a folder, a pipe...), or None."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode  # through symbolic links
+    except FileNotFoundError:
+        return f"dangling symbolic link (to {os.readlink(p)})" if p.is_symlink() else "file not found"
+    except PermissionError:
+        return "unreadable: permission denied"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        if not os.access(p, os.R_OK | os.X_OK):
+            return "unreadable folder (permission denied): its photos were not indexed"
+        return "a folder, not a photo: `facekit index FOLDER --recursive` indexes the photos in it"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a file's bytes (OSError, with the reason, for anything but a regular file)."""
+    problem = not_a_photo_file(path)
+    if problem:
+        raise OSError(problem)
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -62,12 +86,11 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     oversized (decompression bomb) files.
     """
     spath = str(path)
+    problem = not_a_photo_file(path)
+    if problem:
+        raise ImageError(spath, problem)
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ImageError(spath, "file not found") from None
-    except IsADirectoryError:
-        raise ImageError(spath, "is a directory, not an image (use index_directory)") from None
     except OSError as exc:
         raise ImageError(spath, f"cannot read file: {exc.strerror or exc}") from None
     if not data:
@@ -100,17 +123,41 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
 def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> Iterator[Path]:
     """Expand files and folders into the files to index, sorted per folder.
 
-    Every visible file is yielded, whatever its suffix, so that a file that is not a photo is
-    reported with a reason rather than silently ignored; hidden files (".DS_Store") are left out.
+    Every visible entry is yielded, whatever it is, so that what is not a photo is reported with a
+    reason (`load_image`: not an image, a dangling link, a pipe, a subfolder without `recursive`, an
+    unreadable folder) rather than silently left out; hidden entries (".DS_Store") are. Symbolic links
+    to folders are followed; a folder reached twice (two links to it, or a link loop) is read once.
     """
+    seen: set[str] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            walker = p.rglob("*") if recursive else p.glob("*")
-            for child in sorted(walker):
-                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(p).parts):
-                    yield child
+            yield from _walk(p, recursive, seen)
         else:
             yield p
+
+
+def _walk(folder: Path, recursive: bool, seen: set[str]) -> Iterator[Path]:
+    real = os.path.realpath(folder)
+    if real in seen:
+        return
+    seen.add(real)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        yield folder  # unreadable: load_image says so
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()  # through symbolic links
+        except OSError:
+            is_dir = False
+        if is_dir and recursive:
+            yield from _walk(path, recursive, seen)
+        elif not is_dir or os.path.realpath(path) not in seen:
+            yield path
 
 
 def face_thumbnail(

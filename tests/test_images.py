@@ -1,3 +1,6 @@
+import os
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -69,5 +72,27 @@ def test_iter_image_files_lists_visible_files_sorted(tmp_path):
     (tmp_path / "b").mkdir()
     for name in ["b/2.jpg", "b/1.jpg", ".hidden.jpg", "a.txt"]:
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in iter_image_files([tmp_path])] == ["a.txt"]
+    assert [p.name for p in iter_image_files([tmp_path])] == ["a.txt", "b"]  # the subfolder is reported
+    with pytest.raises(ImageError, match="a folder, not a photo: `facekit index FOLDER --recursive`"):
+        load_image(tmp_path / "b")
     assert [p.name for p in iter_image_files([tmp_path], recursive=True)] == ["a.txt", "1.jpg", "2.jpg"]
+
+
+def test_symlinked_folders_are_followed_once_and_odd_entries_reported(tmp_path, face_jpg):
+    photos = tmp_path / "photos"
+    (photos / "ann").mkdir(parents=True)
+    shutil.copy(face_jpg, photos / "ann" / "1.jpg")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "ann").symlink_to(photos / "ann")  # a folder of links to folders, as in the bug report
+    (links / "ann-again").symlink_to(photos / "ann")  # the same folder twice: read once
+    (links / "loop").symlink_to(links)  # a link loop
+    (links / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    os.mkfifo(links / "pipe")
+    found = list(iter_image_files([links], recursive=True))
+    assert [p.relative_to(links).as_posix() for p in found] == ["ann/1.jpg", "gone.jpg", "pipe"]
+    load_image(found[0])
+    with pytest.raises(ImageError, match="dangling symbolic link"):
+        load_image(found[1])
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(found[2])  # never opened: opening a pipe would block
