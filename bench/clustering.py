@@ -237,13 +237,17 @@ def dual(x: np.ndarray, paths: list[str], model_id: str) -> dict:
     test = ~manual
     # facekit's score and the spec's centroid rule, each swept for recall at 99.5% precision
     predicted, s1, lead = assigner.best_match(x[test])
-    fk_score = np.where(lead >= assigner.margin_, s1, -np.inf)  # facekit's rule at its calibrated margin
+    # facekit's score at its calibrated weight and margin
+    fk_score = np.where(lead >= assigner.margin_, s1 + assigner.score_weight_ * lead, -np.inf)
     predicted = np.array([folder_of[p] for p in predicted])
-    sims = x[test] @ assigner.centroids_.T
-    spec_pred = np.array([folder_of[p] for p in assigner.classes_[sims.argmax(axis=1)]])
+    # the spec's rule: hand labels' centroids only (the assigner's prototypes may hold pseudo-labels)
+    people = np.unique(labels)
+    centroids = np.stack([x[manual & (truth == p)].mean(axis=0) for p in people])
+    sims = x[test] @ (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)).T
+    spec_pred = people[sims.argmax(axis=1)]
     spec_score = sims.max(axis=1)
     curves = {
-        "facekit rule (centroid, runner-up margin as calibrated)": recall_at_precision(
+        "facekit rule (score weight and runner-up margin as calibrated)": recall_at_precision(
             truth[test], predicted, fk_score, known[test], unknown[test]
         ),
         "spec rule (centroid, cosine >= threshold)": recall_at_precision(
@@ -289,6 +293,7 @@ def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
                 "people": len(known),
                 "threshold": round(assigner.threshold_, 4),
                 "margin": assigner.margin_,
+                "score_weight": assigner.score_weight_,
                 "precision": round(float(np.mean(pred[accepted] == t[accepted])), 4) if accepted.any() else None,
                 "recall": round(float(np.sum((pred == t) & is_known) / is_known.sum()), 4),
                 "false_accept": round(float(np.mean(accepted[~is_known])), 4),
