@@ -64,7 +64,7 @@ def make_bad_inputs(folder: Path, good_photo: Path) -> dict[str, str]:
     return {
         "empty.jpg": "empty file",
         "truncated.jpg": "corrupt or truncated",
-        "corrupt.jpg": "",
+        "corrupt.jpg": "corrupt or truncated image",
         "notes.txt": "not an image",
         "noface.png": "no face detected",
         "bomb.png": "decompression bomb",

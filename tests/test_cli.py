@@ -139,19 +139,20 @@ def test_cluster_dual_and_edits_from_the_cli(indexed):
     assert old_name["faces_written"] == 0
     fixed = cli("cluster-dual", "--store", store, "--person-threshold", "0.99", "--max-faces", "5")
     assert fixed["total_processed"] == 5 and fixed["person_calibration"]["source"] == "fixed"
+    cli("cluster-dual", "--store", store, "--person-threshold", "0.999")  # nobody assigned: the people form groups
     clusters = cli("clusters", "--store", store)["clusters"]
-    if len(clusters) >= 2:
-        a, b = list(clusters)[:2]
-        assert cli("merge", a, b, "--store", store) == {"cluster_id": a}
-        faces = cli("clusters", a, "--store", store)["faces"]
-        split = cli("split", a, "--group", faces[0]["face_id"], "--store", store)["clusters"]
-        assert len(split) == 2
-        named = cli("name-cluster", split[1], "Newcomer", "--store", store)
-        assert named["faces"] == 1
-        moved = cli("reassign-face", faces[0]["face_id"], "--cluster", a, "--store", store)
-        assert moved["cluster_id"] == a
-        for _ in range(4):
-            assert cli("undo", "--store", store)["undone"] is not None
+    assert len(clusters) >= 2, clusters
+    a, b = list(clusters)[:2]
+    assert cli("merge", a, b, "--store", store) == {"cluster_id": a}
+    faces = cli("clusters", a, "--store", store)["faces"]
+    split = cli("split", a, "--group", faces[0]["face_id"], "--store", store)["clusters"]
+    assert len(split) == 2
+    named = cli("name-cluster", split[1], "Newcomer", "--store", store)
+    assert named["faces"] == 1
+    moved = cli("reassign-face", faces[0]["face_id"], "--cluster", a, "--store", store)
+    assert moved["cluster_id"] == a
+    for _ in range(4):
+        assert cli("undo", "--store", store)["undone"] is not None
     err = cli("cluster-dual", "--store", store, "--unknown-method", "kmeans", ok=False)
     assert "kmeans" in err["error"] and "chinese_whispers" in err["error"]
     err = cli("merge", "unknown_cluster_999", "unknown_cluster_998", "--store", store, ok=False)

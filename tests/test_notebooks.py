@@ -81,8 +81,8 @@ def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
     recalls = [r["recall"] for r in m["rows"][1:]]
     assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]  # a real sweep, not constant
     best = m["recommended"]
-    assert best is None or (best["precision"] >= 0.995 and best["person_threshold"] == m["recommended_threshold"])
-    assert "Recommended person threshold" in run.html.read_text() or best is None
+    assert best is not None and best["precision"] >= 0.995 and best["person_threshold"] == m["recommended_threshold"]
+    assert "Recommended person threshold" in run.html.read_text()
 
 
 def test_unknown_parameters_and_failures_are_clear_errors(dual_indexed, tmp_path):
