@@ -179,7 +179,10 @@ class DualModeClusterer:
         written = self.save_dual_mode_results(faces, result)
         groups = {c for c in result.cluster_ids if S.is_group(c)}
         summary = {
-            "assigned_to_people": sum(p is not None for p in result.person_ids),
+            # automatic assignments only; faces labeled by hand are counted apart
+            "assigned_to_people": sum(
+                s == S.SOURCE_AUTO and p is not None for s, p in zip(result.sources, result.person_ids, strict=True)
+            ),
             "labeled_by_hand": sum(
                 s == S.SOURCE_MANUAL and p is not None for s, p in zip(result.sources, result.person_ids, strict=True)
             ),

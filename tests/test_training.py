@@ -163,7 +163,7 @@ def test_settings_checkpoint_moves_assignment_and_incremental_add_into_the_proje
     assert summary["unknown_threshold"] == pytest.approx(clusterer.projection.map_threshold(0.945), abs=1e-4)
     assert summary["unknown_threshold_source"]["method"] == "model prior"
     assert "mapped" in summary["unknown_threshold_source"]["reason"]
-    assert summary["projection"] == ckpt and summary["assigned_to_people"] > 18
+    assert summary["projection"] == ckpt and summary["labeled_by_hand"] == 18 and summary["assigned_to_people"] > 0
     new = faces_of(store, PEOPLE[0])[-1]
     store.update_payload({new: {S.PERSON_ID: None, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: None}})
     counts = DualModeClusterer(store, settings=get_settings(model_checkpoint=ckpt)).add_faces_incrementally([new])
