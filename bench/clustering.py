@@ -283,7 +283,7 @@ def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
         for i, t in enumerate(truth):  # paths are sorted: the first photos by file name
             if t in known and seen.get(t, 0) < per_person:
                 labeled[i], seen[t] = True, seen.get(t, 0) + 1
-        assigner = PersonAssigner().fit(x[labeled], truth[labeled])
+        assigner = PersonAssigner().fit(x[labeled], truth[labeled], unlabeled=x[~labeled])  # as a pass does
         pred, t = assigner.predict(x[~labeled]), truth[~labeled]
         is_known, accepted = np.isin(t, known), pred != UNASSIGNED
         rows.append(
@@ -294,6 +294,7 @@ def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
                 "threshold": round(assigner.threshold_, 4),
                 "margin": assigner.margin_,
                 "score_weight": assigner.score_weight_,
+                "unknown_ratio": assigner.calibration_["unknown_ratio"],
                 "precision": round(float(np.mean(pred[accepted] == t[accepted])), 4) if accepted.any() else None,
                 "recall": round(float(np.sum((pred == t) & is_known) / is_known.sum()), 4),
                 "false_accept": round(float(np.mean(accepted[~is_known])), 4),
