@@ -37,8 +37,9 @@ class PersonAssigner:
 
     Precision depends on how many faces of unknown people compete with each face of a known one
     (``unknown_ratio``). Given the `unlabeled` faces the assigner will be applied to, `fit` estimates
-    it from them: their best-person scores are a mixture of the labels' known-face and unknown-face
-    scores, and the mixture's weight gives the ratio. A labeled face that matches another person better
+    it from them: their best-person scores are a mixture of unknown-face scores (as the labels show
+    them) and known-face scores (a mode started where the labels put it), and the mixture's weight gives
+    the ratio (`known_fraction`). A labeled face that matches another person better
     than half the labeled faces match their own is taken for a labeling mistake: it is left out of the
     calibration and listed in ``calibration_["suspect_labels"]``. False accepts are rare events counted
     on few labels, so their rate is taken at its one-sigma upper bound (Wilson); where the labels are too
@@ -262,26 +263,32 @@ class PersonAssigner:
         return self.predict_with_confidence(x)[0]
 
 
-def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, iterations: int = 200) -> float:
-    """Share of `mixed` scores drawn like `known` rather than like `unknown` (EM over the mixture weight,
-    the two densities fixed as smoothed histograms of the labeled scores).
+def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, iterations: int = 300) -> float:
+    """Share of `mixed` scores drawn like `known` rather than like `unknown`, by EM over a two-part
+    mixture in Fisher z: the unknown part is the smoothed histogram of `unknown` (fixed), the known part
+    a Gaussian started at `known`'s mean and spread and left free. Free, because leave-one-out scores of
+    the labels sit lower than the scores of new faces against every label (with 2 labels a person, one
+    face against two): a fixed known part took LFW's 0.97 unknown faces per known one for 0.61.
 
     >>> rng = np.random.default_rng(0)
     >>> k, u = rng.normal(0.8, 0.05, 500), rng.normal(0.3, 0.1, 500)
     >>> round(known_fraction(k, u, np.r_[rng.normal(0.8, 0.05, 300), rng.normal(0.3, 0.1, 700)]), 1)
     0.3
     """
-    edges = np.histogram_bin_edges(np.r_[known, unknown, mixed], bins=40)
-
-    def density(values: np.ndarray) -> np.ndarray:
-        counts = np.histogram(values, edges)[0] + 0.5
-        return counts / counts.sum()
-
-    bins = np.clip(np.searchsorted(edges, mixed, side="right") - 1, 0, len(edges) - 2)
-    g, i = density(known)[bins], density(unknown)[bins]
-    share = 0.5
+    zk, zu, zm = (np.arctanh(np.clip(v, -0.9999, 0.9999)) for v in (known, unknown, mixed))
+    edges = np.histogram_bin_edges(np.r_[zu, zm], bins=40)
+    counts = np.histogram(zu, edges)[0] + 0.5
+    density = counts / counts.sum() / np.diff(edges)
+    unknown_part = density[np.clip(np.searchsorted(edges, zm, side="right") - 1, 0, len(edges) - 2)]
+    mean, spread, share = float(zk.mean()), float(zk.std()) + 1e-3, 0.5
     for _ in range(iterations):
-        share = float(np.mean(share * g / (share * g + (1 - share) * i)))
+        known_part = np.exp(-0.5 * ((zm - mean) / spread) ** 2) / (spread * np.sqrt(2 * np.pi))
+        weight = share * known_part / np.maximum(share * known_part + (1 - share) * unknown_part, 1e-300)
+        share = float(weight.mean())
+        if share <= 0:
+            break
+        mean = float((weight * zm).sum() / weight.sum())
+        spread = max(float(np.sqrt((weight * (zm - mean) ** 2).sum() / weight.sum())), 1e-3)
     return share
 
 
