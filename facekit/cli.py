@@ -800,12 +800,9 @@ def sweep_cmd(
     _run(as_json, body)
 
 
-EXIT_CODES = {0: "done", 1: "a facekit error or an unexpected failure", 2: "a usage error (bad option or value)"}
-
-
 def main(argv: list[str] | None = None) -> None:
-    """The `facekit` command. Every failure honours --json: one line {"error": ..., "type": ...} on stdout,
-    exit code 1, or 2 for usage errors (`EXIT_CODES`)."""
+    """The `facekit` command. Every failure honours --json: one line {"error": ..., "type": ...} on stdout.
+    Exit codes: 0 done, 1 a facekit error or an unexpected failure, 2 a usage error (bad option or value)."""
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args
     try:

@@ -45,11 +45,6 @@ class PseudoLabels:
     scores: np.ndarray
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
-    def by_person(self) -> dict[str, int]:
-        """How many pseudo-labels each person has."""
-        people, counts = np.unique(self.person_ids.astype(str), return_counts=True)
-        return dict(zip(people.tolist(), counts.tolist(), strict=True))
-
 
 def fit_assigner(
     hand_x: np.ndarray,
@@ -93,8 +88,7 @@ def pseudo_label(
     """
     hand_ids = np.asarray(hand_ids, dtype=object)
     strict = 1.0 - (1.0 - target_precision) / STRICTNESS
-    empty = PseudoLabels(np.zeros(0, int), np.zeros(0, object), np.zeros(0, np.float32))
-    current = empty
+    current = PseudoLabels(np.zeros(0, int), np.zeros(0, object), np.zeros(0, np.float32))
     base = fit_assigner(hand_x, hand_ids, pool, None, target_precision=target_precision, weight=weight)
     # how many faces of unknown people the pool holds is read once, before pseudo-labels join prototypes
     ratio = base.calibration_["unknown_ratio"]
@@ -134,7 +128,7 @@ def pseudo_label(
 
 
 def _bounded(assigner: PersonAssigner) -> bool:
-    """Whether the assigner's precision holds at the one-sigma bound on false accepts (not only the point)."""
+    """Whether the assigner's precision holds at its upper bound on false accepts (not only the point)."""
     return "sigma upper bound" in assigner.calibration_["false_accept_estimate"]
 
 

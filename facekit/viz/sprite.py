@@ -29,10 +29,6 @@ class Sprite:
     columns: int
     tiles: np.ndarray
 
-    @property
-    def size_bytes(self) -> int:
-        return len(self.data_uri)
-
 
 def face_sprite(
     faces: Sequence[tuple[str, Sequence[float] | None]],
