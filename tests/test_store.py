@@ -188,3 +188,25 @@ def test_embedded_store_writes_in_wal_mode(store_path):
         assert {f.parent.name for f in files} >= {store.collection, S.PERSONS_COLLECTION, store.history.collection}
         for f in files:
             assert sqlite3.connect(f).execute("PRAGMA journal_mode").fetchone()[0] == "wal", f
+
+
+def test_a_damaged_or_misplaced_store_is_a_clear_error_and_stays_as_it_is(store_path, tmp_path):
+    with FaceStore(store_path, model_id="m", dim=16):
+        pass
+    meta = store_path / "meta.json"
+    good = meta.read_bytes()
+    meta.write_text("{bad")
+    with pytest.raises(StoreError, match=f"{meta} is not valid JSON"):
+        open_store(store_path)
+    assert meta.read_text() == "{bad"  # nothing changed
+    meta.write_bytes(good)
+    (db,) = store_path.glob("collection/faces__m/storage.sqlite")
+    db.write_bytes(db.read_bytes()[:1500])  # truncated
+    damaged = db.read_bytes()
+    with pytest.raises(StoreError, match=f"{db} is not a valid SQLite database"):
+        open_store(store_path)
+    assert db.read_bytes() == damaged
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(StoreError, match="is a file, not a store folder"):
+        FaceStore(a_file, model_id="m", dim=16)

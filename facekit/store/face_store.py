@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +43,30 @@ class StoredFaces:
     payloads: list[dict[str, Any]]
 
 
+def _damage(folder: Path, exc: Exception) -> str:
+    """Which file of an embedded store is damaged, and what to do (nothing is changed or deleted)."""
+    meta = folder / "meta.json"
+    try:
+        json.loads(meta.read_text())
+    except (OSError, ValueError):
+        where = f"{meta} is not valid JSON"
+    else:
+        where = "a collection file could not be read"
+        for db in sorted(folder.glob("collection/*/storage.sqlite")):
+            try:
+                with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                    ok = conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            except sqlite3.DatabaseError:
+                ok = False
+            if not ok:
+                where = f"{db} is not a valid SQLite database"
+                break
+    return (
+        f"the store at {folder} is damaged: {where} ({type(exc).__name__}: {exc}). Nothing was changed: restore "
+        "the folder from a backup, or index the photos into a new store (labels live in the store)"
+    )
+
+
 class _LocalClients:
     """One embedded client per folder and process, shared (an embedded store can be opened once)."""
 
@@ -53,6 +80,8 @@ class _LocalClients:
         with self._lock:
             client, refs = self._clients.get(path, (None, 0))
             if client is None:
+                if Path(path).exists() and not Path(path).is_dir():
+                    raise StoreError(f"{path} is a file, not a store folder: give a folder for the store")
                 Path(path).mkdir(parents=True, exist_ok=True)
                 deadline = time.monotonic() + wait
                 while client is None:
@@ -67,6 +96,8 @@ class _LocalClients:
                             "FACEKIT_STORE_LOCK_WAIT). Close it there (FaceStore.close(), or stop that notebook "
                             "kernel), or run a Qdrant server and set FACEKIT_QDRANT_URL for concurrent access."
                         ) from None
+                    except (ValueError, sqlite3.DatabaseError) as exc:  # JSONDecodeError is a ValueError
+                        raise StoreError(_damage(Path(path), exc)) from None
             self._clients[path] = (client, refs + 1)
             return client
 
