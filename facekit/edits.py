@@ -52,10 +52,11 @@ class ClusterEditor:
     # -- edits --------------------------------------------------------------------------------
     def merge_clusters(self, cluster_ids: Sequence[str], *, into: str | None = None) -> str:
         """Put the faces of several clusters into one (`into`, default the first id); returns its id."""
-        if len(cluster_ids) < 2:
-            raise StoreError("merging needs at least two cluster ids")
-        target = into or cluster_ids[0]
-        faces = [f for cid in dict.fromkeys(cluster_ids) for f in self.get_cluster(cid)]
+        distinct = list(dict.fromkeys(cluster_ids))
+        if len(distinct) < 2:
+            raise StoreError(f"merging needs at least two different cluster ids, got {list(cluster_ids)}")
+        target = into or distinct[0]
+        faces = [f for cid in distinct for f in self.get_cluster(cid)]
         if into is not None and into not in cluster_ids:
             faces += self.store.get_by_filter(cluster_id=into)
         self._apply("merge", {f.face_id: self._hand_label(cluster_id=target) for f in faces})
@@ -112,6 +113,11 @@ class ClusterEditor:
             rejected = sorted({*rejected, face.person_id})
         if target is not None:
             fields = self._hand_label(person_id=target.person_id)
+        elif not self.store.count(cluster_id=str(cluster_id)):
+            raise NotFoundError(
+                f"no cluster {cluster_id!r}: `facekit clusters` lists them (to give the face a group of its own, "
+                "split it off its cluster)"
+            )
         else:
             fields = self._hand_label(cluster_id=str(cluster_id))
         self._apply("reassign", {face_id: {**fields, S.REJECTED_PERSONS: rejected}})

@@ -16,6 +16,7 @@ import pytest
 
 from facekit.dual import DualModeClusterer
 from facekit.edits import ClusterEditor
+from facekit.errors import NotFoundError, StoreError
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
 from facekit.store import schema as S
@@ -305,3 +306,19 @@ def test_synthetic_scale_smoke():
         # same identity: cosine ~0.99, different ones ~0: each identity with 2+ faces is exactly one group
         assert summary["unknown_clusters"] == int((np.bincount(who) >= 2).sum()) and summary["noise"] == 0
         assert all(p.get(S.CLUSTER_ID) for p in s.scroll_all(with_embeddings=False).payloads)
+
+
+def test_edits_refuse_what_would_do_nothing_or_invent_a_cluster(store):
+    label(store, "Colin", faces_of(store, "Colin_Powell")[:3])
+    DualModeClusterer(store).cluster_all_faces()
+    editor = ClusterEditor(store)
+    cluster = next(iter(editor.list_clusters()))
+    before, last_edit = state(store), store.history.last_edit()
+    with pytest.raises(StoreError, match="two different cluster ids"):
+        editor.merge_clusters([cluster, cluster])
+    face = faces_of(store, "Tony_Blair")[0]
+    with pytest.raises(NotFoundError, match="no cluster 'nocluster'"):
+        editor.reassign_face(face, cluster_id="nocluster")
+    with pytest.raises(NotFoundError, match="no person named or with id 'Nobody'"):
+        editor.reassign_face(face, person="Nobody")
+    assert state(store) == before and store.history.last_edit() == last_edit  # nothing written, nothing to undo

@@ -576,7 +576,14 @@ class FaceStore:
     def resolve_person(self, id_or_name: str) -> Person:
         """A person by id or by name."""
         found = self.find_person(id_or_name)
-        return found if found is not None else self.get_person(id_or_name)
+        if found is not None:
+            return found
+        try:
+            return self.get_person(id_or_name)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no person named or with id {id_or_name!r}; `facekit persons list` shows them"
+            ) from None
 
     def rename_person(self, person_id: str, name: str) -> Person:
         """Give a person a new (unique) name; their faces keep the same person id."""
