@@ -124,6 +124,9 @@ def test_errors_are_clear_json(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     out = cli("import-embeddings", str(tmp_path / "bad.npz"), "--store", str(tmp_path / "s2"), ok=False)
     assert "cannot read embeddings file" in out["error"]
+    np.savez(tmp_path / "zeros.npz", embeddings=np.r_[np.ones((1, 8)), np.zeros((1, 8))], paths=["a.jpg", "b.jpg"])
+    out = cli("import-embeddings", str(tmp_path / "zeros.npz"), "--store", str(tmp_path / "s3"), ok=False)
+    assert "1 embedding row(s) are all zeros (e.g. row 1, b.jpg)" in out["error"]
 
 
 def test_cluster_dual_and_edits_from_the_cli(indexed):

@@ -44,6 +44,12 @@ def read_embeddings_npz(path: str | os.PathLike[str], *, model_id: str | None = 
         raise FacekitError(f"{path}: embeddings must be N x d with N = len(paths); got {emb.shape} and {len(paths)}")
     if not np.isfinite(emb).all():
         raise FacekitError(f"{path}: embeddings hold NaN or infinite values")
+    zero = np.flatnonzero(~np.any(emb != 0, axis=1))
+    if len(zero):
+        raise FacekitError(
+            f"{path}: {len(zero)} embedding row(s) are all zeros (e.g. row {zero[0]}, {paths[zero[0]]}): a zero vector "
+            "has no direction to compare; drop those rows or recompute them"
+        )
     bboxes = None
     if "bboxes" in data:
         bboxes = np.asarray(data["bboxes"], dtype=np.float32)
