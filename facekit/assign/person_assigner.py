@@ -39,11 +39,11 @@ class PersonAssigner:
     (``unknown_ratio``). Given the `unlabeled` faces the assigner will be applied to, `fit` estimates
     it from them: their best-person scores are a mixture of unknown-face scores (as the labels show
     them) and known-face scores (a mode started where the labels put it), and the mixture's weight gives
-    the ratio (`known_fraction`). A labeled face that matches another person better
-    than half the labeled faces match their own is taken for a labeling mistake: it is left out of the
-    calibration and listed in ``calibration_["suspect_labels"]``. False accepts are rare events counted
-    on few labels, so their rate is taken at its one-sigma upper bound (Wilson); where the labels are too
-    few for any threshold to pass that way, the point estimate is used and the calibration says so.
+    the ratio (`known_fraction`). A labeled face that matches another person better than half the
+    labeled faces match their own is taken for a labeling mistake: it is left out of the calibration and
+    listed in ``calibration_["suspect_labels"]``. False accepts are rare events counted on few labels, so
+    their rate is taken at its upper bound (Wilson, `sigmas` standard errors up); where the labels are
+    too few for any threshold to pass that way, the point estimate is used and the calibration says so.
 
     Parameters
     ----------

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from facekit.cluster.knn import KnnGraph
+from facekit.cluster.knn import KnnGraph, exact_knn_graph
 
 MIN_EDGES = 200
 MAX_EDGES = 200_000  # a seeded sample of the edges beyond this (the mixture needs no more)
@@ -180,18 +180,11 @@ def known_pairs(
     labeled = np.flatnonzero(people != None)  # noqa: E711 (elementwise)
     if len(labeled) > MAX_LABELED_QUERIES:
         labeled = np.sort(np.random.default_rng(0).choice(labeled, MAX_LABELED_QUERIES, replace=False))
-    same, different = [], []
-    k = min(ranks, len(x) - 1)
-    for start in range(0, len(labeled), 512):
-        rows = labeled[start : start + 512]
-        s = x[rows] @ x.T
-        s[np.arange(len(rows)), rows] = -np.inf
-        near = np.argpartition(-s, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((len(rows), 0), int)
-        sims = np.take_along_axis(s, near, axis=1)
-        mine, theirs = people[rows][:, None], people[near]
-        both = theirs != None  # noqa: E711
-        same.append(sims[both & (theirs == mine)])
-        different.append(sims[(both & (theirs != mine)) | (images[near] == images[rows][:, None])])
-    if not same:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return np.concatenate(same), np.concatenate(different)
+    graph = exact_knn_graph(x, ranks, queries=labeled)
+    near, sims = np.maximum(graph.indices, 0), graph.sims
+    mine, theirs = people[labeled][:, None], people[near]
+    found = graph.indices >= 0
+    both = found & (theirs != None)  # noqa: E711
+    same = sims[both & (theirs == mine)]
+    different = sims[(both & (theirs != mine)) | (found & (images[near] == images[labeled][:, None]))]
+    return same.astype(np.float32), different.astype(np.float32)

@@ -107,17 +107,22 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     return _search(index, x, k)
 
 
-def exact_knn_graph(embeddings: np.ndarray, k: int = 30, *, block: int = 2048) -> KnnGraph:
-    """Exact k nearest neighbours by blocked matrix products (no N x N matrix is ever held)."""
+def exact_knn_graph(
+    embeddings: np.ndarray, k: int = 30, *, block: int = 2048, queries: np.ndarray | None = None
+) -> KnnGraph:
+    """Exact k nearest neighbours by blocked matrix products (no N x N matrix is ever held). With
+    `queries` (row numbers), only those rows' neighbours, among all rows: graph row i is `queries[i]`."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n = len(x)
-    k_eff, indices, sims = _unfilled(n, k)
+    asked = np.arange(len(x)) if queries is None else np.asarray(queries, dtype=np.int64)
+    n = len(asked)
+    k_eff, indices, sims = _unfilled(len(x), k)
+    indices, sims = indices[:n], sims[:n]
     if k_eff == 0:
         return KnnGraph(indices, sims)
     for start in range(0, n, block):
-        s = x[start : start + block] @ x.T
+        s = x[asked[start : start + block]] @ x.T
         rows = np.arange(len(s))
-        s[rows, start + rows] = -np.inf  # not its own neighbour
+        s[rows, asked[start : start + block]] = -np.inf  # not its own neighbour
         part = np.argpartition(-s, k_eff - 1, axis=1)[:, :k_eff]
         part_sims = np.take_along_axis(s, part, axis=1)
         order = np.argsort(-part_sims, axis=1, kind="stable")
