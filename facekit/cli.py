@@ -800,6 +800,26 @@ def sweep_cmd(
     _run(as_json, body)
 
 
+@app.command("prune-reports")
+def prune_reports_cmd(
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Runs to keep for each notebook, the newest.")],
+    notebook: Annotated[str | None, typer.Option("--notebook", help="Prune this notebook's runs only.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go; delete nothing.")] = False,
+    reports_dir: ReportsOpt = Path("reports"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete old report runs (all but the newest --keep of each notebook) and rewrite reports/index.html."""
+    from facekit.reports import prune_runs
+
+    def body() -> None:
+        gone = prune_runs(reports_dir, keep=keep, notebook=notebook, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        _emit(as_json, {"dry_run": dry_run, "removed": [str(p) for p in gone]},
+              lambda d: "\n".join([*(f"{verb} {p}" for p in d["removed"]), f"{verb} {len(gone)} run(s)"]))  # fmt: skip
+
+    _run(as_json, body)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `facekit` command. Every failure honours --json: one line {"error": ..., "type": ...} on stdout.
     Exit codes: 0 done, 1 a facekit error or an unexpected failure, 2 a usage error (bad option or value)."""

@@ -4,7 +4,7 @@ who labels a few photos per person: the protocol of the demo and the benchmarks.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,12 @@ def folder_truth(image_path: str) -> str:
     return Path(image_path).parent.name
 
 
-def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int = 3) -> dict[str, int]:
+def label_from_folders(
+    store: FaceStore, *, min_photos: int = 5, per_person: int = 3, only: Collection[str] | None = None
+) -> dict[str, int]:
     """Label, by folder name, the main face (face_index 0, `main_face_order`) of the first `per_person` photos
-    (by path) of every folder holding at least `min_photos` photos with a face.
+    (by path) of every folder holding at least `min_photos` photos with a face (of the folders named in
+    `only`, when given: the other people stay unknown).
 
     Persons are created as needed; faces already labeled by hand keep their label. Returns the people
     labeled, the faces this call asked for (`faces_labeled`), and what the store now holds: every face
@@ -43,7 +46,7 @@ def label_from_folders(store: FaceStore, *, min_photos: int = 5, per_person: int
     people, labeled = 0, 0
     for name in sorted(main_faces):
         photos = sorted(main_faces[name], key=lambda item: item[0])
-        if len(photos) < min_photos:
+        if len(photos) < min_photos or (only is not None and name not in only):
             continue
         person = store.ensure_person(name)
         people += 1

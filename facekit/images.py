@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import stat
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +79,18 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
+@contextlib.contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    """Pillow's own pixel limit off while a header is read: facekit's (FACEKIT_MAX_IMAGE_PIXELS) decides,
+    with its own message, also above Pillow's 179 MP."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read a photo: upright (EXIF orientation applied), RGB uint8, with its sha256.
 
@@ -96,9 +108,8 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     if not data:
         raise ImageError(spath, "empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+        with _pillow_limit_off():
+            img = Image.open(io.BytesIO(data))  # reads the header only: the size is checked before decoding
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -111,8 +122,6 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
             pixels = _to_rgb(img)
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(spath, f"image too large (possible decompression bomb): {exc}") from None
     except UnidentifiedImageError:
         raise ImageError(spath, "not an image: Pillow cannot identify the file format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -9,11 +9,13 @@ inlined once, nothing from a CDN), the `metrics.json` the notebook saved with `s
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import json
 import os
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from traitlets import default
 
 from facekit.errors import ReportError
+from facekit.report_index import read_runs, write_index
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"  # the repository's, in a source checkout
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -114,6 +118,28 @@ def export_html(ipynb: Path, out: Path) -> Path:
     return out
 
 
+def _kernel_manager_class() -> type:
+    """The kernel talks to papermill over Unix sockets, not TCP: nothing listens on a port, and the
+    kernel's warning about unencrypted TCP (six times a sweep) does not apply. TCP where IPC is missing."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(
+            self,
+        ) -> str:  # jupyter_client's default, "kernel-ipc" in the cwd, is shared by a sweep's kernels
+            return os.path.join(tempfile.gettempdir(), f"facekit-kernel-{uuid.uuid4().hex[:12]}-ipc")
+
+    return LocalSocketKernelManager
+
+
 def _new_run_id(stem: str, parameters: Mapping[str, Any]) -> str:
     tag = hashlib.sha256(f"{sorted(parameters.items())!r}{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:6]
     return f"{stem}-{datetime.now():%Y%m%d-%H%M%S}-{tag}"
@@ -155,6 +181,7 @@ def run_notebook(
             kernel_name=kernel_name,
             progress_bar=progress,
             cwd=os.getcwd(),
+            kernel_manager_class=_kernel_manager_class(),
         )
     except papermill.PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
@@ -225,94 +252,21 @@ def sweep(
     return {"runs": runs, "index_html": str(write_index(reports_dir))}
 
 
-# -- the index page ------------------------------------------------------------------------------------
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, name + "."))
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            out[name] = value
-    return out
-
-
-LOWER_IS_BETTER = ("false_accept", "seconds", "noise", "loss")
-
-
-def _best(values: list[Any], key: str) -> Any:
-    """The best of a metric column: the lowest for errors and costs, else the highest."""
-    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if not numbers:
-        return None
-    return min(numbers) if any(word in key for word in LOWER_IS_BETTER) else max(numbers)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape("" if value is None else str(value))
-
-
-def _read_runs(reports_dir: Path) -> list[dict[str, Any]]:
-    runs = []
-    for run_file in sorted(reports_dir.glob("*/run.json")):
-        folder = run_file.parent
-        run = json.loads(run_file.read_text())
-        params = yaml.safe_load((folder / "params.yaml").read_text()) if (folder / "params.yaml").exists() else {}
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        runs.append({"run_id": folder.name, **run, "params": params or {}, "metrics": _flatten(metrics)})
-    return runs
-
-
-def write_index(reports_dir: str | os.PathLike[str] = "reports", *, max_metric_columns: int = 14) -> Path:
-    """`reports_dir/index.html`: one table per notebook, a row per run (parameters that vary across
-    its runs, then the metrics), best value of each metric column in bold, linking each report."""
+def prune_runs(
+    reports_dir: str | os.PathLike[str] = "reports", *, keep: int, notebook: str | None = None, dry_run: bool = False
+) -> list[Path]:
+    """Delete all but the newest `keep` runs of each notebook (or of `notebook` only) and rewrite the
+    index; only folders with a run.json (facekit's own run folders) are touched. Returns what went."""
+    if keep < 0:
+        raise ReportError(f"--keep must be 0 or more, got {keep}")
     root = Path(reports_dir)
-    root.mkdir(parents=True, exist_ok=True)
     by_notebook: dict[str, list[dict[str, Any]]] = {}
-    for run in _read_runs(root):
-        by_notebook.setdefault(run["notebook"], []).append(run)
-    sections = []
-    for name, runs in sorted(by_notebook.items()):
-        param_keys = sorted({k for r in runs for k in r["params"]})
-        varying = [k for k in param_keys if len({repr(r["params"].get(k)) for r in runs}) > 1] or param_keys
-        metric_keys, seen = [], set()
-        for r in runs:
-            for k, v in r["metrics"].items():
-                column = tuple(repr(q["metrics"].get(k)) for q in runs)
-                echoed = k.rsplit(".", 1)[-1] in param_keys  # a parameter the notebook copied into its metrics
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and not echoed and column not in seen:
-                    metric_keys.append(k)
-                    seen.add(column)  # the same numbers under another name (recommended.person_threshold) once
-        metric_keys = metric_keys[:max_metric_columns]
-        best = {k: _best([r["metrics"].get(k) for r in runs], k) for k in metric_keys}
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in ["run", "status", "s", *varying, *metric_keys])
-        rows = []
-        for r in sorted(runs, key=lambda r: r.get("started", "")):
-            link = f"<a href='{html.escape(r['run_id'])}/report.html'>{html.escape(r['run_id'])}</a>"
-            cells = [link, _cell(r.get("status")), _cell(r.get("seconds"))]
-            cells += [_cell(r["params"].get(k)) for k in varying]
-            for k in metric_keys:
-                v = r["metrics"].get(k)
-                text = _cell(v)
-                cells.append(f"<b>{text}</b>" if v is not None and v == best[k] and len(runs) > 1 else text)
-            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        sections.append(
-            f"<h2>{html.escape(name)} <small>({len(runs)} runs)</small></h2>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        )
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>facekit reports</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}"
-        "td:first-child{text-align:left}</style></head><body><h1>facekit reports</h1>"
-        "<p>One table per notebook, one row per run; the best value of each metric column is in bold "
-        "(the lowest for false accept, noise, loss and seconds, else the highest).</p>"
-        + ("".join(sections) or "<p>No runs yet: <code>facekit report NOTEBOOK</code>.</p>")
-        + "</body></html>"
-    )
-    out = root / "index.html"
-    out.write_text(page, encoding="utf-8")
-    return out
+    for run in read_runs(root):
+        if notebook is None or run["notebook"] == notebook:
+            by_notebook.setdefault(run["notebook"], []).append(run)
+    doomed = [root / r["run_id"] for runs in by_notebook.values() for r in runs[: max(len(runs) - keep, 0)]]
+    if not dry_run:
+        for folder in doomed:
+            shutil.rmtree(folder)
+        write_index(root)
+    return doomed

@@ -68,6 +68,16 @@ def test_every_bad_kind_has_a_reason(tmp_path, face_jpg):
         load_image(tmp_path / "missing.jpg")
 
 
+def test_above_pillows_own_limit_the_message_is_facekits(tmp_path):
+    """Pillow refuses on its own above 179 MP with its message; facekit's limit and advice come first,
+    and Pillow's global limit is left as it was."""
+    Image.new("1", (20_000, 10_000)).save(tmp_path / "huge.png")  # 200 MP in a few kB
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageError, match=r"20000x10000 = 200000000 pixels.*FACEKIT_MAX_IMAGE_PIXELS"):
+        load_image(tmp_path / "huge.png")
+    assert before == Image.MAX_IMAGE_PIXELS
+
+
 def test_iter_image_files_lists_visible_files_sorted(tmp_path):
     (tmp_path / "b").mkdir()
     for name in ["b/2.jpg", "b/1.jpg", ".hidden.jpg", "a.txt"]:

@@ -23,11 +23,12 @@ from facekit.store import FaceStore
 from facekit.store import schema as S
 
 from .browser import open_report
-from .conftest import DLIB, make_bad_inputs
+from .conftest import DLIB, DUAL_PEOPLE, make_bad_inputs
 from .test_dual import state
 
 pytestmark = pytest.mark.slow
 THRESHOLDS = [0.94, 0.95, 0.96, 0.97]
+KNOWN = DUAL_PEOPLE[:4]  # the last two people stay unknown: false accepts and unknown-people F are measured
 
 
 @pytest.fixture(autouse=True)
@@ -36,13 +37,16 @@ def _numba_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "numba-cache"))
 
 
-def copy_store(dual_indexed: Path, tmp_path: Path, *, labels: int = 0, cluster: bool = False) -> Path:
-    """A closed copy of the six-person store (the notebook's kernel opens it), labeled and clustered."""
+def copy_store(
+    dual_indexed: Path, tmp_path: Path, *, labels: int = 0, known: list[str] | None = None, cluster: bool = False
+) -> Path:
+    """A closed copy of the six-person store (the notebook's kernel opens it), labeled (all six people, or
+    the `known` ones: the others stay unknown) and clustered."""
     folder = tmp_path / "store"
     shutil.copytree(dual_indexed, folder)
     with FaceStore(folder, model_id=DLIB, dim=128) as store:
         if labels:
-            label_from_folders(store, min_photos=5, per_person=labels)
+            label_from_folders(store, min_photos=5, per_person=labels, only=known)
         if cluster:
             DualModeClusterer(store).cluster_all_faces()
     return folder
@@ -68,7 +72,7 @@ def test_01_index_reports_counts_skips_and_a_sample(lfw, tmp_path):
 
 
 def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
-    store = copy_store(dual_indexed, tmp_path, labels=3)
+    store = copy_store(dual_indexed, tmp_path, labels=3, known=KNOWN)
     run = run_notebook(
         "02_threshold_sweep", {"store": str(store), "thresholds": THRESHOLDS}, reports_dir=tmp_path / "reports"
     )
@@ -83,6 +87,8 @@ def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
     best = m["recommended"]
     assert best is not None and best["precision"] >= 0.995 and best["person_threshold"] == m["recommended_threshold"]
     assert "Recommended person threshold" in run.html.read_text()
+    # two people nobody labeled: their faces are the false accepts' denominator and are clustered
+    assert all(r["false_accept"] is not None for r in m["rows"]) and m["best_unknown_bcubed_f"] > 0.5
 
 
 def test_unknown_parameters_and_failures_are_clear_errors(dual_indexed, tmp_path):
@@ -98,11 +104,12 @@ def test_unknown_parameters_and_failures_are_clear_errors(dual_indexed, tmp_path
 
 
 def test_03_umap_map_of_known_and_unknown_faces(dual_indexed, tmp_path):
-    store = copy_store(dual_indexed, tmp_path, labels=2)
+    store = copy_store(dual_indexed, tmp_path, labels=2, known=KNOWN)
     run = run_notebook("03_clusters_umap", {"store": str(store), "recluster": True}, reports_dir=tmp_path / "r")
     m = run.metrics
     assert m["mapped"] == m["faces"] == sum(m.get(k, 0) for k in ("known person", "unknown cluster", "noise"))
-    assert m["people"] == 6 and m["known person"] > 12
+    assert m["people"] == len(KNOWN) and m["known person"] > 12
+    assert m.get("unknown cluster", 0) >= 5  # the two unknown people (7 photos each) are clustered, not noise
 
 
 def test_04_label_panel_driven_in_a_kernel_writes_exactly_its_edits(dual_indexed, tmp_path):
@@ -186,7 +193,7 @@ def test_sweep_compares_runs_in_the_index(dual_indexed, tmp_path):
                    processes=2, reports_dir=tmp_path / "reports")  # fmt: skip
     assert [r["status"] for r in result["runs"]] == ["ok"] * 4
     page = Path(result["index_html"]).read_text()
-    assert page.count("report.html'>") == 4 and "unknown_method" in page and "connected_components" in page
+    assert page.count("report.html'") == 4 and "unknown_method" in page and "connected_components" in page
     assert "recommended_threshold" in page or "calibrated.recall" in page
 
 
@@ -196,6 +203,7 @@ def test_cli_report_and_sweep(dual_indexed, tmp_path):
     common = ["-p", "store", str(store), "-p", "thresholds", "[0.95, 0.96]", "--reports-dir", str(tmp_path / "r")]
     out = subprocess.run([*facekit, "report", "02_threshold_sweep", *common, "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert "without encryption" not in out.stderr  # the kernel talks over Unix sockets, not TCP
     report = json.loads(out.stdout)
     assert set(report) >= {"run_id", "html", "metrics"} and Path(report["html"]).exists()
     out = subprocess.run(

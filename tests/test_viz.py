@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import yaml
 
 from facekit.dual import DualModeClusterer
 from facekit.errors import ReportError
-from facekit.reports import parse_grid, save_metrics, write_index
+from facekit.reports import parse_grid
 from facekit.store import schema as S
 from facekit.viz import embedding_map_data, embedding_map_figure, iteration_curves, table_html, threshold_curves
 from facekit.viz.embedding_map import KNOWN, NOISE, UNKNOWN
@@ -61,15 +58,7 @@ def test_curves_and_tables():
     assert "0.1235" in page and "&lt;x&gt;" in page
 
 
-def test_grid_specs_and_the_index_page(tmp_path):
+def test_grid_specs():
     assert parse_grid(["unknown_min_size=2,3", "m=cw"]) == {"unknown_min_size": [2, 3], "m": ["cw"]}
     with pytest.raises(ReportError, match="NAME=V1,V2"):
         parse_grid(["oops"])
-    for i, (size, fa) in enumerate([(2, 0.02), (3, 0.01)]):
-        run = tmp_path / f"02_threshold_sweep-{i}"
-        save_metrics({"recall": 0.5 + i / 10, "calibrated": {"false_accept": fa}, "rows": [1, 2]}, run)
-        (run / "params.yaml").write_text(yaml.safe_dump({"unknown_min_size": size, "store": "s"}))
-        (run / "run.json").write_text(json.dumps({"notebook": "02_threshold_sweep", "status": "ok", "seconds": 1.0}))
-    page = write_index(tmp_path).read_text()
-    assert page.count("report.html'>") == 2 and "unknown_min_size" in page and "<th>store</th>" not in page
-    assert "<b>0.6000</b>" in page and "<b>0.0100</b>" in page  # best recall is the highest, best false accept lowest
