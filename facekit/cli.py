@@ -22,7 +22,7 @@ from facekit.embedding import (
     read_embeddings_npz,
     resolve_model_name,
 )
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, StoreError
 from facekit.evaluation import evaluate, label_from_folders
 from facekit.indexing import import_embeddings, index_batch
 from facekit.search import search_image
@@ -39,6 +39,10 @@ pseudo_app = typer.Typer(
     help="Pseudo-labels: confident automatic assignments that join their person's prototype.", no_args_is_help=True
 )
 app.add_typer(pseudo_app, name="pseudo-labels")
+store_app = typer.Typer(
+    help="The store's engine: info, migrate to Qdrant Edge, export to a server.", no_args_is_help=True
+)
+app.add_typer(store_app, name="store")
 
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Embedded store folder (default: FACEKIT_STORE).", show_default=False)
@@ -82,6 +86,64 @@ def _store_location(store: Path | None) -> dict[str, Any]:
 
 def _open(store: Path | None, model: str | None) -> FaceStore:
     return open_store(**_store_location(store), model_id=model_id_for(model) if model else None)
+
+
+@store_app.command("info")
+def store_info(store: StoreOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Engine, location, faces and payload indexes of the store."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            _emit(as_json, fs.engine_info())
+
+    _run(as_json, body)
+
+
+@store_app.command("migrate")
+def store_migrate(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Move a store written by qdrant-client's local mode to Qdrant Edge, verified by counts and a checksum
+    of ids and labels; the old files are kept in <store>/local-mode-backup/. Resumes if interrupted."""
+    from facekit.store.transfer import migrate_local_mode
+
+    def body() -> None:
+        folder = store or get_settings().store
+        _emit(as_json, migrate_local_mode(folder, progress=not as_json),
+              lambda d: f"migrated {d['store']} to Qdrant Edge; old files kept in {d['backup']}")  # fmt: skip
+
+    _run(as_json, body)
+
+
+@store_app.command("export")
+def store_export(
+    to: Annotated[str, typer.Option("--to", help="The Qdrant server's URL, e.g. http://host:6333.")],
+    store: StoreOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the store (faces, persons, history) to a Qdrant server in batches; run it again to resume.
+    FACEKIT_QDRANT_API_KEY is sent to the server. Then set FACEKIT_QDRANT_URL to use it."""
+    from qdrant_client import QdrantClient
+
+    from facekit.store.transfer import export_store
+
+    def body() -> None:
+        api_key = _store_location(None)["api_key"]
+        with _open(store, model) as fs:
+            dest = QdrantClient(url=to, api_key=api_key)
+            try:
+                dest.get_collections()
+            except Exception as exc:  # qdrant-client raises its own transport and HTTP errors
+                raise StoreError(
+                    f"cannot use the Qdrant server at {to} ({type(exc).__name__}: {exc}). Check the URL and that "
+                    "the server runs; set FACEKIT_QDRANT_API_KEY if it needs a key. Nothing was written."
+                ) from None
+            try:
+                result = {"to": to, **export_store(fs.client, dest, progress=not as_json)}
+            finally:
+                dest.close()
+        _emit(as_json, result, lambda d: f"exported {len(d['collections'])} collections to {to}")
+
+    _run(as_json, body)
 
 
 @models_app.command("list")

@@ -51,6 +51,23 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
+ENGINES = ["edge", "local", "memory"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine_store(request, store_path):
+    """An empty 8-d store on each engine: Qdrant Edge (the embedded default), an unmigrated local-mode
+    folder, and qdrant-client in-process (the server API's stand-in where no server runs)."""
+    from qdrant_client import QdrantClient
+
+    location = {"edge": store_path, "local": store_path, "memory": ":memory:"}[request.param]
+    if request.param == "local":
+        QdrantClient(path=str(store_path)).close()
+    with FaceStore(location, model_id="m", dim=8) as s:
+        assert s.engine == request.param
+        yield s
+
+
 def make_bad_inputs(folder: Path, good_photo: Path) -> dict[str, str]:
     """Write one file of every bad-input kind into `folder`; returns file name → expected reason part."""
     folder.mkdir(parents=True, exist_ok=True)

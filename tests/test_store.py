@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
 from facekit.errors import NotFoundError, SchemaMismatchError, StoreError
 from facekit.store import FaceStore, open_store
@@ -31,9 +32,9 @@ def faces(n: int, *, image_prefix: str = "img", seed: int = 0) -> list[FaceRecor
 
 
 @pytest.fixture
-def store(store_path):
-    with FaceStore(store_path, model_id="m", dim=DIM) as s:
-        yield s
+def store(engine_store):
+    """The FaceStore contract below runs on every engine (conftest's engine_store)."""
+    return engine_store
 
 
 def test_point_ids_are_deterministic():
@@ -179,19 +180,44 @@ def test_store_waits_for_another_process_to_close_it(store_path, monkeypatch):
     assert other.wait(30) == 0
 
 
-def test_embedded_store_writes_in_wal_mode(store_path):
-    """Fast, crash-safe label writes rely on qdrant-client internals: notice if an upgrade breaks them."""
+def local_mode_store(path):
+    """An empty store as facekit wrote them before Qdrant Edge (qdrant-client's local mode)."""
+    QdrantClient(path=str(path)).close()
+    return path
+
+
+def test_local_mode_store_writes_in_wal_mode(store_path):
+    """Fast, crash-safe label writes in an unmigrated store rely on qdrant-client internals: notice if an
+    upgrade breaks them."""
     import sqlite3
 
-    with FaceStore(store_path, model_id="m", dim=4) as store:
+    with FaceStore(local_mode_store(store_path), model_id="m", dim=4) as store:
+        assert store.engine == "local"
         files = sorted((store_path / "collection").glob("*/storage.sqlite"))
         assert {f.parent.name for f in files} >= {store.collection, S.PERSONS_COLLECTION, store.history.collection}
         for f in files:
             assert sqlite3.connect(f).execute("PRAGMA journal_mode").fetchone()[0] == "wal", f
 
 
+def test_a_damaged_edge_store_is_a_clear_error_and_stays_as_it_is(store_path):
+    with FaceStore(store_path, model_id="m", dim=16) as store:
+        assert store.engine == "edge"
+    catalog = store_path / "edge" / "collections.json"
+    good = catalog.read_bytes()
+    catalog.write_text("{bad")
+    with pytest.raises(StoreError, match=f"{catalog} is not valid JSON"):
+        open_store(store_path)
+    assert catalog.read_text() == "{bad"
+    catalog.write_bytes(good)
+    config = store_path / "edge" / "faces__m" / "edge_config.json"
+    config.write_text("{bad")
+    with pytest.raises(StoreError, match=r"damaged: a Qdrant Edge shard .* could not be opened"):
+        open_store(store_path)
+    assert config.read_text() == "{bad"
+
+
 def test_a_damaged_or_misplaced_store_is_a_clear_error_and_stays_as_it_is(store_path, tmp_path):
-    with FaceStore(store_path, model_id="m", dim=16):
+    with FaceStore(local_mode_store(store_path), model_id="m", dim=16):
         pass
     meta = store_path / "meta.json"
     good = meta.read_bytes()

@@ -23,6 +23,7 @@ from qdrant_client import QdrantClient, models
 from facekit.config import get_settings
 from facekit.errors import NotFoundError, SchemaMismatchError, StoreError
 from facekit.store import schema as S
+from facekit.store.edge_client import CATALOG, EDGE_DIR, EdgeClient, is_edge_store
 from facekit.store.history import StoreHistory
 from facekit.types import FaceRecord, Person, SearchHit
 
@@ -45,13 +46,15 @@ class StoredFaces:
 
 def _damage(folder: Path, exc: Exception) -> str:
     """Which file of an embedded store is damaged, and what to do (nothing is changed or deleted)."""
-    meta = folder / "meta.json"
+    meta = folder / EDGE_DIR / CATALOG if is_edge_store(folder) else folder / "meta.json"
     try:
         json.loads(meta.read_text())
     except (OSError, ValueError):
         where = f"{meta} is not valid JSON"
     else:
         where = "a collection file could not be read"
+        if is_edge_store(folder):
+            where = f"a Qdrant Edge shard under {folder / EDGE_DIR} could not be opened"
         for db in sorted(folder.glob("collection/*/storage.sqlite")):
             try:
                 with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
@@ -67,14 +70,34 @@ def _damage(folder: Path, exc: Exception) -> str:
     )
 
 
+def is_local_mode_store(folder: Path) -> bool:
+    """A store written by qdrant-client's local mode (facekit before Qdrant Edge), not yet migrated."""
+    return (folder / "meta.json").is_file() and not is_edge_store(folder)
+
+
+def _open_embedded(path: str) -> Any:
+    """The engine of an embedded store folder: Qdrant Edge, or qdrant-client's local mode for a store
+    that has not been migrated (it keeps working; `facekit store migrate` moves it)."""
+    folder = Path(path)
+    if is_local_mode_store(folder):
+        log.warning(
+            "the store at %s is in qdrant-client's local mode (brute force, slow past ~20K faces): "
+            "`facekit store migrate --store %s` moves it to Qdrant Edge (nothing is lost)",
+            path,
+            path,
+        )
+        return QdrantClient(path=path)
+    return EdgeClient(path)
+
+
 class _LocalClients:
     """One embedded client per folder and process, shared (an embedded store can be opened once)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._clients: dict[str, tuple[QdrantClient, int]] = {}
+        self._clients: dict[str, tuple[Any, int]] = {}
 
-    def acquire(self, path: str, wait: float = 0.0) -> QdrantClient:
+    def acquire(self, path: str, wait: float = 0.0) -> Any:
         """The shared client of folder `path`; if another process holds the folder, retry for up to
         `wait` seconds (a sweep's notebooks reading one store take turns) before the error."""
         with self._lock:
@@ -86,8 +109,10 @@ class _LocalClients:
                 deadline = time.monotonic() + wait
                 while client is None:
                     try:
-                        client = QdrantClient(path=path)
-                    except (RuntimeError, BlockingIOError) as exc:
+                        client = _open_embedded(path)
+                    except (RuntimeError, BlockingIOError, OSError) as exc:
+                        if not _held_elsewhere(exc):
+                            raise StoreError(_damage(Path(path), exc)) from None
                         if time.monotonic() < deadline:
                             time.sleep(0.2)
                             continue
@@ -111,6 +136,12 @@ class _LocalClients:
                 client.close()
             else:
                 self._clients[path] = (client, refs - 1)
+
+
+def _held_elsewhere(exc: Exception) -> bool:
+    """Whether opening failed because another process holds the store's lock."""
+    text = str(exc)
+    return isinstance(exc, BlockingIOError) or "WouldBlock" in text or "already accessed by another" in text
 
 
 _LOCAL = _LocalClients()
@@ -158,6 +189,16 @@ def face_models(client: QdrantClient) -> dict[str, int]:
             meta = client.get_collection(c.name).config.metadata or {}
             found[str(meta.get("model_id", c.name[len(S.FACE_COLLECTION_PREFIX) :]))] = int(meta.get("dim", 0))
     return found
+
+
+def _engine(client: Any, url: str) -> str:
+    """Which engine a store runs on: edge (embedded default), server, local (an unmigrated
+    qdrant-client local-mode folder) or memory (qdrant-client in-process, the server API's stand-in)."""
+    if isinstance(client, EdgeClient):
+        return "edge"
+    if url:
+        return "server"
+    return "memory" if getattr(getattr(client, "_client", None), "location", None) == ":memory:" else "local"
 
 
 def _now() -> str:
@@ -231,6 +272,7 @@ class FaceStore:
         self.is_server = bool(url)
         self._local_key = None if url or str(path) == ":memory:" else str(Path(path).expanduser().resolve())
         self.client = connect(path, url=url, api_key=api_key)
+        self.engine = _engine(self.client, url)
         self.collection = S.collection_for(model_id)
         try:
             self._ensure_collections()
@@ -264,14 +306,37 @@ class FaceStore:
                 vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
                 metadata=meta,
             )
-            if self.is_server:  # the embedded engine has no payload indexes (it would only warn)
-                for field in S.INDEXED_FIELDS:
-                    self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
+        self._ensure_payload_indexes()
         if not self.client.collection_exists(S.PERSONS_COLLECTION):
             self.client.create_collection(S.PERSONS_COLLECTION, vectors_config={}, metadata={"facekit_schema": 1})
         self.history = StoreHistory(self.client, self.model_id)
-        if not self.is_server:
+        if self.engine == "local":
             _fast_local_writes(self.client)
+
+    def _ensure_payload_indexes(self) -> None:
+        """Keyword indexes on person, cluster, image and assignment source (Edge and servers; qdrant-client's
+        in-process modes have none and would only warn). A store made before an index existed gets it."""
+        if self.engine not in ("edge", "server"):
+            return
+        have = set(getattr(self.client.get_collection(self.collection), "payload_schema", None) or {})
+        for field in S.INDEXED_FIELDS:
+            if field not in have:
+                self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
+
+    def engine_info(self) -> dict[str, Any]:
+        """Engine, location, faces and payload indexes (and the engine's segment and index state)."""
+        info = self.client.get_collection(self.collection)
+        return {
+            "engine": self.engine,
+            "location": self.location,
+            "collection": self.collection,
+            "model": self.model_id,
+            "dim": self.dim,
+            "faces": self.count(),
+            "payload_indexes": sorted(getattr(info, "payload_schema", None) or {}),
+            "segments": getattr(info, "segments_count", None),
+            "indexed_vectors": getattr(info, "indexed_vectors_count", None),
+        }
 
     def close(self) -> None:
         """Release the store (an embedded store folder can then be opened by another process)."""
@@ -510,17 +575,25 @@ class FaceStore:
             for p in res
         ]
 
+    def facet_counts(self, field: str, *, only: models.Filter | None = None) -> dict[Any, int]:
+        """Value → faces for every value of a keyword field (unset values left out): counted by the
+        engine's facet over its payload index, not by reading every face."""
+        faces = self.count()
+        if faces == 0:
+            return {}
+        hits = self.client.facet(self.collection, field, limit=faces, exact=True, facet_filter=only).hits
+        return {h.value: h.count for h in hits if h.count > 0}  # Edge keeps emptied values, at count 0
+
     def stats(self) -> dict[str, Any]:
-        """Counts of faces, images, people, clusters (noise excluded) and labeled faces."""
-        fields = [S.IMAGE_ID, S.PERSON_ID, S.CLUSTER_ID, S.ASSIGNMENT_SOURCE]
-        pls = self.scroll_all(with_embeddings=False, fields=fields).payloads
+        """Counts of faces, images, people, clusters (noise excluded) and labeled faces, by facets."""
+        manual = _match(**{S.ASSIGNMENT_SOURCE: S.SOURCE_MANUAL})
         return {
-            "faces": len(pls),
-            "images": len({p.get(S.IMAGE_ID) for p in pls}),
+            "faces": self.count(),
+            "images": len(self.facet_counts(S.IMAGE_ID)),
             "people": len(self._person_points()),
-            "clusters": len({p[S.CLUSTER_ID] for p in pls if S.is_group(p.get(S.CLUSTER_ID))}),
-            "labeled_faces": sum(S.is_hand_labeled(p) for p in pls),
-            "assigned_faces": sum(bool(p.get(S.PERSON_ID)) for p in pls),
+            "clusters": sum(S.is_group(c) for c in self.facet_counts(S.CLUSTER_ID)),
+            "labeled_faces": sum(self.facet_counts(S.PERSON_ID, only=manual).values()),
+            "assigned_faces": sum(self.facet_counts(S.PERSON_ID).values()),
             "model": self.model_id,
         }
 
@@ -604,7 +677,7 @@ class FaceStore:
 
     def list_persons(self) -> list[Person]:
         """Every person with their face count in this model's collection, by name."""
-        counts = Counter(p.payload.get(S.PERSON_ID) for p in self._scroll(payload=[S.PERSON_ID]) if p.payload)
+        counts = self.facet_counts(S.PERSON_ID)
         people = [Person(pid, name, counts.get(pid, 0)) for pid, name in self._person_names().items()]
         return sorted(people, key=lambda p: p.name.casefold())
 

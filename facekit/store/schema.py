@@ -31,7 +31,7 @@ REJECTED_PERSONS = "rejected_person_ids"  # people a user said this face is not 
 CLUSTER_RUN = "cluster_run"  # the clustering run that last wrote the face's labels
 PSEUDO_PERSON_ID = "pseudo_person_id"  # a confident automatic assignment that joins the person's prototype
 PSEUDO_SCORE = "pseudo_score"  # the assignment rule's score behind that pseudo-label
-INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID)
+INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID, ASSIGNMENT_SOURCE)  # keyword indexes: filters and facets
 
 # Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<face id> for faces left alone.
 CLUSTER_PREFIX = "unknown_cluster_"

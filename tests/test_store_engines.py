@@ -1,0 +1,150 @@
+"""Engines behind one FaceStore: counts by facets, migrating local-mode stores to Qdrant Edge, exporting
+to a server (qdrant-client in-process stands in for it), and what a SIGKILL leaves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from qdrant_client import QdrantClient
+
+from facekit.edits import ClusterEditor
+from facekit.store import FaceStore, open_store
+from facekit.store import schema as S
+from facekit.store.transfer import collection_checksum, copy_collection, export_store
+
+from .test_store import DIM, faces
+
+
+@pytest.fixture
+def store(engine_store):
+    return engine_store
+
+
+def fill(store: FaceStore) -> None:
+    """Faces, two people (one labeled by hand), clusters, noise and an undoable edit."""
+    recs = faces(40)
+    store.add_faces(recs)
+    ann, bo = store.create_person("Ann"), store.create_person("Bo")
+    store.label_faces([r.face_id for r in recs[:5]], ann.person_id)
+    store.update_payload({r.face_id: {S.PERSON_ID: bo.person_id, S.ASSIGNMENT_SOURCE: "auto"} for r in recs[5:9]})
+    store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(i % 3)} for i, r in enumerate(recs[9:30])})
+    store.update_payload({r.face_id: {S.CLUSTER_ID: S.noise_name(r.face_id)} for r in recs[30:]})
+    ClusterEditor(store).merge_clusters([S.cluster_name(0), S.cluster_name(1)])
+
+
+def test_counts_by_facets_agree_with_reading_every_face(store):
+    fill(store)
+    everything = store.scroll_all(with_embeddings=False).payloads
+    assert store.stats() == {
+        "faces": 40,
+        "images": len({p[S.IMAGE_ID] for p in everything}),
+        "people": 2,
+        "clusters": len({p[S.CLUSTER_ID] for p in everything if S.is_group(p.get(S.CLUSTER_ID))}),
+        "labeled_faces": 5,
+        "assigned_faces": 9,
+        "model": "m",
+    }
+    assert store.stats()["clusters"] == 2  # clusters 0 and 1 merged; noise is not a cluster
+    assert [(p.name, p.face_count) for p in store.list_persons()] == [("Ann", 5), ("Bo", 4)]
+    info = store.engine_info()
+    if store.engine == "edge":
+        assert info["payload_indexes"] == sorted(S.INDEXED_FIELDS)
+
+
+def local_mode_store(path) -> dict:
+    """A filled store in qdrant-client's local mode, as facekit wrote them before Qdrant Edge."""
+    QdrantClient(path=str(path)).close()
+    with FaceStore(path, model_id="m", dim=DIM) as store:
+        assert store.engine == "local"
+        fill(store)
+        return {c.name: collection_checksum(store.client, c.name) for c in store.client.get_collections().collections}
+
+
+def test_migrate_moves_a_local_mode_store_to_edge_verified_and_keeps_the_old_files(store_path):
+    before = local_mode_store(store_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "facekit.cli", "store", "migrate", "--store", str(store_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {k: (v["points"], v["checksum"]) for k, v in result["collections"].items()} == before
+    assert (store_path / "local-mode-backup" / "meta.json").exists() and not (store_path / "meta.json").exists()
+    with open_store(store_path) as store:
+        assert store.engine == "edge" and store.stats()["labeled_faces"] == 5
+        assert ClusterEditor(store).undo()["op"] == "merge"  # the history came along
+    again = subprocess.run(
+        [sys.executable, "-m", "facekit.cli", "store", "migrate", "--store", str(store_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1 and "on Qdrant Edge already" in json.loads(again.stdout)["error"]
+
+
+def test_an_interrupted_copy_resumes_where_it_stopped(store_path):
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        store.add_faces(faces(300))
+        dest = QdrantClient(location=":memory:")
+
+        def stop_after_first_batch(n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            copy_collection(store.client, dest, store.collection, batch=100, progress=stop_after_first_batch)
+        assert dest.count(store.collection).count == 100
+        result = export_store(store.client, dest, progress=False)
+        assert result["collections"][store.collection]["copied_now"] == 200
+        assert collection_checksum(dest, store.collection) == collection_checksum(store.client, store.collection)
+        assert export_store(store.client, dest, progress=False)["collections"][store.collection]["copied_now"] == 0
+
+
+def test_store_info_and_bad_export_target_in_json(store_path):
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        store.add_faces(faces(4))
+    cli = [sys.executable, "-m", "facekit.cli", "store"]
+    info = json.loads(subprocess.run([*cli, "info", "--store", str(store_path), "--json"],
+                                     capture_output=True, text=True).stdout)  # fmt: skip
+    assert info["engine"] == "edge" and info["faces"] == 4
+    bad = subprocess.run([*cli, "export", "--to", "http://127.0.0.1:9", "--store", str(store_path), "--json"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "127.0.0.1:9" in json.loads(bad.stdout)["error"]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from facekit.store import FaceStore
+    from tests.test_store import faces, DIM
+    recs = faces(2000)
+    with FaceStore(sys.argv[1], model_id="m", dim=DIM) as store:
+        for start in range(0, len(recs), 50):
+            store.add_faces(recs[start:start + 50])
+            print(start + 50, flush=True)  # acknowledged: add_faces returned
+    """
+)
+
+
+def test_sigkill_during_an_import_loses_nothing_acknowledged(store_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store_path)], stdout=subprocess.PIPE, text=True,
+                            cwd=root)  # fmt: skip
+    acknowledged = 0
+    for line in proc.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 500:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    recs = faces(2000)
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        assert store.count() >= acknowledged
+        assert len(store.payloads([r.face_id for r in recs[:acknowledged]], fields=[S.FACE_ID])) == acknowledged
+        store.add_faces(recs)  # the import run again completes the store
+        assert store.count() == 2000
