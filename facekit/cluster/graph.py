@@ -143,12 +143,17 @@ class ChineseWhispers(_GraphClusterer):
         for _ in range(self.iterations):
             changed = 0
             for i in rng.permutation(n).tolist():
-                if not neighbours[i]:
+                near = neighbours[i]
+                if not near:
                     continue
-                votes: dict[int, float] = {}
-                for j, w in zip(neighbours[i], weights[i], strict=True):
-                    votes[labels[j]] = votes.get(labels[j], 0.0) + w
-                best = min(votes, key=lambda label: (-votes[label], label))  # ties: the smallest label
+                if len(near) == 1:
+                    best = labels[near[0]]
+                else:
+                    votes: dict[int, float] = {}
+                    for j, w in zip(near, weights[i], strict=True):
+                        votes[labels[j]] = votes.get(labels[j], 0.0) + w
+                    top = max(votes.values())
+                    best = min(label for label, vote in votes.items() if vote == top)  # ties: the smallest label
                 if best != labels[i]:
                     labels[i] = best
                     changed += 1

@@ -252,17 +252,20 @@ class EdgeClient:
         self, name: str, ids: Sequence[Any], with_payload: bool | list[str] = True, with_vectors: bool = False
     ) -> list[EdgeRecord]:
         c = self._get(name)
-        wanted = []
-        for point_id in ids:
-            try:
-                wanted.append(str(uuid.UUID(str(point_id))))
-            except ValueError:
-                raise ValueError(f"{point_id!r} is not a valid point id (a UUID)") from None
+        wanted = [str(point_id) for point_id in ids]
         if not wanted:
             return []
         vectors = with_vectors and bool(c.dim)
-        found = {str(p.id): p for p in c.shard.retrieve(wanted, with_payload, vectors)}
-        return [_record(found[i], vectors) for i in wanted if i in found]
+        try:
+            points = c.shard.retrieve(wanted, with_payload, vectors)
+        except Exception:  # the engine's error for a malformed id does not name it
+            for point_id in wanted:
+                try:
+                    uuid.UUID(point_id)
+                except ValueError:
+                    raise ValueError(f"{point_id!r} is not a valid point id (a UUID)") from None
+            raise
+        return [_record(p, vectors) for p in points]
 
     def scroll(
         self,

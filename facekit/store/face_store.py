@@ -33,6 +33,8 @@ UPSERT_BATCH = 512
 SCROLL_BATCH = 2048
 # qdrant-client's local mode sorts every id on each scroll call: read it in few, large pages.
 LOCAL_SCROLL_BATCH = 1 << 17
+EDGE_SCROLL_BATCH = 1 << 14
+VECTOR_PAGE = 1 << 14  # vectors turned into float32 this many at a time
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ class FaceStore:
         self._local_key = None if url or str(path) == ":memory:" else str(Path(path).expanduser().resolve())
         self.client = connect(path, url=url, api_key=api_key)
         self.engine = _engine(self.client, url)
+        self._scroll_batch = {"server": SCROLL_BATCH, "edge": EDGE_SCROLL_BATCH}.get(self.engine, LOCAL_SCROLL_BATCH)
         self.collection = S.collection_for(model_id)
         try:
             self._ensure_collections()
@@ -422,8 +425,9 @@ class FaceStore:
         missing = set(updates) - set(self._existing_payloads(list(updates), [S.FACE_ID])) if check_exists else set()
         if missing:
             raise NotFoundError(f"{len(missing)} face(s) not in the store, e.g. {sorted(missing)[0]}")
+        construct = models.SetPayloadOperation.model_construct  # ids and fields are checked above: skip pydantic
         ops = [
-            models.SetPayloadOperation(set_payload=models.SetPayload(payload=fields, points=[face_id]))
+            construct(set_payload=models.SetPayload.model_construct(payload=fields, points=[face_id]))
             for face_id, fields in updates.items()
         ]
         for start in range(0, len(ops), UPSERT_BATCH):
@@ -500,7 +504,7 @@ class FaceStore:
             points, offset = self.client.scroll(
                 self.collection,
                 scroll_filter=flt,
-                limit=SCROLL_BATCH if self.is_server else LOCAL_SCROLL_BATCH,
+                limit=self._scroll_batch,
                 offset=offset,
                 with_payload=payload,
                 with_vectors=with_vectors,
@@ -512,17 +516,27 @@ class FaceStore:
     def scroll_all(
         self, *, with_embeddings: bool = True, fields: list[str] | None = None, _filter: models.Filter | None = None
     ) -> StoredFaces:
-        """Every face in one pass (ids, embeddings, payloads): the way to do bulk work."""
-        ids, vectors, payloads = [], [], []
-        for p in self._scroll(_filter, with_vectors=with_embeddings, payload=fields if fields is not None else True):
+        """Every face in one pass (ids, embeddings, payloads): the way to do bulk work. Vectors become
+        float32 page by page, so a million 512-d faces hold 2 GB of array, not Python floats."""
+        ids: list[str] = []
+        payloads: list[dict[str, Any]] = []
+        blocks: list[np.ndarray] = []
+        page: list[Any] = []
+        wanted = fields if fields is not None else True
+        for p in self._scroll(_filter, with_vectors=with_embeddings, payload=wanted):
             ids.append(str(p.id))
             payloads.append(p.payload or {})
             if with_embeddings:
-                vectors.append(p.vector)
-        emb = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dim if vectors else 0)
-        if not with_embeddings:
-            emb = np.zeros((0, self.dim), dtype=np.float32)
-        return StoredFaces(ids, emb, payloads)
+                page.append(p.vector)
+                if len(page) >= VECTOR_PAGE:
+                    blocks.append(np.asarray(page, dtype=np.float32))
+                    page = []
+        if page:
+            blocks.append(np.asarray(page, dtype=np.float32))
+        if not with_embeddings or not blocks:
+            return StoredFaces(ids, np.zeros((0, self.dim), np.float32), payloads)
+        emb = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return StoredFaces(ids, emb.reshape(len(ids), self.dim), payloads)
 
     def scroll_labeled(self) -> StoredFaces:
         """The faces labeled by hand with a person (ids, embeddings, payloads)."""

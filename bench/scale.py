@@ -1,0 +1,192 @@
+"""Store scale: synthetic 512-d faces (clustered identities) on Qdrant Edge and on qdrant-client's local
+mode, side by side: import, index build, search p50/p99, full scroll, cluster_all_faces, incremental
+add, reopen, peak RSS. Each size and engine runs in its own process (peak memory is its own).
+
+    python bench/scale.py --sizes 10000 100000 1000000 --local-up-to 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.clustering import peak_rss_mb, synthetic
+from facekit.dual import DualModeClusterer
+from facekit.store import FaceStore
+from facekit.store import schema as S
+from facekit.types import FaceRecord
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MODEL = "synthetic512"
+IMPORT_BATCH = 1000
+SEARCHES = 200
+INCREMENTAL = 20
+LABELED_PEOPLE = 30
+
+
+def records(x: np.ndarray, who: np.ndarray, start: int, prefix: str = "p") -> list[FaceRecord]:
+    """Faces as indexing writes them (one a photo), numbered from `start`."""
+    out = []
+    for i, (v, p) in enumerate(zip(x, who, strict=True), start=start):
+        image = f"{prefix}{i:08d}"
+        out.append(FaceRecord(S.face_point_id(image, 0, MODEL), image, f"/synthetic/{p}/{i}.jpg", 0, (0, 0, 112, 112),
+                              0.99, 1.0, MODEL, embedding=v))  # fmt: skip
+    return out
+
+
+def progress(step: str, **figures: object) -> None:
+    print(json.dumps({"step": step, **figures}), file=sys.stderr, flush=True)
+
+
+def run_one(engine: str, n: int, folder: Path) -> dict:
+    """Every measurement of one engine at one size."""
+    x, who = synthetic(n + INCREMENTAL)
+    x_new, x = x[n:], x[:n]
+    if engine == "local":
+        from qdrant_client import QdrantClient
+
+        QdrantClient(path=str(folder)).close()  # a local-mode folder: FaceStore keeps it on that engine
+    row: dict = {"engine": engine, "faces": n}
+    t = time.perf_counter()
+    with FaceStore(folder, model_id=MODEL, dim=512) as store:
+        assert store.engine == engine
+        for start in range(0, n, IMPORT_BATCH):
+            store.add_faces(records(x[start : start + IMPORT_BATCH], who[start : start + IMPORT_BATCH], start))
+            if start % (50 * IMPORT_BATCH) == 0:
+                progress("import", engine=engine, n=n, done=start, s=round(time.perf_counter() - t, 1))
+        row["import_s"] = round(time.perf_counter() - t, 1)
+        row["searchable_after_import"] = store.count() == n and store.search(x[0], top_k=1)[0].score > 0.99
+        if engine == "edge":
+            t = time.perf_counter()
+            store.client.optimize(store.collection)
+            row["index_build_s"] = round(time.perf_counter() - t, 1)
+            row["indexed_vectors"] = store.engine_info()["indexed_vectors"]
+        rng = np.random.default_rng(1)
+        latencies = []
+        for q in x[rng.choice(n, SEARCHES, replace=False)]:
+            t = time.perf_counter()
+            store.search(q, top_k=10)
+            latencies.append(1000 * (time.perf_counter() - t))
+        row["search_p50_ms"] = round(float(np.percentile(latencies, 50)), 2)
+        row["search_p99_ms"] = round(float(np.percentile(latencies, 99)), 2)
+        progress("search", engine=engine, n=n, p50=row["search_p50_ms"])
+        t = time.perf_counter()
+        everything = store.scroll_all()
+        row["scroll_all_s"] = round(time.perf_counter() - t, 1)
+        assert everything.embeddings.shape == (n, 512)
+        del everything
+        t = time.perf_counter()
+        row["stats_s"], stats = None, store.stats()
+        row["stats_s"] = round(time.perf_counter() - t, 2)
+        first: dict[int, list[int]] = {}
+        for i, p in enumerate(who[:n]):
+            first.setdefault(int(p), []).append(i)
+        labeled = [p for p, rows in first.items() if len(rows) >= 4][:LABELED_PEOPLE]
+        ids = [S.face_point_id(f"p{i:08d}", 0, MODEL) for i in range(n)]
+        for p in labeled:
+            person = store.create_person(f"person {p}")
+            store.label_faces([ids[i] for i in first[p][:3]], person.person_id)
+        clusterer = DualModeClusterer(store)
+        t = time.perf_counter()
+        summary = clusterer.cluster_all_faces()
+        row["cluster_all_faces_s"] = round(time.perf_counter() - t, 1)
+        row["clusters"] = summary["unknown_clusters"]
+        progress("cluster", engine=engine, n=n, s=row["cluster_all_faces_s"])
+        latency = []
+        for rec in records(x_new, who[n:], n, prefix="new"):
+            t = time.perf_counter()
+            store.add_faces([rec])
+            clusterer.add_faces_incrementally([rec.face_id])
+            latency.append(1000 * (time.perf_counter() - t))
+        row["incremental_add_ms"] = round(statistics.median(latency[1:]), 1)
+        row["stats_faces"] = stats["faces"]
+    t = time.perf_counter()
+    with FaceStore(folder, model_id=MODEL, dim=512) as store:
+        reopened = store.count()
+    row["reopen_s"] = round(time.perf_counter() - t, 2)
+    assert reopened == n + INCREMENTAL
+    row["peak_rss_mb"] = peak_rss_mb()
+    return row
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version()}
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "## Store scale (`make bench-scale`): synthetic 512-d faces, Qdrant Edge vs qdrant-client local mode",
+        "",
+        f"{meta['cpus']} cores; load (1 min) {meta['load_before']} before, {meta['load_after']} after. One run per "
+        "row, each in a fresh process. Import: `add_faces` in batches of 1,000 (acknowledged and searchable "
+        "when it returns); the HNSW build follows (Edge `optimize`). Search: top-10, 200 queries. Incremental add: "
+        "`add_faces` + `add_faces_incrementally` of one face, median of 19.",
+        "",
+        "| engine | faces | import | HNSW build | search p50 / p99 | scroll_all | stats | cluster_all_faces | "
+        "incremental add | reopen | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['engine']} | {r['faces']:,} | {r['error']} |||||||||")
+            continue
+        lines.append(
+            f"| {r['engine']} | {r['faces']:,} | {r['import_s']} s | {r.get('index_build_s', '–')} s | "
+            f"{r['search_p50_ms']} / {r['search_p99_ms']} ms | {r['scroll_all_s']} s | {r['stats_s']} s | "
+            f"{r['cluster_all_faces_s']} s | {r['incremental_add_ms']} ms | {r['reopen_s']} s | "
+            f"{r['peak_rss_mb']:,} MB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--local-up-to", type=int, default=100_000, help="local mode only up to this size")
+    ap.add_argument("--engines", nargs="*", default=["edge", "local"])
+    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary folder)")
+    args = ap.parse_args()
+    if args.one:
+        engine, n = args.one[0], int(args.one[1])
+        folder = Path(tempfile.mkdtemp(prefix=f"scale-{engine}-{n}-", dir=args.dir))
+        try:
+            print(json.dumps(run_one(engine, n, folder / "store")), flush=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    meta = {"cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)}
+    rows = []
+    for n in args.sizes:
+        for engine in args.engines:
+            if engine == "local" and n > args.local_up_to:
+                continue
+            cmd = [sys.executable, __file__, "--one", engine, str(n)] + (["--dir", args.dir] if args.dir else [])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                rows.append({"engine": engine, "faces": n, "error": out.stderr.strip().splitlines()[-1][:200]})
+            else:
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+    meta["load_after"] = round(os.getloadavg()[0], 2)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
+    (RESULTS / "scale.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    main()
