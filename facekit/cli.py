@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -39,6 +40,8 @@ pseudo_app = typer.Typer(
     help="Pseudo-labels: confident automatic assignments that join their person's prototype.", no_args_is_help=True
 )
 app.add_typer(pseudo_app, name="pseudo-labels")
+jobs_app = typer.Typer(help="Background jobs (RQ + Redis): list, show, wait, cancel, requeue.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 store_app = typer.Typer(
     help="The store's engine: info, migrate to Qdrant Edge, export to a server.", no_args_is_help=True
 )
@@ -48,6 +51,9 @@ StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="Embedded store folder (default: FACEKIT_STORE).", show_default=False)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QueueOpt = Annotated[
+    bool, typer.Option("--queue", help="Enqueue as a background job (RQ on FACEKIT_REDIS_URL); prints the job id.")
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", help="Embedding model: buffalo_l, mobilefacenet, dlib, onnx (default: FACE_MODEL_NAME)."),
@@ -146,6 +152,114 @@ def store_export(
     _run(as_json, body)
 
 
+def _enqueue(as_json: bool, name: str, store: Path | None, **options: Any) -> None:
+    """Enqueue job `name` on the store (see `facekit.jobs.handle.store_location`) and print its id."""
+    from facekit.jobs import enqueue
+    from facekit.jobs.handle import store_location
+
+    job_id = enqueue(name, store_location(store), **options)
+    _emit(
+        as_json, {"job_id": job_id}, lambda d: f"queued {name}: job {d['job_id']} (`facekit jobs wait {d['job_id']}`)"
+    )
+
+
+def _job_line(d: dict[str, Any]) -> str:
+    p = d.get("progress") or {}
+    done = f" {p.get('done', 0)}/{p.get('total', 0)} {p.get('stage', '')}".rstrip() if p else ""
+    tail = f"  error: {d['error']}" if d.get("error") else ""
+    return f"{d['job_id']}  {d['name']:16s} {d['status']:9s}{done}{tail}"
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """The newest jobs, newest first: id, job, status, progress, error."""
+    from facekit.jobs import list_jobs
+
+    _run(as_json, lambda: _emit(as_json, {"jobs": list_jobs()}, lambda d: "\n".join(map(_job_line, d["jobs"]))))
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: Annotated[str, typer.Argument(help="A job id.")], as_json: JsonOpt = False) -> None:
+    """One job: {"job_id", "status", "progress", "result", "error"}."""
+    from facekit.jobs import show
+
+    _run(as_json, lambda: _emit(as_json, show(job_id), lambda d: _job_line(d) + f"\nresult: {json.dumps(d['result'])}"))
+
+
+@jobs_app.command("wait")
+def jobs_wait(
+    job_id: Annotated[str, typer.Argument(help="A job id.")],
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0, help="Seconds; default: no limit.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait for a job to end (a progress bar without --json); exit 1 unless it finished."""
+    from facekit.jobs import JobError, JobHandle, show
+
+    def body() -> None:
+        with contextlib.suppress(JobError):  # the view below says how it ended
+            JobHandle(job_id).wait(timeout, progress=not as_json)
+        state = show(job_id)
+        _emit(as_json, state, lambda d: _job_line(d) + f"\nresult: {json.dumps(d['result'])}")
+        if state["status"] != "finished":
+            raise typer.Exit(1)
+
+    _run(as_json, body)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="A job id.")], as_json: JsonOpt = False) -> None:
+    """Cancel a queued job or stop a running one."""
+    from facekit.jobs import cancel
+
+    _run(as_json, lambda: _emit(as_json, cancel(job_id), _job_line))
+
+
+@jobs_app.command("requeue")
+def jobs_requeue(job_id: Annotated[str, typer.Argument(help="A job id.")], as_json: JsonOpt = False) -> None:
+    """Run a failed, abandoned or canceled job again (same id and arguments)."""
+    from facekit.jobs import requeue
+
+    _run(as_json, lambda: _emit(as_json, requeue(job_id), _job_line))
+
+
+@app.command("worker")
+def worker_cmd(
+    store: StoreOpt = None,
+    burst: Annotated[bool, typer.Option("--burst", help="Stop when the queue is empty.")] = False,
+) -> None:
+    """Run background jobs from the queue (FACEKIT_REDIS_URL). Each job opens its store only while it runs;
+    --store is the store of jobs enqueued without one."""
+    import os
+
+    from rq import Worker
+
+    from facekit.jobs.queue import connect, queue
+
+    def body() -> None:
+        if store is not None:
+            os.environ["FACEKIT_STORE"] = str(store.expanduser().resolve())  # settings are read per call
+        conn = connect()
+        Worker([queue(conn)], connection=conn).work(burst=burst, with_scheduler=False)
+
+    _run(False, body)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option("--host", help="Address to bind; other than loopback needs FACEKIT_API_KEY.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    store: StoreOpt = None,
+) -> None:
+    """The HTTP API (FastAPI + uvicorn; OpenAPI at /docs): POST /faces/index, /faces/cluster/dual, /faces/train,
+    /faces/reassign enqueue jobs (202 + job id; run `facekit worker`); GET /jobs/{id}, /stats, /persons,
+    /clusters; POST /search with a photo."""
+    from facekit.api.app import serve
+
+    _run(False, lambda: serve(host, port, str(store.expanduser().resolve()) if store else None))
+
+
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
     """Each model: id, dimension, installed or not, path, sha256, licence."""
@@ -218,11 +332,24 @@ def index_cmd(
     ] = False,
     model: ModelOpt = None,
     store: StoreOpt = None,
+    queue: QueueOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Detect, embed and store every face in the photos; bad files are skipped and reported."""
 
     def body() -> None:
+        if queue:
+            _enqueue(
+                as_json,
+                "index",
+                store,
+                paths=[str(p.resolve()) for p in paths],
+                recursive=recursive,
+                workers=workers,
+                model=model,
+                cluster=cluster,
+            )
+            return
         from facekit.images import iter_image_files
 
         settings = get_settings()
@@ -520,11 +647,25 @@ def cluster_dual_cmd(
     max_faces: Annotated[int | None, typer.Option("--max-faces", min=1)] = None,
     model: ModelOpt = None,
     store: StoreOpt = None,
+    queue: QueueOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Assign faces to labeled people, cluster the rest; hand labels are never overwritten."""
 
     def body() -> None:
+        if queue:
+            _enqueue(
+                as_json,
+                "cluster-dual",
+                store,
+                model=model,
+                person_threshold=person_threshold,
+                unknown_method=unknown_method,
+                unknown_min_size=unknown_min_size,
+                unknown_threshold=unknown_threshold,
+                max_faces=max_faces,
+            )
+            return
         with _open(store, model) as fs:
             clusterer = DualModeClusterer(
                 fs,
@@ -723,12 +864,26 @@ def train_matching_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Checkpoint path (.safetensors).")] = None,
     model: ModelOpt = None,
     store: StoreOpt = None,
+    queue: QueueOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the person-matching head on the hand labels; prints the checkpoint and its metrics."""
     from facekit.training import fine_tune_for_person_clustering
 
     def body() -> None:
+        if queue:
+            _enqueue(
+                as_json,
+                "train-matching",
+                store,
+                model=model,
+                out=str(out.resolve()) if out else None,
+                epochs=epochs,
+                margin=margin,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+            )
+            return
         with _open(store, model) as fs:
             trainer = _trainer(epochs, margin, batch_size, learning_rate)
             _emit(as_json, fine_tune_for_person_clustering(fs, trainer=trainer, out=out))
@@ -744,6 +899,7 @@ def reassign_cmd(
     ] = None,
     model: ModelOpt = None,
     store: StoreOpt = None,
+    queue: QueueOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-assign faces not labeled by hand in the trained space; reports what moved."""
@@ -751,6 +907,11 @@ def reassign_cmd(
     from facekit.training import latest_checkpoint, reassign
 
     def body() -> None:
+        if queue:
+            _enqueue(
+                as_json, "reassign", store, model=model, checkpoint=str(checkpoint.resolve()) if checkpoint else None
+            )
+            return
         with _open(store, model) as fs:
             path = checkpoint or latest_checkpoint(fs)
             result = reassign(fs, load_projection(path, model_id=fs.model_id))
@@ -776,6 +937,7 @@ def train_iteration_cmd(
     ] = False,
     model: ModelOpt = None,
     store: StoreOpt = None,
+    queue: QueueOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """One turn of the loop, scored at each stage (folder names as truth): as it is, with pseudo-labels
@@ -784,6 +946,20 @@ def train_iteration_cmd(
     from facekit.training import training_iteration
 
     def body() -> None:
+        if queue:
+            _enqueue(
+                as_json,
+                "train-iteration",
+                store,
+                log=str(log.resolve()),
+                model=model,
+                head=head,
+                epochs=epochs,
+                margin=margin,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+            )
+            return
         with _open(store, model) as fs:
             trainer = _trainer(epochs, margin, batch_size, learning_rate)
             record = training_iteration(fs, log=log, trainer=trainer, use_head=head)

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     )
     qdrant_url: str = Field("", validation_alias=_env("FACEKIT_QDRANT_URL", "qdrant_url"))
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("FACEKIT_QDRANT_API_KEY", "qdrant_api_key"))
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=_env("FACEKIT_REDIS_URL", "redis_url"),
+        description="The Redis that background jobs (RQ) queue on.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=_env("FACEKIT_API_KEY", "api_key"),
+        description="Key every HTTP API request must carry; needed to serve on an address other than loopback.",
+    )
     models_dir: Path = Field(
         Path.home() / ".insightface" / "models",
         validation_alias=_env("FACEKIT_MODELS_DIR", "models_dir"),

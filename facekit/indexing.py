@@ -12,7 +12,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,8 +101,11 @@ def index_batch(
     workers: int = 1,
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexSummary:
     """Index image files into `store`; bad files are skipped and reported, never fatal.
+
+    `on_progress(done, total)` is called after each photo processed (a background job's progress).
 
     Images already complete in the store are not processed again (a re-run adds nothing).
     `workers` > 1 embeds in that many processes; each loads the model by name with the current
@@ -144,8 +147,10 @@ def index_batch(
         pending.clear()
 
     with _progress(len(todo), f"indexing ({store.model_id})", progress) as bar:
-        for result in _results(todo, embedder, workers, max_pixels):
+        for done, result in enumerate(_results(todo, embedder, workers, max_pixels), start=1):
             bar.update(1)
+            if on_progress is not None:
+                on_progress(done, len(todo))
             if result.faces is None:
                 skipped.append(SkippedImage(result.path, result.reason or "unknown error"))
                 log.info("skipped %s: %s", result.path, result.reason)

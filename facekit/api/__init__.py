@@ -1,0 +1,1 @@
+"""The HTTP API: `facekit serve` (FastAPI + uvicorn)."""
