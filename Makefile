@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dlib,insightface,convert,torch,notebooks,dev
+EXTRAS ?= dlib,insightface,convert,torch,notebooks,server,dev
 STORE ?= .facekit/store
 FACEKIT := $(BIN)/facekit
 DEMO_DATA ?= $(or $(FACEKIT_DEMO_DATA),../shared/datasets/lfw)
@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-scale clean
+	faces-train-iteration bench-training bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -64,8 +64,22 @@ sweep: setup
 browser:
 	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q chromium; }
 
-## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant)
-test: setup browser lint
+## redis-server: Debian's, for background jobs and their tests (root; skipped when already there)
+redis-server:
+	@command -v redis-server >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q redis-server; }
+
+## redis: a local Redis on 127.0.0.1:6379 for `facekit worker` (FACEKIT_REDIS_URL's default), in the background
+redis: redis-server
+	@redis-cli -p 6379 ping >/dev/null 2>&1 || redis-server --port 6379 --bind 127.0.0.1 --daemonize yes --dir $(CURDIR)/.facekit
+
+## worker / serve: a job worker and the HTTP API (127.0.0.1:8000, OpenAPI at /docs) on STORE
+worker: setup redis
+	$(FACEKIT) worker --store $(STORE)
+serve: setup redis
+	$(FACEKIT) serve --store $(STORE)
+
+## test: lint, then the whole suite (real LFW photos, real dlib model, embedded Qdrant, redis-server, uvicorn)
+test: setup browser redis-server lint
 	$(BIN)/pytest tests facekit --doctest-modules
 
 lint: setup
@@ -87,6 +101,10 @@ bench-clustering: setup
 ## bench-scale: store engines at 10K / 100K / 1M synthetic 512-d faces, Qdrant Edge vs local mode (~1 h 15 min)
 bench-scale: setup
 	$(BIN)/python bench/scale.py --sizes 10000 100000 1000000 --local-up-to 100000
+
+## bench-jobs: enqueue latency and a job's overhead over the same work run directly (~2 min)
+bench-jobs: setup redis-server
+	$(BIN)/python bench/jobs.py
 
 ## bench-training: training iterations on the LFW protocol (3, 5, 8 labels a person), both models, training cost (~10 min)
 bench-training: setup

@@ -239,6 +239,10 @@ def worker_cmd(
         if store is not None:
             os.environ["FACEKIT_STORE"] = str(store.expanduser().resolve())  # settings are read per call
         conn = connect()
+        from facekit.jobs.tasks import preload
+
+        preload()
+
         Worker([queue(conn)], connection=conn).work(burst=burst, with_scheduler=False)
 
     _run(False, body)

@@ -281,6 +281,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store: str | None = None) -
     from facekit.config import get_settings
 
     key = get_settings().api_key
+    key = key if key is not None and key.get_secret_value() else None  # set but empty: no key
     if not loopback(host) and key is None:
         raise FacekitError(
             f"refusing to serve on {host} without FACEKIT_API_KEY: anyone who can reach it could read and change "

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from facekit.config import get_settings
-from facekit.errors import FacekitError
+from facekit.errors import FacekitError, NotFoundError
 
 QUEUE = "facekit"
 RESULT_TTL = 7 * 24 * 3600  # finished and failed jobs stay a week
@@ -94,7 +94,7 @@ def fetch(job_id: str, conn: Any) -> Any:
     try:
         return Job.fetch(job_id, connection=conn)
     except NoSuchJobError:
-        raise JobError(f"no job {job_id!r} (finished jobs are kept a week); `facekit jobs list` shows them") from None
+        raise NotFoundError(f"no job {job_id!r} (ended jobs are kept a week); `facekit jobs list` shows them") from None
 
 
 def _worker_alive(job: Any, conn: Any) -> bool:
