@@ -9,7 +9,6 @@ against the same pass as a `cluster-dual` job on an idle `facekit worker` (enque
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -22,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import write_suite
 from bench.scale import MODEL, records, synthetic
 from facekit.dual import DualModeClusterer
 from facekit.jobs import queue
 from facekit.store import FaceStore
 from tests.services import facekit, kill_group, redis_server
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FACES = 5_000
 RUNS = 5
 ENQUEUES = 200
@@ -106,8 +105,6 @@ def main() -> None:
         "load_before": load_before,
         "load_after": round(os.getloadavg()[0], 2),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "jobs.json").write_text(json.dumps(row, indent=1))
     md = (
         "## Background jobs (`make bench-jobs`)\n\n"
         f"{row['cpus']} cores, load {row['load_before']} before and {row['load_after']} after. Enqueue: "
@@ -116,7 +113,7 @@ def main() -> None:
         f"{RUNS}: directly {row['direct_s_median']} s, as a job on an idle worker (enqueue → finished) "
         f"{row['job_s_median']} s: **overhead {row['overhead_s_median']} s**.\n"
     )
-    (RESULTS / "jobs.md").write_text(md)
+    write_suite("jobs", row, md)
     print(md)
 
 

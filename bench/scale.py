@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -24,12 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clustering import peak_rss_mb, synthetic
+from bench.report import machine, write_suite
 from facekit.dual import DualModeClusterer
 from facekit.store import FaceStore
 from facekit.store import schema as S
 from facekit.types import FaceRecord
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "synthetic512"
 IMPORT_BATCH = 1000
 SEARCHES = 200
@@ -122,15 +121,11 @@ def run_one(engine: str, n: int, folder: Path) -> dict:
     return row
 
 
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version()}
-
-
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "## Store scale (`make bench-scale`): synthetic 512-d faces, Qdrant Edge vs qdrant-client local mode",
         "",
-        f"{meta['cpus']} cores; load (1 min) {meta['load_before']} before, {meta['load_after']} after. One run per "
+        f"{meta.get('machine', str(meta['cpus']) + ' cores')}; load (1 min) {meta['load_before']} before, {meta['load_after']} after. One run per "
         "row, each in a fresh process. Import: `add_faces` in batches of 1,000 (acknowledged and searchable "
         "when it returns); the HNSW build follows (Edge `optimize`). Search: top-10, 200 queries. Incremental add: "
         "`add_faces` + `add_faces_incrementally` of one face, median of 19.",
@@ -168,7 +163,7 @@ def main() -> None:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    meta = {"cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)}
+    meta = {"cpus": os.cpu_count(), "machine": machine(), "load_before": round(os.getloadavg()[0], 2)}
     rows = []
     for n in args.sizes:
         for engine in args.engines:
@@ -182,9 +177,7 @@ def main() -> None:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     meta["load_after"] = round(os.getloadavg()[0], 2)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1))
-    (RESULTS / "scale.md").write_text(markdown(rows, meta))
+    write_suite("scale", {"machine": meta, "rows": rows}, markdown(rows, meta))
     print(markdown(rows, meta))
 
 

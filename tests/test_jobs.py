@@ -138,3 +138,18 @@ def test_a_sigkilled_workers_job_is_failed_as_abandoned_and_rerun_loses_nothing(
 def test_without_redis_the_queue_is_a_clear_error(tmp_path):
     out = cli("cluster-dual", "--store", str(tmp_path), "--queue", env={"FACEKIT_REDIS_URL": "redis://127.0.0.1:9/0"})
     assert out["rc"] == 1 and "cannot reach Redis at redis://127.0.0.1:9/0" in out["error"]
+
+
+def test_a_queued_job_can_be_canceled_and_run_again(env, tmp_path):
+    job = cli("cluster-dual", "--store", str(tmp_path / "store"), "--queue", env=env)["job_id"]  # no worker yet
+    assert cli("jobs", "show", job, env=env)["status"] == "queued"
+    assert cli("jobs", "cancel", job, env=env)["status"] == "canceled"
+    again = cli("jobs", "cancel", job, env=env)
+    assert again["rc"] == 1 and "canceled already" in again["error"]
+    assert cli("jobs", "requeue", job, env=env)["status"] == "queued"
+    worker = facekit("worker", "--burst", env=env, log=tmp_path / "worker.log")
+    try:
+        state = cli("jobs", "wait", job, "--timeout", "300", env=env)
+    finally:
+        kill_group(worker)
+    assert state["status"] == "failed" and "no store at" in state["error"]  # the store was never made: said so
