@@ -125,7 +125,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "## Store scale (`make bench-scale`): synthetic 512-d faces, Qdrant Edge vs qdrant-client local mode",
         "",
-        f"{meta.get('machine', str(meta['cpus']) + ' cores')}; load (1 min) {meta['load_before']} before, {meta['load_after']} after. One run per "
+        f"{meta.get('machine', str(meta['cpus']) + ' cores')}; load (1 min) {meta['load_before']} before, "
+        f"{meta['load_after']} after. One run per "
         "row, each in a fresh process. Import: `add_faces` in batches of 1,000 (acknowledged and searchable "
         "when it returns); the HNSW build follows (Edge `optimize`). Search: top-10, 200 queries. Incremental add: "
         "`add_faces` + `add_faces_incrementally` of one face, median of 19.",
