@@ -316,11 +316,15 @@ class DualModeClusterer:
         x = faces.embeddings[idx]
         all_images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
         images = all_images[idx]
+        start = time.perf_counter()
         full = knn_graph(x, KNN_K)
+        log.info("kNN graph of %d unknown faces (k=%d): %.1f s", len(idx), KNN_K, time.perf_counter() - start)
         graph = _without_same_image_edges(full, images)
         link = self._link_threshold(graph, *self._known_pairs(faces, all_images, full, images))
         clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
+        start = time.perf_counter()
         labels = clusterer.fit(x, graph=graph).labels_
+        log.info("%s at cosine %.4f: %.1f s", self.unknown_method, link.threshold, time.perf_counter() - start)
         pinned = np.array([_is_pinned_cluster(faces.payloads[i]) for i in idx], dtype=bool)
         old = [faces.payloads[i].get(S.CLUSTER_ID) for i in idx]
         ids = match_cluster_ids(labels, old, pinned, first_new=self.store.history.next_cluster_number())

@@ -35,6 +35,14 @@ SCROLL_BATCH = 2048
 LOCAL_SCROLL_BATCH = 1 << 17
 EDGE_SCROLL_BATCH = 1 << 14
 VECTOR_PAGE = 1 << 14  # vectors turned into float32 this many at a time
+PROGRESS_MIN = 50_000  # bulk reads and writes of at least this many faces show a progress bar
+
+
+def _bar(total: int, desc: str) -> Any:
+    """A progress bar (stderr, or a widget in Jupyter) for bulk work on a large collection; silent below."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="face", disable=total < PROGRESS_MIN, leave=False)
 
 
 @dataclass(frozen=True)
@@ -430,8 +438,10 @@ class FaceStore:
             construct(set_payload=models.SetPayload.model_construct(payload=fields, points=[face_id]))
             for face_id, fields in updates.items()
         ]
-        for start in range(0, len(ops), UPSERT_BATCH):
-            self.client.batch_update_points(self.collection, ops[start : start + UPSERT_BATCH], wait=True)
+        with _bar(len(ops), "writing labels") as bar:
+            for start in range(0, len(ops), UPSERT_BATCH):
+                self.client.batch_update_points(self.collection, ops[start : start + UPSERT_BATCH], wait=True)
+                bar.update(len(ops[start : start + UPSERT_BATCH]))
 
     def label_faces(self, face_ids: Iterable[str], person_id: str | None) -> None:
         """Give faces a person by hand (assignment_source "manual"); None removes the label."""
@@ -523,7 +533,9 @@ class FaceStore:
         blocks: list[np.ndarray] = []
         page: list[Any] = []
         wanted = fields if fields is not None else True
+        bar = _bar(self.count() if _filter is None else 0, "reading faces")
         for p in self._scroll(_filter, with_vectors=with_embeddings, payload=wanted):
+            bar.update()
             ids.append(str(p.id))
             payloads.append(p.payload or {})
             if with_embeddings:
@@ -531,6 +543,7 @@ class FaceStore:
                 if len(page) >= VECTOR_PAGE:
                     blocks.append(np.asarray(page, dtype=np.float32))
                     page = []
+        bar.close()
         if page:
             blocks.append(np.asarray(page, dtype=np.float32))
         if not with_embeddings or not blocks:
