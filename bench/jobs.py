@@ -2,7 +2,7 @@
 
 A synthetic store (5,000 512-d faces, 30 people labeled); `cluster_all_faces` run directly in this process
 against the same pass as a `cluster-dual` job on an idle `facekit worker` (enqueue → finished, polled every
-10 ms). Needs redis-server (`make redis-server`); it is started on a free loopback port.
+100 ms, as `facekit jobs wait` polls every 500 ms). Needs redis-server (`make redis-server`); it is started on a free loopback port.
 
     python bench/jobs.py
 """
@@ -63,7 +63,7 @@ def as_jobs(folder: Path, conn) -> list[float]:
         t = time.perf_counter()
         job_id = queue.enqueue("cluster-dual", {"path": str(folder), "url": ""}, conn=conn)
         while queue.show(job_id, conn)["status"] not in ("finished", "failed", "canceled"):
-            time.sleep(0.01)
+            time.sleep(0.1)
         times.append(time.perf_counter() - t)
         assert queue.show(job_id, conn)["status"] == "finished", queue.show(job_id, conn)
     return times

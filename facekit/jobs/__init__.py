@@ -1,7 +1,7 @@
 """Background jobs (RQ + Redis): `submit` from Python or Jupyter, `facekit worker` runs them.
 
-    handle = submit("cluster-dual", store=".facekit/demo-store")
-    result = handle.wait()   # a progress bar, then the pass summary
+handle = submit("cluster-dual", store=".facekit/demo-store")
+result = handle.wait()   # a progress bar, then the pass summary
 """
 
 from facekit.jobs.handle import JobHandle, submit

@@ -732,13 +732,19 @@ def open_store(
                 "or give the store's folder"
             )
     client = connect(path, url=url, api_key=api_key)
-    try:
-        found = face_models(client)
+    try:  # an embedded client stays open until the FaceStore holds it too: the folder is loaded once
+        return _open_found(face_models(client), path, url, api_key, model_id)
     finally:
         if url:
             client.close()
         elif path is not None and str(path) != ":memory:":
             _LOCAL.release(str(Path(path).expanduser().resolve()))
+
+
+def _open_found(
+    found: dict[str, int], path: str | os.PathLike[str] | None, url: str, api_key: str | None, model_id: str | None
+) -> FaceStore:
+    """The FaceStore of `model_id`, or of the store's only model, among the models `found` there."""
     where = url or str(path)
     if model_id is not None:
         if model_id not in found:
