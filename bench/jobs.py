@@ -2,7 +2,8 @@
 
 A synthetic store (5,000 512-d faces, 30 people labeled); `cluster_all_faces` run directly in this process
 against the same pass as a `cluster-dual` job on an idle `facekit worker` (enqueue → finished, polled every
-100 ms, as `facekit jobs wait` polls every 500 ms). Needs redis-server (`make redis-server`); it is started on a free loopback port.
+100 ms; `facekit jobs wait` polls every 500 ms). Needs redis-server (`make redis-server`); it is started on a
+free loopback port.
 
     python bench/jobs.py
 """
