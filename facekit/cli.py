@@ -105,6 +105,20 @@ def store_info(store: StoreOpt = None, model: ModelOpt = None, as_json: JsonOpt 
     _run(as_json, body)
 
 
+@store_app.command("optimize")
+def store_optimize(store: StoreOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Build the search index (HNSW) over faces not yet indexed (index and import-embeddings do it by themselves
+    after 20,000 new faces); blocking, with its time."""
+
+    def body() -> None:
+        with _open(store, model) as fs:
+            seconds = fs.build_search_index()
+            info = fs.engine_info()
+        _emit(as_json, {"seconds": None if seconds is None else round(seconds, 1), **info})
+
+    _run(as_json, body)
+
+
 @store_app.command("migrate")
 def store_migrate(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Move a store written by qdrant-client's local mode to Qdrant Edge, verified by counts and a checksum

@@ -24,6 +24,7 @@ from facekit.store.schema import face_point_id
 from facekit.types import DetectedFace, FaceRecord, IndexSummary, SkippedImage
 
 log = logging.getLogger(__name__)
+AUTO_INDEX_MIN = 20_000  # after a bulk add, the engine's search index is built when this many faces are new
 
 WRITE_BATCH_IMAGES = 64
 
@@ -159,6 +160,7 @@ def index_batch(
             if len(pending) >= WRITE_BATCH_IMAGES:
                 flush()
         flush()
+    store.build_search_index(min_unindexed=AUTO_INDEX_MIN)
     return IndexSummary(
         images=len(paths),
         faces_added=added,
@@ -229,4 +231,6 @@ def import_embeddings(store: FaceStore, data: PrecomputedEmbeddings) -> int:
                 embedding=data.embeddings[i],
             )
         )
-    return store.add_faces(records, image_face_counts={image_ids[p]: n for p, n in per_path.items()})
+    added = store.add_faces(records, image_face_counts={image_ids[p]: n for p, n in per_path.items()})
+    store.build_search_index(min_unindexed=AUTO_INDEX_MIN)
+    return added

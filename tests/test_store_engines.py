@@ -148,3 +148,11 @@ def test_sigkill_during_an_import_loses_nothing_acknowledged(store_path):
         assert len(store.payloads([r.face_id for r in recs[:acknowledged]], fields=[S.FACE_ID])) == acknowledged
         store.add_faces(recs)  # the import run again completes the store
         assert store.count() == 2000
+
+
+def test_the_search_index_is_built_on_edge_only_and_when_enough_faces_are_new(store):
+    store.add_faces(faces(300))
+    assert store.build_search_index(min_unindexed=1_000) is None  # 300 new faces: not worth a build
+    built = store.build_search_index()
+    assert (built is not None) == (store.engine == "edge")  # servers index by themselves; in-process never
+    assert store.search(faces(300)[7].embedding, top_k=1)[0].face.face_id == faces(300)[7].face_id

@@ -334,6 +334,21 @@ class FaceStore:
             if field not in have:
                 self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
 
+    def build_search_index(self, *, min_unindexed: int = 0) -> float | None:
+        """Build the engine's vector index (HNSW) over faces added since the last build, blocking; returns
+        the seconds it took, or None when there was nothing to do: fewer than `min_unindexed` new faces, or
+        an engine that indexes on its own (a server) or never (qdrant-client's in-process modes)."""
+        if self.engine != "edge":
+            return None
+        info = self.client.get_collection(self.collection)
+        if info.points_count - info.indexed_vectors_count < max(min_unindexed, 1):
+            return None
+        start = time.perf_counter()
+        self.client.optimize(self.collection)
+        seconds = time.perf_counter() - start
+        log.info("search index (HNSW) of %d faces built in %.1f s", info.points_count, seconds)
+        return seconds
+
     def engine_info(self) -> dict[str, Any]:
         """Engine, location, faces and payload indexes (and the engine's segment and index state)."""
         info = self.client.get_collection(self.collection)
