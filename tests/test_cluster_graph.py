@@ -100,3 +100,29 @@ def test_unknown_method_is_named():
 
     with pytest.raises(ValueError, match=r"kmeans.*chinese_whispers"):
         make_clusterer("kmeans", 0.5, 2)
+
+
+def test_the_compiled_whisper_pass_gives_the_python_labels():
+    """numba's pass and the plain Python one: the same labels, pass after pass, on a weighted kNN graph with
+    ties (equal weights) and nodes without edges."""
+    import scipy.sparse as sp
+
+    from facekit.cluster import whisper_pass as wp
+
+    assert wp.compiled_pass() is not None  # numba comes with umap-learn: the suite runs the compiled pass
+    rng = np.random.default_rng(3)
+    n = 3000
+    rows = np.repeat(np.arange(n), 6)
+    cols = rng.integers(0, n, size=len(rows))
+    weights = rng.choice([0.5, 0.75, 0.9], size=len(rows)).astype(np.float32)  # many exact ties
+    keep = (rows != cols) & (rows % 50 != 0)  # every 50th node has no edge of its own
+    a = sp.coo_matrix((weights[keep], (rows[keep], cols[keep])), shape=(n, n)).tocsr()
+    a = a.maximum(a.T).tocsr()
+    indptr, indices = a.indptr.astype(np.int64), a.indices.astype(np.int64)
+    fast, slow = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    for _ in range(5):
+        order = rng.permutation(n)
+        changed = wp.whisper_pass(indptr, indices, a.data, fast, order)
+        assert changed == wp._python_pass(indptr, indices, a.data, slow, order)
+        assert np.array_equal(fast, slow)
+    assert len(np.unique(fast)) < n / 3  # labels really spread

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from facekit.cluster.knn import KnnGraph, knn_graph
+from facekit.cluster.whisper_pass import whisper_pass
 
 
 def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -134,32 +135,12 @@ class ChineseWhispers(_GraphClusterer):
     def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
         n = adjacency.shape[0]
-        labels = np.arange(n)
-        indptr, indices, data = adjacency.indptr, adjacency.indices, adjacency.data
-        # plain Python lists: per-node work is a handful of edges, where numpy calls cost more than they save
-        labels = labels.tolist()
-        neighbours = [indices[indptr[i] : indptr[i + 1]].tolist() for i in range(n)]
-        weights = [data[indptr[i] : indptr[i + 1]].tolist() for i in range(n)]
+        labels = np.arange(n, dtype=np.int64)
+        indptr, indices = adjacency.indptr.astype(np.int64), adjacency.indices.astype(np.int64)
         for _ in range(self.iterations):
-            changed = 0
-            for i in rng.permutation(n).tolist():
-                near = neighbours[i]
-                if not near:
-                    continue
-                if len(near) == 1:
-                    best = labels[near[0]]
-                else:
-                    votes: dict[int, float] = {}
-                    for j, w in zip(near, weights[i], strict=True):
-                        votes[labels[j]] = votes.get(labels[j], 0.0) + w
-                    top = max(votes.values())
-                    best = min(label for label, vote in votes.items() if vote == top)  # ties: the smallest label
-                if best != labels[i]:
-                    labels[i] = best
-                    changed += 1
-            if changed == 0:
+            if whisper_pass(indptr, indices, adjacency.data, labels, rng.permutation(n)) == 0:
                 break
-        return np.asarray(labels, dtype=np.int64)
+        return labels
 
 
 def _mean_pairwise_similarity(x: np.ndarray) -> float:
