@@ -369,9 +369,13 @@ def index_cmd(
             )
             return
         from facekit.images import iter_image_files
+        from facekit.store.face_store import stored_models
 
         settings = get_settings()
-        embedder = load_embedder(model or resolve_model_name(settings), settings)
+        found = stored_models(**_store_location(store)) if model is None else {}
+        # no model named: a store of one model's faces is indexed with that model
+        model_name = model_name_for(next(iter(found))) if len(found) == 1 else model or resolve_model_name(settings)
+        embedder = load_embedder(model_name, settings)
         with FaceStore(**_store_location(store), model_id=embedder.model_id, dim=embedder.dim) as fs:
             summary = index_batch(
                 fs,

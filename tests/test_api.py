@@ -17,7 +17,7 @@ import pytest
 from facekit.evaluation import label_from_folders
 from facekit.store import FaceStore
 
-from .conftest import DLIB, DUAL_PEOPLE
+from .conftest import DLIB, DUAL_PEOPLE, SHARED_MODELS
 from .services import facekit, free_port, kill_group, redis_server, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,9 @@ def api(dual_indexed, lfw, tmp_path_factory):
     with FaceStore(store, model_id=DLIB, dim=128) as fs:
         label_from_folders(fs, min_photos=5, per_person=3, only=DUAL_PEOPLE[:4])
     with redis_server(tmp) as redis_url:
-        env = {"FACEKIT_REDIS_URL": redis_url, "FACEKIT_API_KEY": KEY, "FACEKIT_STORE_LOCK_WAIT": "60"}
+        # MobileFaceNet installed too: an index job with no model must keep to the store's (dlib)
+        env = {"FACEKIT_REDIS_URL": redis_url, "FACEKIT_API_KEY": KEY, "FACEKIT_STORE_LOCK_WAIT": "60",
+               "FACEKIT_MODELS_DIR": str(SHARED_MODELS), "FACE_MODEL_NAME": ""}  # fmt: skip
         port = free_port()
         server = facekit("serve", "--port", str(port), "--store", str(store), env=env, log=tmp / "api.log")
         worker = facekit("worker", env=env, log=tmp / "worker.log")

@@ -47,6 +47,12 @@ def _path(location: dict[str, Any]) -> Any:
     return location.get("path") or (None if location.get("url") else get_settings().store)
 
 
+def _store_models(location: dict[str, Any]) -> dict[str, int]:
+    from facekit.store.face_store import stored_models
+
+    return stored_models(_path(location), url=location.get("url") or "", api_key=_api_key())
+
+
 def _open(location: dict[str, Any], model: str | None) -> FaceStore:
     from facekit.embedding import model_id_for
 
@@ -67,13 +73,17 @@ def index_job(
     model: str | None = None,
     cluster: bool = False,
 ) -> dict[str, Any]:
-    """`facekit index`: detect, embed and store every face in the photos (already indexed ones skipped)."""
+    """`facekit index`: detect, embed and store every face in the photos (already indexed ones skipped).
+    With no model named, a store that holds one model's faces is indexed with that model."""
     from facekit.dual import DualModeClusterer
-    from facekit.embedding import load_embedder, resolve_model_name
+    from facekit.embedding import load_embedder, model_name_for, resolve_model_name
     from facekit.images import iter_image_files
     from facekit.indexing import index_batch
 
     settings = get_settings()
+    if model is None:
+        found = _store_models(location)
+        model = model_name_for(next(iter(found))) if len(found) == 1 else None
     embedder = load_embedder(model or resolve_model_name(settings), settings)
     with FaceStore(
         _path(location),

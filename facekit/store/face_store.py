@@ -724,6 +724,22 @@ class FaceStore:
         return sorted(people, key=lambda p: p.name.casefold())
 
 
+def stored_models(
+    path: str | os.PathLike[str] | None = None, *, url: str = "", api_key: str | None = None
+) -> dict[str, int]:
+    """Model id → dimension of the faces a store holds; {} for a folder that does not exist (yet)."""
+    if not url and (path is None or not Path(path).expanduser().is_dir()):
+        return {}
+    client = connect(path, url=url, api_key=api_key)
+    try:
+        return face_models(client)
+    finally:
+        if url:
+            client.close()
+        else:
+            _LOCAL.release(str(Path(path).expanduser().resolve()))
+
+
 def open_store(
     path: str | os.PathLike[str] | None = None,
     *,
