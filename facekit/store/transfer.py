@@ -19,7 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from facekit.errors import StoreError
 from facekit.store import schema as S
-from facekit.store.edge_client import EdgeClient, is_edge_store
+from facekit.store.edge_client import EDGE_DIR, EdgeClient, is_edge_store
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def _vectors_config(source: Any, name: str) -> tuple[Any, dict[str, Any]]:
 def copy_collection(
     source: Any, dest: Any, name: str, *, batch: int = COPY_BATCH, progress: Callable[[int], None] | None = None
 ) -> int:
-    """Copy one collection into `dest` (created if missing), resuming after the last id already there.
-    Ids are scrolled in order, so the destination's largest id is where the copy stopped."""
+    """Copy one collection into `dest` (created if missing), resuming where an earlier copy stopped: the
+    source is read in id order, so a destination holding N points holds the source's first N."""
     params, metadata = _vectors_config(source, name)
     if not dest.collection_exists(name):
         dest.create_collection(name, vectors_config=params, metadata=metadata)
@@ -118,32 +118,39 @@ def migrate_local_mode(folder: str | os.PathLike[str], *, progress: bool = True)
     """Move a qdrant-client local-mode store folder to Qdrant Edge, in place.
 
     The Edge copy is written next to the old files and verified (counts, checksum of ids and labels);
-    only then are the old files moved into `<store>/local-mode-backup/` (kept, never deleted). A
-    migration that stops half-way leaves the old store in charge; running it again resumes.
+    only then does it take the old files' place, and they move into `<store>/local-mode-backup/` (kept,
+    never deleted). A migration stopped while copying leaves the old store in charge and resumes when run
+    again; one stopped while moving the old files finishes moving them.
     """
     root = Path(folder).expanduser().resolve()
     if is_edge_store(root) and not (root / "meta.json").exists():
         raise StoreError(f"the store at {root} is on Qdrant Edge already: nothing to migrate")
     if not (root / "meta.json").exists():
         raise StoreError(f"no local-mode store at {root} (no meta.json): give the folder of a facekit store")
-    staging = root / ".edge-migration"
-    source = QdrantClient(path=str(root))
-    try:
-        dest = EdgeClient(staging)
+    report: dict[str, Any] = {}
+    if not is_edge_store(root):
+        staging = root / ".edge-migration"
         try:
-            report = copy_store(source, dest, progress=progress)
+            source = QdrantClient(path=str(root))
+        except (RuntimeError, BlockingIOError) as exc:
+            raise StoreError(
+                f"the store at {root} is open in another process ({exc}): close it, then migrate"
+            ) from None
+        try:
+            dest = EdgeClient(staging)
+            try:
+                report = copy_store(source, dest, progress=progress)
+            finally:
+                dest.close()
         finally:
-            dest.close()
-    finally:
-        source.close()
+            source.close()
+        os.replace(staging / EDGE_DIR, root / EDGE_DIR)  # verified: from here on the store opens on Edge
+        staging.rmdir()
     backup = root / BACKUP_DIR
     backup.mkdir(exist_ok=True)
     for entry in list(root.iterdir()):
-        if entry.name in (BACKUP_DIR, staging.name):
-            continue
-        shutil.move(str(entry), str(backup / entry.name))
-    os.replace(staging / "edge", root / "edge")
-    staging.rmdir()
+        if entry.name not in (BACKUP_DIR, EDGE_DIR):
+            shutil.move(str(entry), str(backup / entry.name))
     log.info("migrated %s to Qdrant Edge; the old files are in %s", root, backup)
     return {"store": str(root), "engine": "edge", "backup": str(backup), "collections": report}
 
