@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from facekit.evaluation import label_from_folders
+from facekit.indexing import WRITE_BATCH_IMAGES
 from facekit.store import FaceStore, open_store
 
 from .conftest import DLIB, DUAL_PEOPLE
@@ -112,9 +113,9 @@ def test_a_sigkilled_workers_job_is_failed_as_abandoned_and_rerun_loses_nothing(
     worker = facekit("worker", env=env, log=tmp_path / "worker.log")
     job = cli("index", *photos, "--store", str(store), "--model", "dlib", "--queue", env=env)["job_id"]
     deadline = time.monotonic() + 300
-    while True:  # kill it halfway: some photos stored, most not
+    while True:  # kill it once its first batch of photos is stored, most still to do
         state = show(job)
-        if (state["progress"] or {}).get("done", 0) >= 20:
+        if (state["progress"] or {}).get("done", 0) >= WRITE_BATCH_IMAGES + 6:
             break
         assert state["status"] in ("queued", "started") and time.monotonic() < deadline, state
         time.sleep(0.05)
