@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,7 @@ def test_submit_from_python_waits_with_progress_and_returns_the_result(labeled_s
 
 def test_a_sigkilled_workers_job_is_failed_as_abandoned_and_rerun_loses_nothing(lfw, env, tmp_path):
     from facekit.jobs import show
+    from facekit.jobs.queue import _pid_alive, connect, fetch
 
     photos = [str(p) for name in DUAL_PEOPLE for p in sorted((lfw / name).glob("*.jpg"))[:30]]
     store = tmp_path / "store"
@@ -116,10 +118,15 @@ def test_a_sigkilled_workers_job_is_failed_as_abandoned_and_rerun_loses_nothing(
     while True:  # kill it once its first batch of photos is stored, most still to do
         state = show(job)
         if (state["progress"] or {}).get("done", 0) >= WRITE_BATCH_IMAGES + 6:
+            state["runner_pid"] = fetch(job, connect()).meta["runner"]["pid"]
             break
         assert state["status"] in ("queued", "started") and time.monotonic() < deadline, state
         time.sleep(0.05)
     kill_group(worker)
+    assert show(job)["status"] == "started"  # RQ's work-horse has its own process group: it is still working
+    os.kill(state["runner_pid"], signal.SIGKILL)  # now nothing runs the job
+    while _pid_alive(state["runner_pid"]):
+        time.sleep(0.05)
     state = cli("jobs", "show", job, env=env)
     assert state.get("status") == "failed" and "abandoned" in state["error"], state
     again = cli("jobs", "requeue", job, env=env)

@@ -2,8 +2,9 @@
 
 A job's public view is {"job_id", "name", "status", "progress", "result", "error"}; status is one of
 queued / started / finished / failed / canceled (RQ's deferred and scheduled read as queued, stopped as
-canceled). A started job whose worker process is gone (killed) is failed as abandoned when it is looked
-at, and `requeue` runs it again: the store's run marker and the idempotent index finish what it began.
+canceled). A started job whose process is gone (its work-horse killed, or the machine restarted) is failed
+as abandoned when it is looked at, and `requeue` runs it again: the store's run marker and the idempotent
+index finish what it began.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from facekit.config import get_settings
@@ -97,11 +99,29 @@ def fetch(job_id: str, conn: Any) -> Any:
         raise NotFoundError(f"no job {job_id!r} (ended jobs are kept a week); `facekit jobs list` shows them") from None
 
 
-def _worker_alive(job: Any, conn: Any) -> bool:
-    """Whether the worker running `job` still exists: its pid, when it runs on this machine, else its
-    registration in Redis (which a killed worker keeps until its TTL runs out)."""
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs here (a zombie, killed but not reaped by an init that never waits, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _still_running(job: Any, conn: Any) -> bool:
+    """Whether a started job still has a process running it: its work-horse's pid when the horse runs on
+    this machine (RQ puts the horse in its own process group, so it outlives a killed worker), else the
+    worker's registration in Redis (which a killed worker keeps until its TTL runs out)."""
     from rq import Worker
 
+    runner = (job.get_meta(refresh=False) or {}).get("runner") or {}
+    if runner.get("host") == socket.gethostname() and runner.get("pid"):
+        return _pid_alive(int(runner["pid"]))
     name = job.worker_name
     if not name:
         return True  # not picked up yet
@@ -109,12 +129,7 @@ def _worker_alive(job: Any, conn: Any) -> bool:
     if worker is None:
         return False
     if worker.hostname == socket.gethostname() and worker.pid:
-        try:
-            os.kill(worker.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+        return _pid_alive(worker.pid)
     return True
 
 
@@ -137,7 +152,7 @@ def view(job: Any, conn: Any) -> dict[str, Any]:
     """The public view of a job (the same object `facekit jobs show --json` and GET /jobs/{id} give)."""
     status = job.get_status(refresh=True)
     status = getattr(status, "value", status)
-    if status == "started" and not _worker_alive(job, conn):
+    if status == "started" and not _still_running(job, conn):
         _fail_abandoned(job, conn)
         status = "failed"
     meta = job.get_meta(refresh=False) or {}
@@ -215,6 +230,7 @@ def requeue(job_id: str, conn: Any = None) -> dict[str, Any]:
     if status not in ("failed", "canceled"):
         raise JobError(f"job {job_id} is {status}: only failed or canceled jobs can be run again")
     job.meta.pop("abandoned", None)
+    job.meta.pop("runner", None)
     job.meta["progress"] = {"done": 0, "total": 0, "stage": "queued"}
     job.save_meta()
     queue(conn).enqueue_job(job)

@@ -9,6 +9,8 @@ FACEKIT_QDRANT_API_KEY from its own environment.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ def report_progress(done: int, total: int, stage: str = "") -> None:
     if job is None:
         return
     job.meta["progress"] = {"done": int(done), "total": int(total), "stage": stage}
+    job.meta["runner"] = {"host": socket.gethostname(), "pid": os.getpid()}  # the work-horse: alive = running
     job.save_meta()
 
 
@@ -80,6 +83,7 @@ def index_job(
     from facekit.images import iter_image_files
     from facekit.indexing import index_batch
 
+    report_progress(0, len(paths), "index")
     settings = get_settings()
     if model is None:
         found = _store_models(location)
