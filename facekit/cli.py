@@ -860,15 +860,9 @@ def undo_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = 
 
 # -- training -------------------------------------------------------------------------------------
 def _trainer(epochs: int | None, margin: float | None, batch_size: int | None, learning_rate: float | None) -> Any:
-    from facekit.training import FaceTrainer
+    from facekit.training import trainer_from_settings
 
-    s = get_settings()
-    return FaceTrainer(
-        epochs=s.training_epochs if epochs is None else epochs,
-        margin=s.triplet_margin if margin is None else margin,
-        batch_size=s.batch_size if batch_size is None else batch_size,
-        learning_rate=s.learning_rate if learning_rate is None else learning_rate,
-    )
+    return trainer_from_settings(epochs, margin, batch_size, learning_rate)
 
 
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Default: FACE_TRAINING_EPOCHS.")]

@@ -141,15 +141,9 @@ def cluster_dual_job(
 
 
 def _trainer(options: dict[str, Any]) -> Any:
-    from facekit.training import FaceTrainer
+    from facekit.training import trainer_from_settings
 
-    s = get_settings()
-    return FaceTrainer(
-        epochs=options.get("epochs") or s.training_epochs,
-        margin=s.triplet_margin if options.get("margin") is None else options["margin"],
-        batch_size=options.get("batch_size") or s.batch_size,
-        learning_rate=options.get("learning_rate") or s.learning_rate,
-    )
+    return trainer_from_settings(**options)
 
 
 def train_person_matching_job(

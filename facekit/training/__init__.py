@@ -8,7 +8,7 @@ from facekit.training.fine_tune import (
     reassign,
     training_iteration,
 )
-from facekit.training.trainer import FaceTrainer, TrainingResult
+from facekit.training.trainer import FaceTrainer, TrainingResult, trainer_from_settings
 
 __all__ = [
     "FaceTrainer",
@@ -20,5 +20,6 @@ __all__ = [
     "latest_checkpoint",
     "log_iteration",
     "reassign",
+    "trainer_from_settings",
     "training_iteration",
 ]

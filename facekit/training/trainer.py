@@ -267,6 +267,25 @@ class FaceTrainer:
             yield epoch, _numpy_weights(head), float(np.mean(losses_seen)) if losses_seen else 0.0
 
 
+def trainer_from_settings(
+    epochs: int | None = None,
+    margin: float | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+) -> FaceTrainer:
+    """A FaceTrainer with these options; each one left out comes from the settings (FACE_TRAINING_EPOCHS,
+    FACE_TRIPLET_MARGIN, FACE_BATCH_SIZE, FACE_LEARNING_RATE)."""
+    from facekit.config import get_settings
+
+    s = get_settings()
+    return FaceTrainer(
+        epochs=s.training_epochs if epochs is None else epochs,
+        margin=s.triplet_margin if margin is None else margin,
+        batch_size=s.batch_size if batch_size is None else batch_size,
+        learning_rate=s.learning_rate if learning_rate is None else learning_rate,
+    )
+
+
 def _standard_error(rate: float, n: int) -> float:
     """Binomial standard error of a rate measured on n samples (0 before any score)."""
     return float(np.sqrt(rate * (1.0 - rate) / n)) if rate > 0 and n > 0 else 0.0
