@@ -126,3 +126,14 @@ def test_the_compiled_whisper_pass_gives_the_python_labels():
         assert changed == wp._python_pass(indptr, indices, a.data, slow, order)
         assert np.array_equal(fast, slow)
     assert len(np.unique(fast)) < n / 3  # labels really spread
+
+
+def test_the_worker_warm_up_compiles_the_version_clustering_uses():
+    """`facekit worker` warms the pass before it forks job processes: a clustering run afterwards must not
+    compile a second version (whatever index dtypes scipy hands it)."""
+    from facekit.cluster import whisper_pass as wp
+
+    wp.warm_up()
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    ChineseWhispers(threshold=0.3, min_cluster_size=2).fit(x / np.linalg.norm(x, axis=1, keepdims=True))
+    assert len(wp.compiled_pass().signatures) == 1

@@ -88,11 +88,17 @@ def compiled_pass():
     return _compiled or None
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the pass now, on a two-node graph, rather than in the first job."""
+    whisper_pass(np.array([0, 1, 2]), np.array([1, 0]), np.ones(2), np.arange(2, dtype=np.int64), np.arange(2))
+
+
 def whisper_pass(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, labels: np.ndarray, order: np.ndarray
 ) -> int:
     """Update `labels` (int64, in place) node by node in `order`; returns how many labels changed."""
     run = compiled_pass()
-    if run is not None:
-        return int(run(indptr, indices, data, labels, order))
+    if run is not None:  # one set of argument types: one compiled version, the one warm_up loads
+        as_int = [np.asarray(a, dtype=np.int64) for a in (indptr, indices, order)]
+        return int(run(as_int[0], as_int[1], np.asarray(data, dtype=np.float32), labels, as_int[2]))
     return _python_pass(indptr, indices, data, labels, order)

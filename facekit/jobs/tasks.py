@@ -9,6 +9,7 @@ FACEKIT_QDRANT_API_KEY from its own environment.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 from pathlib import Path
@@ -19,13 +20,17 @@ from facekit.store import FaceStore, open_store
 
 
 def preload() -> None:
-    """Import what jobs need once, in the worker: each job's forked work-horse inherits it instead of
-    importing it again (faiss alone is ~0.4 s a job)."""
+    """Load what jobs need once, in the worker: each job's forked work-horse inherits it instead of paying
+    for it again (~2 s a clustering job: faiss, sklearn's mixtures, numba and its cached whisper pass).
+    Nothing here starts a thread pool: OpenMP used before a fork hangs the child."""
     import facekit.dual
     import facekit.indexing  # noqa: F401
+    from facekit.cluster.whisper_pass import warm_up
 
-    with contextlib.suppress(ImportError):
-        import faiss  # noqa: F401
+    warm_up()
+    for module in ("faiss", "sklearn.mixture", "sklearn.cluster", "torch"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def report_progress(done: int, total: int, stage: str = "") -> None:
