@@ -22,9 +22,10 @@ def machine() -> str:
 
 
 def assemble() -> Path:
-    """bench/RESULTS.md = every suite's section from bench/results/<suite>.md."""
+    """bench/RESULTS.md = every suite's section from bench/results/<suite>.md (SUITES first, then the rest)."""
     parts = ["# facekit benchmark results", ""]
-    for suite in SUITES:
+    others = sorted(p.stem for p in (HERE / "results").glob("*.md") if p.stem not in SUITES)
+    for suite in (*SUITES, *others):
         section = HERE / "results" / f"{suite}.md"
         parts.append(section.read_text() if section.is_file() else f"## {suite}\n\nNot run yet.\n")
     out = HERE / "RESULTS.md"

@@ -72,6 +72,16 @@ def test_ivf_graph_finds_the_same_close_neighbours():
     close = exact.sims > 0.9
     found = [len(set(e[c]) & set(a)) for e, c, a in zip(exact.indices, close, approx.indices, strict=True)]
     assert sum(found) / close.sum() > 0.95
+    s = x @ x.T
+    assert np.allclose(approx.sims, np.take_along_axis(s, approx.indices, axis=1), atol=1e-5)
+    assert (np.diff(approx.sims, axis=1) <= 1e-6).all()  # most similar first
+
+
+def test_ivf_graph_with_fewer_rows_than_k():
+    x, _ = blobs(1, 5, dim=8)
+    g = ivf_knn_graph(x, k=10)
+    assert (np.sort(g.indices[:, :4], axis=1) == [[j for j in range(5) if j != i] for i in range(5)]).all()
+    assert (g.indices[:, 4:] == -1).all() and np.isneginf(g.sims[:, 4:]).all()
 
 
 def test_chain_splitting_breaks_an_incoherent_group():
