@@ -170,13 +170,13 @@ KILLED_RUN = textwrap.dedent(
     from facekit.dual import DualModeClusterer
     fs.UPSERT_BATCH = 3  # write in small batches, then stop after the first
     store = fs.FaceStore(sys.argv[1], model_id="dlib_resnet_v1", dim=128)
-    real = store.client.batch_update_points
-    def slow(*args, **kwargs):
-        out = real(*args, **kwargs)
+    real = fs.FaceStore._set_payloads
+    def slow(self, items):
+        out = real(self, items)
         print("WRITING", flush=True)
         time.sleep(60)
         return out
-    store.client.batch_update_points = slow
+    fs.FaceStore._set_payloads = slow
     DualModeClusterer(store).cluster_all_faces()
     """
 )

@@ -231,12 +231,11 @@ class EdgeClient:
     def set_payload(self, name: str, payload: dict[str, Any], points: Sequence[Any], wait: bool = True) -> None:
         self._get(name).shard.update(qe.UpdateOperation.set_payload(_ids(points), payload))
 
-    def batch_update_points(self, name: str, operations: Sequence[Any], wait: bool = True) -> None:
+    def set_payloads(self, name: str, updates: dict[str, dict[str, Any]]) -> None:
+        """Set each point's own payload fields ({id: fields}), with no operation objects in between."""
         shard = self._get(name).shard
-        for op in operations:
-            if not isinstance(op, models.SetPayloadOperation):
-                raise NotImplementedError(f"facekit's Edge engine does not run {type(op).__name__}")
-            shard.update(qe.UpdateOperation.set_payload(_ids(op.set_payload.points or []), op.set_payload.payload))
+        for point_id, fields in updates.items():
+            shard.update(qe.UpdateOperation.set_payload([point_id], fields))
 
     def delete(self, name: str, points_selector: Any, wait: bool = True) -> None:
         shard = self._get(name).shard

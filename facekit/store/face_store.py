@@ -448,15 +448,19 @@ class FaceStore:
         missing = set(updates) - set(self._existing_payloads(list(updates), [S.FACE_ID])) if check_exists else set()
         if missing:
             raise NotFoundError(f"{len(missing)} face(s) not in the store, e.g. {sorted(missing)[0]}")
-        construct = models.SetPayloadOperation.model_construct  # ids and fields are checked above: skip pydantic
-        ops = [
-            construct(set_payload=models.SetPayload.model_construct(payload=fields, points=[face_id]))
-            for face_id, fields in updates.items()
-        ]
-        with _bar(len(ops), "writing labels") as bar:
-            for start in range(0, len(ops), UPSERT_BATCH):
-                self.client.batch_update_points(self.collection, ops[start : start + UPSERT_BATCH], wait=True)
-                bar.update(len(ops[start : start + UPSERT_BATCH]))
+        items = list(updates.items())
+        with _bar(len(items), "writing labels") as bar:
+            for start in range(0, len(items), UPSERT_BATCH):
+                self._set_payloads(items[start : start + UPSERT_BATCH])
+                bar.update(len(items[start : start + UPSERT_BATCH]))
+
+    def _set_payloads(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        if isinstance(self.client, EdgeClient):  # the engine takes them as they are (~5 s less at 100K faces)
+            self.client.set_payloads(self.collection, dict(items))
+            return
+        construct = models.SetPayloadOperation.model_construct  # ids and fields are checked: skip pydantic
+        ops = [construct(set_payload=models.SetPayload.model_construct(payload=f, points=[i])) for i, f in items]
+        self.client.batch_update_points(self.collection, ops, wait=True)
 
     def label_faces(self, face_ids: Iterable[str], person_id: str | None) -> None:
         """Give faces a person by hand (assignment_source "manual"); None removes the label."""
