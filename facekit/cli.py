@@ -177,6 +177,18 @@ def _enqueue(as_json: bool, name: str, store: Path | None, **options: Any) -> No
     )
 
 
+def _run_job(as_json: bool, name: str, store: Path | None, queue: bool, **options: Any) -> None:
+    """Run job `name` here and print its result, or with --queue enqueue it: the command and the job are one
+    function (facekit.jobs.tasks), so they cannot drift apart."""
+    if queue:
+        _enqueue(as_json, name, store, **options)
+        return
+    from facekit.jobs.handle import store_location
+    from facekit.jobs.tasks import JOBS
+
+    _emit(as_json, JOBS[name](store_location(store), **options))
+
+
 def _job_line(d: dict[str, Any]) -> str:
     p = d.get("progress") or {}
     done = f" {p.get('done', 0)}/{p.get('total', 0)} {p.get('stage', '')}".rstrip() if p else ""
@@ -675,28 +687,9 @@ def cluster_dual_cmd(
     """Assign faces to labeled people, cluster the rest; hand labels are never overwritten."""
 
     def body() -> None:
-        if queue:
-            _enqueue(
-                as_json,
-                "cluster-dual",
-                store,
-                model=model,
-                person_threshold=person_threshold,
-                unknown_method=unknown_method,
-                unknown_min_size=unknown_min_size,
-                unknown_threshold=unknown_threshold,
-                max_faces=max_faces,
-            )
-            return
-        with _open(store, model) as fs:
-            clusterer = DualModeClusterer(
-                fs,
-                person_threshold=person_threshold,
-                unknown_method=unknown_method,
-                unknown_min_size=unknown_min_size,
-                unknown_threshold=unknown_threshold,
-            )
-            _emit(as_json, clusterer.cluster_all_faces(max_faces=max_faces))
+        _run_job(as_json, "cluster-dual", store, queue, model=model, person_threshold=person_threshold,
+                 unknown_method=unknown_method, unknown_min_size=unknown_min_size,
+                 unknown_threshold=unknown_threshold, max_faces=max_faces)  # fmt: skip
 
     _run(as_json, body)
 
@@ -859,12 +852,6 @@ def undo_cmd(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = 
 
 
 # -- training -------------------------------------------------------------------------------------
-def _trainer(epochs: int | None, margin: float | None, batch_size: int | None, learning_rate: float | None) -> Any:
-    from facekit.training import trainer_from_settings
-
-    return trainer_from_settings(epochs, margin, batch_size, learning_rate)
-
-
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", min=1, help="Default: FACE_TRAINING_EPOCHS.")]
 MarginOpt = Annotated[float | None, typer.Option("--margin", min=0.0, help="Default: FACE_TRIPLET_MARGIN.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=2, help="Default: FACE_BATCH_SIZE.")]
@@ -884,25 +871,10 @@ def train_matching_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the person-matching head on the hand labels; prints the checkpoint and its metrics."""
-    from facekit.training import fine_tune_for_person_clustering
 
     def body() -> None:
-        if queue:
-            _enqueue(
-                as_json,
-                "train-matching",
-                store,
-                model=model,
-                out=str(out.resolve()) if out else None,
-                epochs=epochs,
-                margin=margin,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-            )
-            return
-        with _open(store, model) as fs:
-            trainer = _trainer(epochs, margin, batch_size, learning_rate)
-            _emit(as_json, fine_tune_for_person_clustering(fs, trainer=trainer, out=out))
+        _run_job(as_json, "train-matching", store, queue, model=model, out=str(out.resolve()) if out else None,
+                 epochs=epochs, margin=margin, batch_size=batch_size, learning_rate=learning_rate)  # fmt: skip
 
     _run(as_json, body)
 
@@ -919,19 +891,11 @@ def reassign_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-assign faces not labeled by hand in the trained space; reports what moved."""
-    from facekit.projection import load_projection
-    from facekit.training import latest_checkpoint, reassign
 
     def body() -> None:
-        if queue:
-            _enqueue(
-                as_json, "reassign", store, model=model, checkpoint=str(checkpoint.resolve()) if checkpoint else None
-            )
-            return
-        with _open(store, model) as fs:
-            path = checkpoint or latest_checkpoint(fs)
-            result = reassign(fs, load_projection(path, model_id=fs.model_id))
-            _emit(as_json, {"checkpoint": str(path), **result})
+        _run_job(
+            as_json, "reassign", store, queue, model=model, checkpoint=str(checkpoint.resolve()) if checkpoint else None
+        )
 
     _run(as_json, body)
 
@@ -959,27 +923,10 @@ def train_iteration_cmd(
     """One turn of the loop, scored at each stage (folder names as truth): as it is, with pseudo-labels
     recomputed from the hand labels, with a trained head (a dry run; --head applies it when it beats the base
     space on held-out hand labels); logs it."""
-    from facekit.training import training_iteration
 
     def body() -> None:
-        if queue:
-            _enqueue(
-                as_json,
-                "train-iteration",
-                store,
-                log=str(log.resolve()),
-                model=model,
-                head=head,
-                epochs=epochs,
-                margin=margin,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-            )
-            return
-        with _open(store, model) as fs:
-            trainer = _trainer(epochs, margin, batch_size, learning_rate)
-            record = training_iteration(fs, log=log, trainer=trainer, use_head=head)
-        _emit(as_json, {"log": str(log), **record})
+        _run_job(as_json, "train-iteration", store, queue, log=str(log.resolve()), model=model, head=head,
+                 epochs=epochs, margin=margin, batch_size=batch_size, learning_rate=learning_rate)  # fmt: skip
 
     _run(as_json, body)
 

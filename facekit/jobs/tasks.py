@@ -34,9 +34,11 @@ def preload() -> None:
 
 
 def report_progress(done: int, total: int, stage: str = "") -> None:
-    """Record progress in the current job's meta (a no-op outside a job)."""
-    from rq import get_current_job
-
+    """Record progress in the current job's meta (a no-op outside a job: the CLI runs the same functions)."""
+    try:
+        from rq import get_current_job
+    except ImportError:  # rq comes with the `server` extra: without it nothing runs as a job
+        return
     job = get_current_job()
     if job is None:
         return
