@@ -50,8 +50,8 @@ def progress(step: str, **figures: object) -> None:
     print(json.dumps({"step": step, **figures}), file=sys.stderr, flush=True)
 
 
-def run_one(engine: str, n: int, folder: Path) -> dict:
-    """Every measurement of one engine at one size."""
+def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict:
+    """Every measurement of one engine at one size (searches brute-force when the index is not built)."""
     x, who = synthetic(n + INCREMENTAL)
     x_new, x = x[n:], x[:n]
     if engine == "local":
@@ -68,7 +68,7 @@ def run_one(engine: str, n: int, folder: Path) -> dict:
                 progress("import", engine=engine, n=n, done=start, s=round(time.perf_counter() - t, 1))
         row["import_s"] = round(time.perf_counter() - t, 1)
         row["searchable_after_import"] = store.count() == n and store.search(x[0], top_k=1)[0].score > 0.99
-        if engine == "edge":
+        if engine == "edge" and build_index:
             t = time.perf_counter()
             store.client.optimize(store.collection)
             row["index_build_s"] = round(time.perf_counter() - t, 1)
@@ -139,8 +139,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['engine']} | {r['faces']:,} | {r['error']} |||||||||")
             continue
+        build = f"{r['index_build_s']} s" if "index_build_s" in r else "not built" if r["engine"] == "edge" else "–"
         lines.append(
-            f"| {r['engine']} | {r['faces']:,} | {r['import_s']} s | {r.get('index_build_s', '–')} s | "
+            f"| {r['engine']} | {r['faces']:,} | {r['import_s']} s | {build} | "
             f"{r['search_p50_ms']} / {r['search_p99_ms']} ms | {r['scroll_all_s']} s | {r['stats_s']} s | "
             f"{r['cluster_all_faces_s']} s | {r['incremental_add_ms']} ms | {r['reopen_s']} s | "
             f"{r['peak_rss_mb']:,} MB |"
@@ -155,12 +156,14 @@ def main() -> None:
     ap.add_argument("--engines", nargs="*", default=["edge", "local"])
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary folder)")
+    ap.add_argument("--no-index-build", action="store_true", help="skip Edge's HNSW build (46 min at 1M faces)")
+    ap.add_argument("--suite", default="scale", help="results name: bench/results/SUITE.md")
     args = ap.parse_args()
     if args.one:
         engine, n = args.one[0], int(args.one[1])
         folder = Path(tempfile.mkdtemp(prefix=f"scale-{engine}-{n}-", dir=args.dir))
         try:
-            print(json.dumps(run_one(engine, n, folder / "store")), flush=True)
+            print(json.dumps(run_one(engine, n, folder / "store", not args.no_index_build)), flush=True)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -171,6 +174,7 @@ def main() -> None:
             if engine == "local" and n > args.local_up_to:
                 continue
             cmd = [sys.executable, __file__, "--one", engine, str(n)] + (["--dir", args.dir] if args.dir else [])
+            cmd += ["--no-index-build"] if args.no_index_build else []
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 rows.append({"engine": engine, "faces": n, "error": out.stderr.strip().splitlines()[-1][:200]})
@@ -178,7 +182,7 @@ def main() -> None:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     meta["load_after"] = round(os.getloadavg()[0], 2)
-    write_suite("scale", {"machine": meta, "rows": rows}, markdown(rows, meta))
+    write_suite(args.suite, {"machine": meta, "rows": rows}, markdown(rows, meta))
     print(markdown(rows, meta))
 
 
