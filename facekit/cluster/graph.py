@@ -155,7 +155,7 @@ def _coherent_groups(x: np.ndarray, labels: np.ndarray, threshold: float, cw: Ch
     out: list[np.ndarray] = []
     room = 1.0 - threshold
     floor, step = threshold - cw.chain_slack * room, cw.chain_step * room
-    stack = [(np.flatnonzero(labels == c), threshold) for c in np.unique(labels[labels >= 0])]
+    stack = [(members, threshold) for members in _groups(labels)]
     while stack:
         members, t = stack.pop()
         if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
@@ -164,5 +164,13 @@ def _coherent_groups(x: np.ndarray, labels: np.ndarray, threshold: float, cw: Ch
         inner = ChineseWhispers(
             t + step, k=cw.k, min_cluster_size=1, iterations=cw.iterations, seed=cw.seed, split_chains=False
         ).fit_predict(x[members])
-        stack.extend((members[inner == c], t + step) for c in np.unique(inner))
+        stack.extend((members[group], t + step) for group in _groups(inner))
     return out
+
+
+def _groups(labels: np.ndarray) -> list[np.ndarray]:
+    """Row numbers of each label >= 0, by label (one sort: no scan of all rows per label)."""
+    rows = np.flatnonzero(labels >= 0)
+    rows = rows[np.argsort(labels[rows], kind="stable")]
+    _, starts = np.unique(labels[rows], return_index=True)
+    return np.split(rows, starts[1:]) if len(rows) else []
