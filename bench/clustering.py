@@ -370,8 +370,15 @@ def synthetic(n: int, dim: int = 512, seed: int = 0) -> tuple[np.ndarray, np.nda
     who = rng.choice(people, size=n, p=weights / weights.sum())
     centres = rng.standard_normal((people, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    x = centres[who] + 0.65 / np.sqrt(dim) * rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True), who
+    x = np.empty((n, dim), dtype=np.float32)
+    # in blocks: the same numbers (to float32 rounding) with no N x dim float64 temporaries (8.3 GB at 1M; now 3.0)
+    for start in range(0, n, 65_536):
+        stop = min(n, start + 65_536)
+        block = centres[who[start:stop]] + 0.65 / np.sqrt(dim) * rng.standard_normal((stop - start, dim)).astype(
+            np.float32
+        )
+        x[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return x, who
 
 
 def speed_one(n: int) -> dict:

@@ -53,12 +53,13 @@ def progress(step: str, **figures: object) -> None:
 def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict:
     """Every measurement of one engine at one size (searches brute-force when the index is not built)."""
     x, who = synthetic(n + INCREMENTAL)
-    x_new, x = x[n:], x[:n]
+    # what the bench needs of its input after the import, copied out: the input itself (2 GB at 1M) is let go
+    x_new, queries = x[n:].copy(), x[np.random.default_rng(1).choice(n, SEARCHES, replace=False)]
     if engine == "local":
         from qdrant_client import QdrantClient
 
         QdrantClient(path=str(folder)).close()  # a local-mode folder: FaceStore keeps it on that engine
-    row: dict = {"engine": engine, "faces": n}
+    row: dict = {"engine": engine, "faces": n, "peak_mb_after": {"input": peak_rss_mb()}}
     t = time.perf_counter()
     with FaceStore(folder, model_id=MODEL, dim=512) as store:
         assert store.engine == engine
@@ -67,15 +68,16 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
             if start % (50 * IMPORT_BATCH) == 0:
                 progress("import", engine=engine, n=n, done=start, s=round(time.perf_counter() - t, 1))
         row["import_s"] = round(time.perf_counter() - t, 1)
+        row["peak_mb_after"]["import"] = peak_rss_mb()
         row["searchable_after_import"] = store.count() == n and store.search(x[0], top_k=1)[0].score > 0.99
+        del x
         if engine == "edge" and build_index:
             t = time.perf_counter()
             store.client.optimize(store.collection)
             row["index_build_s"] = round(time.perf_counter() - t, 1)
             row["indexed_vectors"] = store.engine_info()["indexed_vectors"]
-        rng = np.random.default_rng(1)
         latencies = []
-        for q in x[rng.choice(n, SEARCHES, replace=False)]:
+        for q in queries:
             t = time.perf_counter()
             store.search(q, top_k=10)
             latencies.append(1000 * (time.perf_counter() - t))
@@ -85,6 +87,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         t = time.perf_counter()
         everything = store.scroll_all()
         row["scroll_all_s"] = round(time.perf_counter() - t, 1)
+        row["peak_mb_after"]["scroll_all"] = peak_rss_mb()
         assert everything.embeddings.shape == (n, 512)
         del everything
         t = time.perf_counter()
@@ -102,6 +105,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         t = time.perf_counter()
         summary = clusterer.cluster_all_faces()
         row["cluster_all_faces_s"] = round(time.perf_counter() - t, 1)
+        row["peak_mb_after"]["cluster_all_faces"] = peak_rss_mb()
         row["clusters"] = summary["unknown_clusters"]
         progress("cluster", engine=engine, n=n, s=row["cluster_all_faces_s"])
         latency = []
@@ -146,6 +150,12 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{r['cluster_all_faces_s']} s | {r['incremental_add_ms']} ms | {r['reopen_s']} s | "
             f"{r['peak_rss_mb']:,} MB |"
         )
+    stages = [r for r in rows if "peak_mb_after" in r]
+    if stages:
+        lines.append("\nPeak RSS (VmHWM) after each step, MB:\n")
+        for r in stages:
+            steps = ", ".join(f"{step} {mb:,}" for step, mb in r["peak_mb_after"].items())
+            lines.append(f"- {r['engine']} {r['faces']:,}: {steps}")
     return "\n".join(lines) + "\n"
 
 
