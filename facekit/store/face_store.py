@@ -279,7 +279,6 @@ class FaceStore:
         self.model_id = model_id
         self.dim = dim
         self.location = url or str(path)
-        self.is_server = bool(url)
         self._local_key = None if url or str(path) == ":memory:" else str(Path(path).expanduser().resolve())
         self.client = connect(path, url=url, api_key=api_key)
         self.engine = _engine(self.client, url)
@@ -369,7 +368,7 @@ class FaceStore:
         if self._local_key is not None:
             _LOCAL.release(self._local_key)
             self._local_key = None
-        elif self.is_server or self.location == ":memory:":
+        elif self.engine in ("server", "memory"):
             self.client.close()
 
     def __enter__(self) -> FaceStore:
