@@ -24,6 +24,22 @@ def test_knn_is_exact_and_excludes_self():
     assert (np.diff(g.sims, axis=1) <= 1e-6).all()
 
 
+def test_query_blocks_shrink_with_the_collection(monkeypatch):
+    """Few queries against many rows: a block holds at most BLOCK_CELLS similarities, same answers."""
+    import facekit.cluster.knn as knn
+
+    assert knn.block_rows(1_000_000, 2048) * 1_000_000 <= knn.BLOCK_CELLS  # 2,000 labels x 1M faces
+    assert knn.block_rows(10, 2048) == 2048 and knn.block_rows(10**9, 2048) == 1
+    x, _ = blobs(40, 10)
+    queries = np.arange(0, 400, 3)
+    whole = exact_knn_graph(x, k=5, queries=queries)
+    monkeypatch.setattr(knn, "BLOCK_CELLS", 4 * len(x))  # 4 query rows a block
+    assert knn.block_rows(len(x), 2048) == 4
+    small = knn.exact_knn_graph(x, k=5, queries=queries)
+    assert (small.indices == whole.indices).all() and np.allclose(small.sims, whole.sims)
+    assert len(small.indices) == len(queries)
+
+
 def test_knn_with_fewer_rows_than_k():
     x = np.array([[1, 0.1], [0.9, 0.2], [0.8, 0.3]], dtype=np.float32)
     g = knn_graph(x / np.linalg.norm(x, axis=1, keepdims=True), k=5)

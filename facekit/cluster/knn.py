@@ -19,6 +19,8 @@ import scipy.sparse as sp
 log = logging.getLogger(__name__)
 
 EXACT_MAX_FACES = 20_000
+# The most similarities an exact search block holds (64 MB of float32, 128 MB for its argpartition).
+BLOCK_CELLS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,19 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     return KnnGraph(indices, sims)
 
 
+def block_rows(n: int, block: int) -> int:
+    """Query rows a block of an exact search against `n` rows: at most `block`, and `BLOCK_CELLS`
+    similarities."""
+    return max(1, min(block, BLOCK_CELLS // max(n, 1)))
+
+
 def exact_knn_graph(
     embeddings: np.ndarray, k: int = 30, *, block: int = 2048, queries: np.ndarray | None = None
 ) -> KnnGraph:
     """Exact k nearest neighbours by blocked matrix products (no N x N matrix is ever held). With
-    `queries` (row numbers), only those rows' neighbours, among all rows: graph row i is `queries[i]`."""
+    `queries` (row numbers), only those rows' neighbours, among all rows: graph row i is `queries[i]`.
+    A block holds at most `block` rows and `BLOCK_CELLS` similarities, so that a few thousand queries
+    against a million faces stay within a few hundred MB."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     asked = np.arange(len(x)) if queries is None else np.asarray(queries, dtype=np.int64)
     n = len(asked)
@@ -159,6 +169,7 @@ def exact_knn_graph(
     indices, sims = indices[:n], sims[:n]
     if k_eff == 0:
         return KnnGraph(indices, sims)
+    block = block_rows(len(x), block)
     for start in range(0, n, block):
         s = x[asked[start : start + block]] @ x.T
         rows = np.arange(len(s))
