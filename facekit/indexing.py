@@ -8,66 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from facekit.embedding import Embedder, PrecomputedEmbeddings, load_embedder, model_name_for
-from facekit.errors import FacekitError, ImageError
-from facekit.images import DEFAULT_MAX_PIXELS, iter_image_files, load_image, sha256_file
+from facekit.errors import FacekitError
+from facekit.images import DEFAULT_MAX_PIXELS, iter_image_files, sha256_file
+from facekit.photo_worker import PhotoResult, process_photo, worker_pool, worker_run
 from facekit.store import FaceStore
 from facekit.store.schema import face_point_id
-from facekit.types import DetectedFace, FaceRecord, IndexSummary, SkippedImage
+from facekit.types import FaceRecord, IndexSummary, SkippedImage
 
 log = logging.getLogger(__name__)
 AUTO_INDEX_MIN = 20_000  # after a bulk add, the engine's search index is built when this many faces are new
 
 WRITE_BATCH_IMAGES = 64
-
-
-@dataclass(frozen=True)
-class _Result:
-    path: str
-    sha256: str
-    faces: list[DetectedFace] | None
-    reason: str | None = None
-
-
-def _process(embedder: Embedder, path: str, max_pixels: int) -> _Result:
-    try:
-        image = load_image(path, max_pixels=max_pixels)
-    except ImageError as exc:
-        return _Result(path, "", None, exc.reason)
-    try:
-        faces = embedder.detect_and_embed(image.pixels)
-    except Exception as exc:  # a model failing on one odd image must not stop the batch
-        log.exception("embedding failed for %s", path)
-        return _Result(path, image.sha256, None, f"face model failed: {type(exc).__name__}: {exc}")
-    if not faces:
-        return _Result(path, image.sha256, None, "no face detected")
-    return _Result(path, image.sha256, faces)
-
-
-# Worker-process state: each worker loads the model once.
-_worker_embedder: Embedder | None = None
-_worker_max_pixels = DEFAULT_MAX_PIXELS
-
-
-def _worker_init(model_name: str, max_pixels: int, threads: int) -> None:
-    global _worker_embedder, _worker_max_pixels
-    # N workers share the cores: each ONNX session gets its share, not one thread a core each
-    os.environ.setdefault("FACEKIT_ONNX_THREADS", str(threads))
-    _worker_embedder = load_embedder(model_name)
-    _worker_max_pixels = max_pixels
-
-
-def _worker_run(path: str) -> _Result:
-    assert _worker_embedder is not None
-    return _process(_worker_embedder, path, _worker_max_pixels)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -76,7 +34,7 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled)
 
 
-def _records(result: _Result, model_id: str) -> list[FaceRecord]:
+def _records(result: PhotoResult, model_id: str) -> list[FaceRecord]:
     assert result.faces is not None
     return [
         FaceRecord(
@@ -138,7 +96,7 @@ def index_batch(
             todo.append(p)
             complete.add(digest)  # the same bytes twice in one run are embedded once
     added = 0
-    pending: list[_Result] = []
+    pending: list[PhotoResult] = []
 
     def flush() -> None:
         nonlocal added
@@ -171,16 +129,13 @@ def index_batch(
     )
 
 
-def _results(paths: list[str], embedder: Embedder, workers: int, max_pixels: int) -> Iterator[_Result]:
+def _results(paths: list[str], embedder: Embedder, workers: int, max_pixels: int) -> Iterator[PhotoResult]:
     if workers == 1 or len(paths) < 2:
         for p in paths:
-            yield _process(embedder, p, max_pixels)
+            yield process_photo(embedder, p, max_pixels)
         return
-    ctx = mp.get_context("spawn")  # fork would copy a live store client and model into each worker
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    init_args = (model_name_for(embedder.model_id), max_pixels, threads)
-    with ctx.Pool(workers, initializer=_worker_init, initargs=init_args) as pool:
-        yield from pool.imap(_worker_run, paths, chunksize=4)
+    with worker_pool(workers, model_name_for(embedder.model_id), max_pixels) as pool:
+        yield from pool.imap(worker_run, paths, chunksize=4)
 
 
 def index(store: FaceStore, image: str | os.PathLike[str], **kwargs) -> IndexSummary:

@@ -1,4 +1,6 @@
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,6 +93,23 @@ def test_two_workers_give_the_same_faces(store_path, tmp_path, photos, dlib_embe
         got = {f.face_id: f.embedding for f in two.get_by_filter(with_embedding=True)}
     assert summary.faces_added == len(ref) and set(got) == set(ref)
     assert all(np.allclose(got[k], ref[k], atol=1e-5) for k in ref)
+
+
+def test_workers_start_without_the_store_client_or_the_callers_script(tmp_path):
+    """A worker imports its model and `facekit.photo_worker`: not the store client or scikit-learn, and
+    not the calling script (here one that imports the store client), which costs seconds each."""
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import qdrant_client  # the caller's own imports: the workers must not repeat them\n"
+        "from facekit.photo_worker import worker_pool\n"
+        "if __name__ == '__main__':\n"
+        "    heavy = ('qdrant_client', 'sklearn', 'facekit.store', 'dlib')\n"
+        "    probe = f'sorted(m for m in {heavy} if m in __import__(\"sys\").modules)'\n"
+        "    with worker_pool(1, 'dlib', 10**8) as pool:\n"
+        "        print(pool.apply(eval, (probe,)))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['dlib']"
 
 
 def test_import_embeddings_is_idempotent_and_checks_the_space(store_path, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -20,6 +21,8 @@ DIM = 128
 # "euclidean distance < 0.6" rule (cosine 0.91 on unit vectors: raw descriptors have norm 1.43) links far
 # too much for clustering.
 DEFAULTS = ModelDefaults(unknown_eps=0.055)
+SHAPES_FILE = "shape_predictor_5_face_landmarks.dat"
+RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 class DlibEmbedder:
@@ -42,14 +45,31 @@ class DlibEmbedder:
             import dlib
         except ImportError as exc:
             raise ModelNotFoundError("the dlib model needs the dlib extra: pip install 'facekit[dlib]'") from exc
-        folder = dlib_model_dir()
         self.upsample = upsample
         self.max_side = max_side
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._shapes = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
-        self._recognizer = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
-        log.info("dlib embedder loaded from %s (CPU)", folder)
+        self._folder = dlib_model_dir()
+        missing = [f for f in (SHAPES_FILE, RECOGNIZER_FILE) if not (self._folder / f).is_file()]
+        if missing:
+            raise ModelNotFoundError(
+                f"{', '.join(missing)} missing in {self._folder}: reinstall them with `pip install --force-reinstall "
+                "face-recognition-models`."
+            )
+
+    # Loaded on first use: an indexing run's parent process, which only hands photos to its workers,
+    # never pays for them.
+    @functools.cached_property
+    def _detector(self):  # dlib.fhog_object_detector
+        return self._dlib.get_frontal_face_detector()
+
+    @functools.cached_property
+    def _shapes(self):  # dlib.shape_predictor
+        return self._dlib.shape_predictor(str(self._folder / SHAPES_FILE))
+
+    @functools.cached_property
+    def _recognizer(self):  # dlib.face_recognition_model_v1
+        log.info("dlib recognizer loaded from %s (CPU)", self._folder)
+        return self._dlib.face_recognition_model_v1(str(self._folder / RECOGNIZER_FILE))
 
     def detect_and_embed(self, pixels: np.ndarray) -> list[DetectedFace]:
         """All faces in an RGB uint8 image, the subject first (`main_face_order`)."""
