@@ -84,6 +84,33 @@ def test_tight_crops_and_turned_faces_are_found(lfw):
     assert np.abs(points[0] - expected).max() < 8
 
 
+def test_rolled_faces_are_landmarked_level(lfw):
+    """A face turned ±20° is found and landmarked again upright: its points land nearer where the upright
+    photo's points went than the predictor's first guess does (measured: 0.33 / 0.38 px against 0.52 /
+    0.47 px, mean over the five points of 18 photos)."""
+    from facekit.embedding.landmarks import _rotation, eye_roll
+
+    levelled, first_guess = FivePointDetector(), FivePointDetector(level_above=0.0)
+    photos = [
+        p for person in ("Tony_Blair", "Hugo_Chavez", "Colin_Powell") for p in sorted((lfw / person).glob("*.jpg"))[:3]
+    ]
+    for angle in (-20, 20):
+        errors = {"levelled": [], "first guess": []}
+        for path in photos:
+            px = load_image(path).pixels
+            upright = levelled.detect(px)[2][0]
+            turn = _rotation(angle, (px.shape[1] / 2, px.shape[0] / 2))
+            expected = upright @ turn[:, :2].T + turn[:, 2]
+            tilted = np.asarray(Image.fromarray(px).rotate(angle, resample=Image.Resampling.BILINEAR))
+            for name, detector in (("levelled", levelled), ("first guess", first_guess)):
+                points = detector.detect(tilted)[2]
+                assert len(points) == 1
+                errors[name].append(np.abs(points[0] - expected).mean())
+            # turned counter-clockwise by `angle`, the eye line leans `angle` degrees less (clockwise)
+            assert eye_roll(points[0]) == pytest.approx(eye_roll(upright) - angle, abs=4)
+        assert np.mean(errors["levelled"]) < 0.85 * np.mean(errors["first guess"])
+
+
 def test_no_face_is_no_face(mobilefacenet):
     flat = np.full((200, 200, 3), 128, np.uint8)
     assert mobilefacenet.detect_and_embed(flat) == []

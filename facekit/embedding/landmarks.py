@@ -3,12 +3,16 @@
 
 Measured on LFW (bench/results/detection.md): HOG at its default score threshold (0) misses faces in
 photos that are nothing but a tight face crop; retries at -0.5, then on the photo padded by a border,
-then turned by ±`retry_angle` degrees find them.
+then turned by ±`retry_angle` degrees find them. HOG's box and the 68-point predictor are least sure of
+themselves on a rolled face, so a face whose eyes lean by more than `level_above` degrees is found and
+landmarked again on the region turned to level its eyes: on LFW crops turned +20°, TAR at FAR 1e-4 went
+from 0.966 to 0.974 (0.978 for the same crops upright).
 A photo where no face is found is reported as such by the indexer, never embedded from a guessed box.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -71,6 +75,9 @@ class FivePointDetector:
         window needs. 0: no retry.
     retry_angle : float
         When nothing is found, detect again on the photo turned by +/- this many degrees. 0: no retry.
+    level_above : float
+        A face whose eye line leans by more than this many degrees is found and landmarked again on the
+        region around it turned upright (the points are mapped back). 0: never.
     max_side : int
         Larger photos are scaled down to this long side for detection (boxes and points are mapped back).
     upsample : int or None
@@ -84,6 +91,7 @@ class FivePointDetector:
         retry_threshold: float = -0.5,
         pad: float = 0.25,
         retry_angle: float = 20.0,
+        level_above: float = 8.0,
         max_side: int = 1600,
         upsample: int | None = None,
     ) -> None:
@@ -95,11 +103,26 @@ class FivePointDetector:
         self.retry_threshold = retry_threshold
         self.pad = pad
         self.retry_angle = retry_angle
+        self.level_above = level_above
         self.max_side = max_side
         self.upsample = upsample
         self._dlib = dlib
-        self._detector = dlib.get_frontal_face_detector()
-        self._shapes = dlib.shape_predictor(str(dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"))
+        self._predictor_file = dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"
+        if not self._predictor_file.is_file():
+            raise ModelNotFoundError(
+                f"{self._predictor_file} is missing: reinstall it with `pip install --force-reinstall "
+                "face-recognition-models`."
+            )
+
+    # Loaded on first use (~1-2 s): an indexing run's parent process, which only hands photos to its
+    # workers, never pays for them.
+    @functools.cached_property
+    def _detector(self):  # dlib.fhog_object_detector
+        return self._dlib.get_frontal_face_detector()
+
+    @functools.cached_property
+    def _shapes(self):  # dlib.shape_predictor
+        return self._dlib.shape_predictor(str(self._predictor_file))
 
     def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), scores (N,) and five points (N, 5, 2) in the photo's pixels.
@@ -154,9 +177,53 @@ class FivePointDetector:
         )
 
     def _five_points(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """The five points of the face in `box`; a rolled face is landmarked again, levelled."""
+        points = self._predict(pixels, box)
+        roll = eye_roll(points)
+        if self.level_above and abs(roll) > self.level_above:
+            points = self._predict_levelled(pixels, box, roll) if _centre_inside(box, pixels.shape) else points
+        return points
+
+    def _predict(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         x1, y1, x2, y2 = (round(c) for c in box)
         shape = self._shapes(pixels, self._dlib.rectangle(x1, y1, x2, y2))
         return five_points(np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32))
+
+    def _predict_levelled(self, pixels: np.ndarray, box: tuple[float, float, float, float], roll: float) -> np.ndarray:
+        """Five points predicted on the region around `box` turned by `roll` degrees about the box's
+        centre (which levels the eyes), in HOG's box for the levelled face, mapped back into the photo."""
+        from PIL import Image
+
+        x1, y1, x2, y2 = box
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        reach = max(x2 - x1, y2 - y1)  # covers the box's corners at any angle
+        h, w = pixels.shape[:2]
+        left, top = max(0, int(cx - reach)), max(0, int(cy - reach))
+        right, bottom = min(w, int(cx + reach) + 1), min(h, int(cy + reach) + 1)
+        region = pixels[top:bottom, left:right]
+        centre = (cx - left, cy - top)
+        turned = np.asarray(
+            Image.fromarray(np.ascontiguousarray(region)).rotate(
+                roll, center=centre, resample=Image.Resampling.BILINEAR
+            )
+        )
+        points = self._predict(turned, self._upright_box(turned, (x1 - left, y1 - top, x2 - left, y2 - top)))
+        back = _rotation(-roll, centre)
+        return (points @ back[:, :2].T + back[:, 2] + np.array([left, top])).astype(np.float32)
+
+    def _upright_box(
+        self, region: np.ndarray, box: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float]:
+        """HOG's own box for the levelled face (the one nearest `box`'s centre), else `box` as it is."""
+        rects, _, _ = self._detector.run(region, 1, min(self.score_threshold, self.retry_threshold))
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = max(box[2] - box[0], box[3] - box[1])
+        best, best_d = box, 0.25 * side
+        for r in rects:
+            d = np.hypot((r.left() + r.right()) / 2 - cx, (r.top() + r.bottom()) / 2 - cy)
+            if d < best_d:
+                best, best_d = (r.left(), r.top(), r.right(), r.bottom()), d
+        return best
 
     def _detect_turned(
         self, pixels: np.ndarray, angle: float, pad: float, threshold: float
@@ -180,6 +247,18 @@ class FivePointDetector:
         corners = corners.reshape(-1, 4, 2)
         boxes = np.hstack([corners.min(1), corners.max(1)]).astype(np.float32)
         return boxes, scores, points
+
+
+def _centre_inside(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> bool:
+    """Whether the box's centre lies in the photo (a padded retry can find a face centred off it)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return 0 <= cx < shape[1] and 0 <= cy < shape[0]
+
+
+def eye_roll(points: np.ndarray) -> float:
+    """Degrees the eye line leans, clockwise on screen (y down): 0 for level eyes."""
+    (lx, ly), (rx, ry) = points[0], points[1]
+    return math.degrees(math.atan2(ry - ly, rx - lx))
 
 
 def _rotation(angle: float, centre: tuple[float, float]) -> np.ndarray:
