@@ -29,6 +29,7 @@ _LEFT_EYE = slice(36, 42)
 _RIGHT_EYE = slice(42, 48)
 _NOSE_TIP = 30
 _MOUTH_LEFT, _MOUTH_RIGHT = 48, 54
+LEVEL_FACE_PX = 200  # the widest a levelled face is searched at (larger photos' faces are scaled down)
 
 
 def five_points(shape68: np.ndarray) -> np.ndarray:
@@ -214,15 +215,20 @@ class FivePointDetector:
     def _upright_box(
         self, region: np.ndarray, box: tuple[float, float, float, float]
     ) -> tuple[float, float, float, float]:
-        """HOG's own box for the levelled face (the one nearest `box`'s centre), else `box` as it is."""
-        rects, _, _ = self._detector.run(region, 1, min(self.score_threshold, self.retry_threshold))
+        """HOG's own box for the levelled face (the one nearest `box`'s centre), else `box` as it is. The
+        region is searched with the face at most `LEVEL_FACE_PX` wide (HOG finds faces from 80 px)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = max(box[2] - box[0], box[3] - box[1])
+        scale = min(1.0, LEVEL_FACE_PX / side)
+        small = region if scale == 1.0 else resize(region, scale)
+        upsample = 1 if side * scale < 120 else 0
+        rects, _, _ = self._detector.run(small, upsample, min(self.score_threshold, self.retry_threshold))
         best, best_d = box, 0.25 * side
         for r in rects:
-            d = np.hypot((r.left() + r.right()) / 2 - cx, (r.top() + r.bottom()) / 2 - cy)
+            found = (r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
+            d = np.hypot((found[0] + found[2]) / 2 - cx, (found[1] + found[3]) / 2 - cy)
             if d < best_d:
-                best, best_d = (r.left(), r.top(), r.right(), r.bottom()), d
+                best, best_d = found, d
         return best
 
     def _detect_turned(
