@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize, main_face_order, resize
-from facekit.embedding.landmarks import dlib_model_dir
+from facekit.embedding.landmarks import dlib_weights
 from facekit.errors import ModelNotFoundError
 from facekit.types import DetectedFace
 
@@ -48,13 +48,7 @@ class DlibEmbedder:
         self.upsample = upsample
         self.max_side = max_side
         self._dlib = dlib
-        self._folder = dlib_model_dir()
-        missing = [f for f in (SHAPES_FILE, RECOGNIZER_FILE) if not (self._folder / f).is_file()]
-        if missing:
-            raise ModelNotFoundError(
-                f"{', '.join(missing)} missing in {self._folder}: reinstall them with `pip install --force-reinstall "
-                "face-recognition-models`."
-            )
+        self._shapes_file, self._recognizer_file = dlib_weights(SHAPES_FILE, RECOGNIZER_FILE)
 
     # Loaded on first use: an indexing run's parent process, which only hands photos to its workers,
     # never pays for them.
@@ -64,12 +58,12 @@ class DlibEmbedder:
 
     @functools.cached_property
     def _shapes(self):  # dlib.shape_predictor
-        return self._dlib.shape_predictor(str(self._folder / SHAPES_FILE))
+        return self._dlib.shape_predictor(str(self._shapes_file))
 
     @functools.cached_property
     def _recognizer(self):  # dlib.face_recognition_model_v1
-        log.info("dlib recognizer loaded from %s (CPU)", self._folder)
-        return self._dlib.face_recognition_model_v1(str(self._folder / RECOGNIZER_FILE))
+        log.info("dlib recognizer loaded from %s (CPU)", self._recognizer_file)
+        return self._dlib.face_recognition_model_v1(str(self._recognizer_file))
 
     def detect_and_embed(self, pixels: np.ndarray) -> list[DetectedFace]:
         """All faces in an RGB uint8 image, the subject first (`main_face_order`)."""

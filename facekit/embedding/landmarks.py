@@ -60,6 +60,19 @@ def dlib_model_dir() -> Path:
     return Path(spec.origin).parent / "models"
 
 
+def dlib_weights(*names: str) -> list[Path]:
+    """The paths of these weight files in `dlib_model_dir()`, checked to be there (they load later, on
+    first use)."""
+    folder = dlib_model_dir()
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"{', '.join(missing)} missing in {folder}: reinstall with `pip install --force-reinstall "
+            "face-recognition-models`."
+        )
+    return [folder / name for name in names]
+
+
 class FivePointDetector:
     """dlib HOG detection + 68-point landmarks reduced to ArcFace's five points.
 
@@ -108,12 +121,7 @@ class FivePointDetector:
         self.max_side = max_side
         self.upsample = upsample
         self._dlib = dlib
-        self._predictor_file = dlib_model_dir() / "shape_predictor_68_face_landmarks.dat"
-        if not self._predictor_file.is_file():
-            raise ModelNotFoundError(
-                f"{self._predictor_file} is missing: reinstall it with `pip install --force-reinstall "
-                "face-recognition-models`."
-            )
+        (self._predictor_file,) = dlib_weights("shape_predictor_68_face_landmarks.dat")
 
     # Loaded on first use (~1-2 s): an indexing run's parent process, which only hands photos to its
     # workers, never pays for them.
