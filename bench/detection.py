@@ -163,6 +163,25 @@ def cluster_f(x: np.ndarray, found: np.ndarray, truth: np.ndarray, orders: int =
     return float(np.mean(scores)), threshold
 
 
+def scored_row(
+    set_name: str, detector: str, x: np.ndarray, found: np.ndarray, times: list[float], truth: np.ndarray
+) -> dict:
+    """One table row: faces found, TAR, clustering F and time a photo (printed as it is made)."""
+    f, link = cluster_f(x, found, truth)
+    row = {
+        "photos": set_name,
+        "detector": detector,
+        "found": round(float(found.mean()), 4),
+        "missed": int((~found).sum()),
+        "tar_far_1e-4": round(tar_at_far(x, found, truth), 4),
+        "bcubed_f": round(f, 4),
+        "link": round(link, 4),
+        "ms_median": round(1000 * statistics.median(times), 1),
+    }
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/datasets/lfw"))
@@ -179,31 +198,11 @@ def main() -> None:
     for set_name, photos in sets.items():
         before = None
         for name, setting in SETTINGS.items():
-            x, found, times = before = run_setting(setting, photos, model, before)
-            row = {
-                "photos": set_name,
-                "detector": name,
-                "found": round(float(found.mean()), 4),
-                "missed": int((~found).sum()),
-                "tar_far_1e-4": round(tar_at_far(x, found, truth), 4),
-                **dict(zip(("bcubed_f", "link"), (round(v, 4) for v in cluster_f(x, found, truth)), strict=True)),
-                "ms_median": round(1000 * statistics.median(times), 1),
-            }
-            rows.append(row)
-            print(row, flush=True)
+            before = run_setting(setting, photos, model, before)
+            rows.append(scored_row(set_name, name, *before, truth))
         if "°" in set_name:  # the turned crops: what levelling a rolled face is worth
-            x, found, times = run_setting({"level_above": 0.0}, photos, model)
-            row = {
-                "photos": set_name,
-                "detector": "facekit default without levelling rolled faces",
-                "found": round(float(found.mean()), 4),
-                "missed": int((~found).sum()),
-                "tar_far_1e-4": round(tar_at_far(x, found, truth), 4),
-                **dict(zip(("bcubed_f", "link"), (round(v, 4) for v in cluster_f(x, found, truth)), strict=True)),
-                "ms_median": round(1000 * statistics.median(times), 1),
-            }
-            rows.append(row)
-            print(row, flush=True)
+            results = run_setting({"level_above": 0.0}, photos, model)
+            rows.append(scored_row(set_name, "facekit default without levelling rolled faces", *results, truth))
         rate, ms = cnn_rate(photos, args.cnn_photos)
         cnn = {
             "photos": set_name,
