@@ -65,7 +65,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
         )
     )
     try:
-        dlib_file = dlib_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
+        dlib_file = dlib_model_dir() / dlib_resnet.RECOGNIZER_FILE
     except ModelNotFoundError:  # the dlib extra is not installed
         dlib_file = Path("face_recognition_models (not installed)")
     rows.append(
