@@ -189,8 +189,8 @@ class FivePointDetector:
         """The five points of the face in `box`; a rolled face is landmarked again, levelled."""
         points = self._predict(pixels, box)
         roll = eye_roll(points)
-        if self.level_above and abs(roll) > self.level_above:
-            points = self._predict_levelled(pixels, box, roll) if _centre_inside(box, pixels.shape) else points
+        if self.level_above and abs(roll) > self.level_above and _centre_inside(box, pixels.shape):
+            points = self._predict_levelled(pixels, box, roll)
         return points
 
     def _predict(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
