@@ -152,7 +152,7 @@ def quality(
     graph = knn_graph(x, 30)
 
     def cw(t: float) -> np.ndarray:
-        return ChineseWhispers(t, split_chains=False, min_cluster_size=1).fit_predict(x, graph=graph)
+        return ChineseWhispers(t, orders=1, split_chains=False, min_cluster_size=1).fit_predict(x, graph=graph)
 
     def cc(t: float) -> np.ndarray:
         return ConnectedComponents(t, min_cluster_size=1).fit_predict(x, graph=graph)

@@ -110,6 +110,25 @@ def test_chain_splitting_breaks_an_incoherent_group():
     assert split[0] == -1 or split[0] != split[-1]
 
 
+def test_the_consensus_of_visiting_orders_does_not_depend_on_the_order():
+    """Overlapping people: one Chinese Whispers order differs from the next; the consensus of 9 orders
+    comes out the same from any first seed, and scores at least the orders' mean."""
+    from facekit.metrics import clustering_scores
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(60), 12)
+    x = rng.normal(size=(60, 32))[truth] + rng.normal(scale=0.8, size=(len(truth), 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    singles = [ChineseWhispers(0.5, orders=1, seed=s, min_cluster_size=1).fit_predict(x) for s in range(12)]
+    consensus = [ChineseWhispers(0.5, seed=100 * s, min_cluster_size=1).fit_predict(x) for s in range(4)]
+    assert len({tuple(labels) for labels in singles}) > 1
+    assert len({tuple(labels) for labels in consensus}) == 1
+    f = [clustering_scores(truth, labels)["bcubed_f"] for labels in singles]
+    assert clustering_scores(truth, consensus[0])["bcubed_f"] >= np.mean(f)
+    with pytest.raises(ValueError, match="orders"):
+        ChineseWhispers(0.5, orders=0).fit(x)
+
+
 @pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])
 def test_every_method_recovers_separated_groups(method):
     from facekit.cluster import make_clusterer
