@@ -108,7 +108,7 @@ def store_info(store: StoreOpt = None, model: ModelOpt = None, as_json: JsonOpt 
 @store_app.command("optimize")
 def store_optimize(store: StoreOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     """Build the search index (HNSW) over faces not yet indexed (index and import-embeddings do it by themselves
-    after 20,000 new faces); blocking, with its time."""
+    after 20,000 new faces; a clustering pass takes the faces it relabels out of it); blocking, with its time."""
 
     def body() -> None:
         with _open(store, model) as fs:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
@@ -17,6 +18,7 @@ from facekit.edits import ClusterEditor
 from facekit.store import FaceStore, open_store
 from facekit.store import schema as S
 from facekit.store.transfer import collection_checksum, copy_collection, export_store
+from facekit.types import FaceRecord
 
 from .test_store import DIM, faces
 
@@ -156,3 +158,25 @@ def test_the_search_index_is_built_on_edge_only_and_when_enough_faces_are_new(st
     built = store.build_search_index()
     assert (built is not None) == (store.engine == "edge")  # servers index by themselves; in-process never
     assert store.search(faces(300)[7].embedding, top_k=1)[0].face.face_id == faces(300)[7].face_id
+
+
+def test_relabeled_faces_leave_the_edge_search_index_until_it_is_rebuilt(store_path):
+    """Qdrant copies a point it updates out of its indexed segment: a clustering pass's labels take faces out
+    of the HNSW index. The store counts them (across a reopen), and `build_search_index` takes them back."""
+    dim, n = 128, 20_500  # Edge builds HNSW above ~10 MB of vectors
+    emb = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    recs = [FaceRecord(S.face_point_id(f"img{i}", 0, "m"), f"img{i}", f"/p/{i}.jpg", 0, (0, 0, 9, 9), 0.9, 0.5, "m",
+                       embedding=emb[i]) for i in range(n)]  # fmt: skip
+    with FaceStore(store_path, model_id="m", dim=dim) as store:
+        store.add_faces(recs)
+        assert store.faces_outside_search_index() == n
+        assert store.build_search_index() is not None
+        assert store.faces_outside_search_index() == 0
+        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(1)} for r in recs[:300]})
+        assert store.faces_outside_search_index() == 300
+    with FaceStore(store_path, model_id="m", dim=dim) as store:
+        assert store.faces_outside_search_index() == 300
+        assert store.build_search_index() is not None
+        assert store.faces_outside_search_index() == 0
+        assert store.build_search_index() is None  # nothing left to index
+        assert store.get_face(recs[5].face_id).cluster_id == S.cluster_name(1)

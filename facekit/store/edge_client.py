@@ -46,6 +46,9 @@ class _Collection:
     dim: int  # 0: payload only
     metadata: dict[str, Any] = field(default_factory=dict)
     indexed: list[str] = field(default_factory=list)
+    # Points written since the last index build. Qdrant copies a point it updates (payload included) out of
+    # its indexed segment into an unindexed one, so each write can take a face out of the HNSW index.
+    written: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class EdgeClient:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._collections: dict[str, _Collection] = {}
+        self._unsaved = False  # written counts not yet in the catalog
         catalog = self._read_catalog()
         for name, info in catalog.items():
             try:
@@ -133,8 +137,10 @@ class EdgeClient:
                 if "WouldBlock" in str(exc):
                     raise BlockingIOError(f"{self.root / name} is locked by another process") from None
                 raise OSError(f"cannot open the Qdrant Edge shard {self.root / name}: {exc}") from None
-            self._collections[name] = _Collection(shard, int(info["dim"]), info.get("metadata") or {},
-                                                  list(info.get("indexed") or []))  # fmt: skip
+            self._collections[name] = _Collection(
+                shard, int(info["dim"]), info.get("metadata") or {}, list(info.get("indexed") or []),
+                int(info.get("written", 0)),
+            )  # fmt: skip
 
     # -- catalog ------------------------------------------------------------------------------
     def _read_catalog(self) -> dict[str, Any]:
@@ -143,13 +149,21 @@ class EdgeClient:
             return {}
         return json.loads(path.read_text())
 
+    def _count_written(self, c: _Collection, points: int) -> None:
+        c.written += points
+        self._unsaved = True
+
     def _write_catalog(self) -> None:
-        data = {n: {"dim": c.dim, "metadata": c.metadata, "indexed": c.indexed} for n, c in self._collections.items()}
+        data = {
+            n: {"dim": c.dim, "metadata": c.metadata, "indexed": c.indexed, "written": c.written}
+            for n, c in self._collections.items()
+        }
         tmp = self.root / f".{CATALOG}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / CATALOG)
+        self._unsaved = False
 
     def _get(self, name: str) -> _Collection:
         try:
@@ -174,7 +188,8 @@ class EdgeClient:
         return EdgeCollectionInfo(
             config=_Config(metadata=c.metadata, params=_Params(vectors=vectors)),
             points_count=info.points_count,
-            indexed_vectors_count=info.indexed_vectors_count,
+            # the engine still counts the indexed copies of points written since: those are no longer searched
+            indexed_vectors_count=max(0, min(info.indexed_vectors_count, info.points_count - c.written)),
             segments_count=info.segments_count,
             payload_schema={k: "keyword" for k in c.indexed},
         )
@@ -227,15 +242,19 @@ class EdgeClient:
             edge_points.append(qe.Point(id=str(p.id), vector=list(vector), payload=p.payload or {}))
         if edge_points:
             c.shard.update(qe.UpdateOperation.upsert_points(edge_points))
+            self._count_written(c, len(edge_points))
 
     def set_payload(self, name: str, payload: dict[str, Any], points: Sequence[Any], wait: bool = True) -> None:
-        self._get(name).shard.update(qe.UpdateOperation.set_payload(_ids(points), payload))
+        c, ids = self._get(name), _ids(points)
+        c.shard.update(qe.UpdateOperation.set_payload(ids, payload))
+        self._count_written(c, len(ids))
 
     def set_payloads(self, name: str, updates: dict[str, dict[str, Any]]) -> None:
         """Set each point's own payload fields ({id: fields}), with no operation objects in between."""
-        shard = self._get(name).shard
+        c = self._get(name)
         for point_id, fields in updates.items():
-            shard.update(qe.UpdateOperation.set_payload([point_id], fields))
+            c.shard.update(qe.UpdateOperation.set_payload([point_id], fields))
+        self._count_written(c, len(updates))
 
     def delete(self, name: str, points_selector: Any, wait: bool = True) -> None:
         shard = self._get(name).shard
@@ -319,14 +338,25 @@ class EdgeClient:
     # -- engine -------------------------------------------------------------------------------
     def optimize(self, name: str) -> bool:
         """Build the collection's index (HNSW) now, blocking; True when something was optimized."""
-        return bool(self._get(name).shard.optimize())
+        c = self._get(name)
+        optimized = bool(c.shard.optimize())
+        with self._lock:
+            c.written = 0
+            self._write_catalog()
+        return optimized
 
     def flush(self) -> None:
         for c in self._collections.values():
             c.shard.flush()
+        with self._lock:
+            if self._unsaved:
+                self._write_catalog()
 
     def close(self) -> None:
         with self._lock:
+            if self._unsaved:
+                with contextlib.suppress(OSError):  # only the count of points written since the index build
+                    self._write_catalog()
             for c in self._collections.values():
                 with contextlib.suppress(Exception):  # closing what failed to open half-way
                     c.shard.close()

@@ -337,16 +337,23 @@ class FaceStore:
         """Build the engine's vector index (HNSW) over faces added since the last build, blocking; returns
         the seconds it took, or None when there was nothing to do: fewer than `min_unindexed` new faces, or
         an engine that indexes on its own (a server) or never (qdrant-client's in-process modes)."""
-        if self.engine != "edge":
-            return None
-        info = self.client.get_collection(self.collection)
-        if info.points_count - info.indexed_vectors_count < max(min_unindexed, 1):
+        outside = self.faces_outside_search_index()
+        if outside is None or outside < max(min_unindexed, 1):
             return None
         start = time.perf_counter()
         self.client.optimize(self.collection)
         seconds = time.perf_counter() - start
-        log.info("search index (HNSW) of %d faces built in %.1f s", info.points_count, seconds)
+        log.info("search index (HNSW) of %d faces built in %.1f s", self.count(), seconds)
         return seconds
+
+    def faces_outside_search_index(self) -> int | None:
+        """Faces an embedded (Edge) store's searches compare one by one instead of finding through its HNSW
+        index: those added, and those relabeled (Qdrant moves a point it updates out of its indexed segment),
+        since the last build. None for engines that index on their own or never."""
+        if self.engine != "edge":
+            return None
+        info = self.client.get_collection(self.collection)
+        return info.points_count - info.indexed_vectors_count
 
     def engine_info(self) -> dict[str, Any]:
         """Engine, location, faces and payload indexes (and the engine's segment and index state)."""
