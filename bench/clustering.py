@@ -242,6 +242,7 @@ def other_sets(x: np.ndarray, paths: list[str], model: str) -> list[dict]:
     sets = {
         "people with >= 20 photos": (per_person >= 20, model_id_for(model)),
         "people with >= 10 photos": (per_person >= 10, model_id_for(model)),
+        "people with >= 5 photos": (per_person >= 5, model_id_for(model)),
         "people with 2-9 photos": ((per_person >= 2) & (per_person < 10), model_id_for(model)),
         "all of LFW, imported with no model id": (np.ones(len(x), bool), f"precomputed_{x.shape[1]}d"),
     }

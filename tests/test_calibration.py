@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facekit.cluster import ChineseWhispers, knn_graph
+from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import calibrate_link_threshold, known_pairs
 from facekit.dual import DualModeClusterer
 from facekit.metrics import clustering_scores
@@ -13,9 +13,18 @@ from facekit.store import FaceStore
 from facekit.types import FaceRecord
 
 
-def space(within: float, between: float, people: int = 120, per_person: int = 6, dim: int = 64, seed: int = 0):
+def space(
+    within: float,
+    between: float,
+    people: int = 120,
+    per_person: int = 6,
+    dim: int = 64,
+    seed: int = 0,
+    dense: bool = False,
+):
     """Identities whose same-person cosines sit near `within` and different-person ones near `between`
-    (a shared direction lifts every pair, as dlib's space does); most people have a few faces, some one."""
+    (a shared direction lifts every pair, as dlib's space does); most people have a few faces, some one.
+    `dense`: every person has `per_person` faces."""
     rng = np.random.default_rng(seed)
     common = rng.standard_normal(dim)
     common /= np.linalg.norm(common)
@@ -25,7 +34,11 @@ def space(within: float, between: float, people: int = 120, per_person: int = 6,
     own -= np.outer(own @ common, common)
     own /= np.linalg.norm(own, axis=1, keepdims=True)
     centres = a * common + np.sqrt(1 - between) * own
-    sizes = rng.choice([1, 2, per_person, 2 * per_person], size=people, p=[0.3, 0.2, 0.3, 0.2])
+    sizes = (
+        np.full(people, per_person)
+        if dense
+        else rng.choice([1, 2, per_person, 2 * per_person], people, p=[0.3, 0.2, 0.3, 0.2])
+    )
     who = np.repeat(np.arange(people), sizes)
     # noise scale so that same-person cosine ~ within: cos = 1 / (1 + s^2 * dim) for unit centres
     s = np.sqrt((1 / within - 1) / dim)
@@ -43,6 +56,28 @@ def test_calibrated_threshold_separates_people_in_any_space(within, between):
     assert 0.9 <= link.estimated_precision <= 1.0 and "two modes" in link.reason
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
+
+
+@pytest.mark.parametrize(("within", "between"), [(0.95, 0.85), (0.8, 0.05), (0.6, 0.2)])
+def test_a_dense_collection_is_calibrated_further_down_its_neighbours(within, between):
+    """Everyone with 16 photos: the 10 nearest neighbours are all the same person, strangers show in 30."""
+    x, who = space(within, between, people=80, per_person=16, dense=True)
+    graph = knn_graph(x, 30)
+    assert calibrate_link_threshold(graph, ranks=(10,)) is None
+    link = calibrate_link_threshold(graph)
+    assert link is not None and "30 nearest" in link.reason and between < link.threshold < within
+    calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
+    assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
+
+
+def test_two_modes_of_one_persons_photos_are_not_cut_between():
+    """Near-duplicates above a person's other photos, and no strangers near: two modes as wide as each
+    other are no look-alike peak, and a cut between them would split everyone."""
+    rng = np.random.default_rng(2)
+    sims = np.where(rng.random((500, 10)) < 0.4, rng.normal(0.9, 0.02, (500, 10)), rng.normal(0.6, 0.1, (500, 10)))
+    sims = np.sort(np.clip(sims, -1, 1), axis=1)[:, ::-1]
+    graph = KnnGraph(indices=np.zeros(sims.shape, int), sims=sims)
+    assert calibrate_link_threshold(graph) is None
 
 
 def test_the_generic_constant_fails_where_calibration_does_not():
