@@ -175,7 +175,7 @@ def test_relabeled_faces_leave_the_edge_search_index_until_it_is_rebuilt(store_p
         store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(1)} for r in recs[:300]})
         assert store.faces_outside_search_index() == 300
     with FaceStore(store_path, model_id="m", dim=dim) as store:
-        assert store.faces_outside_search_index() == 300
+        assert store.engine_info()["faces_outside_search_index"] == 300
         assert store.build_search_index() is not None
         assert store.faces_outside_search_index() == 0
         assert store.build_search_index() is None  # nothing left to index

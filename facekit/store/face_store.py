@@ -368,6 +368,7 @@ class FaceStore:
             "payload_indexes": sorted(getattr(info, "payload_schema", None) or {}),
             "segments": getattr(info, "segments_count", None),
             "indexed_vectors": getattr(info, "indexed_vectors_count", None),
+            "faces_outside_search_index": self.faces_outside_search_index(),
         }
 
     def close(self) -> None:
