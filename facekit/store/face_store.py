@@ -34,7 +34,9 @@ SCROLL_BATCH = 2048
 # qdrant-client's local mode sorts every id on each scroll call: read it in few, large pages.
 LOCAL_SCROLL_BATCH = 1 << 17
 EDGE_SCROLL_BATCH = 1 << 14
-VECTOR_PAGE = 1 << 14  # vectors turned into float32 this many at a time
+# Vectors turned into float32 this many at a time, and read at most this many a page: a page of 512-d vectors
+# as Python floats takes 16 KB a face (67 MB for 4,096; 268 MB for 16,384, alive twice while the next is read).
+VECTOR_PAGE = 1 << 12
 PROGRESS_MIN = 50_000  # bulk reads and writes of at least this many faces show a progress bar
 
 
@@ -540,7 +542,7 @@ class FaceStore:
             points, offset = self.client.scroll(
                 self.collection,
                 scroll_filter=flt,
-                limit=self._scroll_batch,
+                limit=min(self._scroll_batch, VECTOR_PAGE) if with_vectors else self._scroll_batch,
                 offset=offset,
                 with_payload=payload,
                 with_vectors=with_vectors,
@@ -553,13 +555,26 @@ class FaceStore:
         self, *, with_embeddings: bool = True, fields: list[str] | None = None, _filter: models.Filter | None = None
     ) -> StoredFaces:
         """Every face in one pass (ids, embeddings, payloads): the way to do bulk work. Vectors become
-        float32 page by page, so a million 512-d faces hold 2 GB of array, not Python floats."""
+        float32 page by page into one array sized by the count, so a million 512-d faces hold 2 GB of array,
+        not Python floats, and are never copied whole."""
         ids: list[str] = []
         payloads: list[dict[str, Any]] = []
-        blocks: list[np.ndarray] = []
+        expected = self.count() if _filter is None else 0
+        emb = np.empty((expected if with_embeddings else 0, self.dim), np.float32)
+        extra: list[np.ndarray] = []  # faces added while reading, beyond the count
         page: list[Any] = []
         wanted = fields if fields is not None else True
-        bar = _bar(self.count() if _filter is None else 0, "reading faces")
+        bar = _bar(expected, "reading faces")
+
+        def store_page() -> None:
+            block = np.asarray(page, dtype=np.float32).reshape(len(page), self.dim)
+            start = len(ids) - len(page)
+            room = max(0, min(len(block), len(emb) - start))
+            emb[start : start + room] = block[:room]
+            if room < len(block):
+                extra.append(block[room:])
+            page.clear()
+
         for p in self._scroll(_filter, with_vectors=with_embeddings, payload=wanted):
             bar.update()
             ids.append(str(p.id))
@@ -567,15 +582,15 @@ class FaceStore:
             if with_embeddings:
                 page.append(p.vector)
                 if len(page) >= VECTOR_PAGE:
-                    blocks.append(np.asarray(page, dtype=np.float32))
-                    page = []
+                    store_page()
         bar.close()
         if page:
-            blocks.append(np.asarray(page, dtype=np.float32))
-        if not with_embeddings or not blocks:
+            store_page()
+        if not with_embeddings:
             return StoredFaces(ids, np.zeros((0, self.dim), np.float32), payloads)
-        emb = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        return StoredFaces(ids, emb.reshape(len(ids), self.dim), payloads)
+        if extra:
+            emb = np.concatenate([emb, *extra])
+        return StoredFaces(ids, emb[: len(ids)], payloads)
 
     def scroll_labeled(self) -> StoredFaces:
         """The faces labeled by hand with a person (ids, embeddings, payloads)."""
