@@ -139,9 +139,12 @@ class ChineseWhispers(_GraphClusterer):
             self.labels_ = relabel_by_size(labels, self.min_cluster_size)
         return self
 
-    def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
+    def _validate(self, x: np.ndarray) -> np.ndarray:
         if self.orders < 1:
             raise ValueError(f"orders must be >= 1, got {self.orders}")
+        return super()._validate(x)
+
+    def _partition(self, adjacency: sp.csr_matrix) -> np.ndarray:
         if self.orders == 1:
             return self._whispers(adjacency, self.seed)
         edges = sp.triu(adjacency, 1).tocoo()
