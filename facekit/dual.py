@@ -46,6 +46,11 @@ READ_FIELDS = [
     S.PSEUDO_PERSON_ID,
 ]
 KNN_K = 30
+# Faces whose best-person similarity estimates the share of unknown people (a seeded sample beyond this:
+# the estimate's spread is ~0.2% at 100K, and all 1M faces' similarities would cost 2 GB of copies).
+RATIO_SAMPLE = 100_000
+# Faces matched against the known people at a time (bounds the faces x people similarity matrix).
+ASSIGN_BLOCK = 65_536
 
 
 @dataclass
@@ -173,7 +178,7 @@ class DualModeClusterer:
         interrupted = self.store.history.start_run(run_id)
         if interrupted:
             log.warning("clustering run %s was interrupted; this run completes it", interrupted)
-        result = self.predict(faces, labeled=labeled)
+        result = self.predict(faces, labeled=labeled, overwrite_embeddings=True)  # they are ours, and 2 GB at 1M
         used = max((S.cluster_number(c) for c in result.cluster_ids), default=-1)
         self.store.history.reserve_cluster_numbers(used + 1)
         written = self.save_dual_mode_results(faces, result)
@@ -205,11 +210,14 @@ class DualModeClusterer:
 
     cluster_all = cluster_all_faces  # the seed's name
 
-    def predict(self, faces: StoredFaces, *, labeled: StoredFaces | None = None) -> DualModeResult:
+    def predict(
+        self, faces: StoredFaces, *, labeled: StoredFaces | None = None, overwrite_embeddings: bool = False
+    ) -> DualModeResult:
         """Assign and cluster `faces` (in this clusterer's space) without writing anything: what
-        `cluster_all_faces` would save. Sweeps and notebooks score settings with it."""
+        `cluster_all_faces` would save. Sweeps and notebooks score settings with it.
+        `overwrite_embeddings`: see `cluster_unknown_faces`."""
         result = self.assign_to_known_people(faces, labeled=labeled)
-        return self.cluster_unknown_faces(faces, result)
+        return self.cluster_unknown_faces(faces, result, overwrite_embeddings=overwrite_embeddings)
 
     def project(self, faces: StoredFaces) -> StoredFaces:
         """`faces` with embeddings in the space this clusterer works in (projected, if it has a head)."""
@@ -233,6 +241,9 @@ class DualModeClusterer:
         if len(set(people)) < 2:
             self.assigner_ = None
             return None
+        unlabeled = np.flatnonzero(~manual)
+        if len(unlabeled) > RATIO_SAMPLE:
+            unlabeled = np.sort(np.random.default_rng(0).choice(unlabeled, RATIO_SAMPLE, replace=False))
         pseudo = stored_pseudo_labels(faces)
         rows = np.r_[hand, pseudo].astype(int)
         ids = people + [faces.payloads[i][S.PSEUDO_PERSON_ID] for i in pseudo]
@@ -243,7 +254,7 @@ class DualModeClusterer:
             ids,
             weights=np.r_[np.ones(len(hand)), np.full(len(pseudo), PSEUDO_WEIGHT)],
             calibrate=np.r_[np.ones(len(hand), bool), np.zeros(len(pseudo), bool)],
-            unlabeled=faces.embeddings[~manual] if (~manual).any() else None,
+            unlabeled=faces.embeddings[unlabeled] if len(unlabeled) else None,
         )
         calibration = self.assigner_.calibration_
         calibration["pseudo_labels"] = len(pseudo)
@@ -277,12 +288,14 @@ class DualModeClusterer:
         candidates = np.array([s is None for s in sources], dtype=bool)
         if not candidates.any():
             return result
-        idx = np.flatnonzero(candidates)
-        labels, scores = assigner.predict_with_confidence(faces.embeddings[idx])
-        for i, label, score in zip(idx, labels, scores, strict=True):
-            if not isinstance(label, str) or label in (faces.payloads[i].get(S.REJECTED_PERSONS) or []):
-                continue  # nobody, or "not this person"
-            persons[i], sources[i], confidences[i] = str(label), S.SOURCE_AUTO, float(score)
+        candidates = np.flatnonzero(candidates)
+        for start in range(0, len(candidates), ASSIGN_BLOCK):
+            idx = candidates[start : start + ASSIGN_BLOCK]
+            labels, scores = assigner.predict_with_confidence(faces.embeddings[idx])
+            for i, label, score in zip(idx, labels, scores, strict=True):
+                if not isinstance(label, str) or label in (faces.payloads[i].get(S.REJECTED_PERSONS) or []):
+                    continue  # nobody, or "not this person"
+                persons[i], sources[i], confidences[i] = str(label), S.SOURCE_AUTO, float(score)
         self._cannot_link_people(faces, result)
         return result
 
@@ -307,20 +320,26 @@ class DualModeClusterer:
                     best[key] = i
 
     # -- stage 2: unknown groups -------------------------------------------------------------------
-    def cluster_unknown_faces(self, faces: StoredFaces, result: DualModeResult) -> DualModeResult:
-        """Group faces without a person; fills `result.cluster_ids` (groups, noise ids) in place."""
+    def cluster_unknown_faces(
+        self, faces: StoredFaces, result: DualModeResult, *, overwrite_embeddings: bool = False
+    ) -> DualModeResult:
+        """Group faces without a person; fills `result.cluster_ids` (groups, noise ids) in place.
+
+        `overwrite_embeddings`: the unknown faces' embeddings are moved to the front of
+        `faces.embeddings` instead of copied (the other rows are lost): for a caller that owns them."""
         unknown = np.array([p is None for p in result.person_ids], dtype=bool)
         idx = np.flatnonzero(unknown)
         if len(idx) == 0:
             return result
-        x = faces.embeddings[idx]
         all_images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
         images = all_images[idx]
+        same, different = self._labeled_pairs(faces, all_images)  # before the embeddings may be overwritten
+        x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
         start = time.perf_counter()
         full = knn_graph(x, KNN_K)
         log.info("kNN graph of %d unknown faces (k=%d): %.1f s", len(idx), KNN_K, time.perf_counter() - start)
         graph = _without_same_image_edges(full, images)
-        link = self._link_threshold(graph, *self._known_pairs(faces, all_images, full, images))
+        link = self._link_threshold(graph, same, np.concatenate([different, _one_photo_pairs(full, images)]))
         clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
         start = time.perf_counter()
         labels = clusterer.fit(x, graph=graph).labels_
@@ -342,16 +361,11 @@ class DualModeClusterer:
         return self.link_.threshold if self.link_ is not None else None
 
     @staticmethod
-    def _known_pairs(
-        faces: StoredFaces, images: np.ndarray, unknown_graph: KnnGraph, unknown_images: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbour similarities known to be one person or two: hand-labeled faces' neighbours
-        (`known_pairs`) and, free, two faces of one photo among the unknown faces' neighbours."""
+    def _labeled_pairs(faces: StoredFaces, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour similarities known to be one person or two from the hand-labeled faces' neighbours
+        (`known_pairs`)."""
         people = np.array([p[S.PERSON_ID] if S.is_hand_labeled(p) else None for p in faces.payloads], dtype=object)
-        same, different = known_pairs(faces.embeddings, people, images)
-        near = unknown_graph.indices[:, :10]
-        one_photo = (near >= 0) & (unknown_images[np.maximum(near, 0)] == unknown_images[:, None])
-        return same, np.concatenate([different, unknown_graph.sims[:, :10][one_photo]])
+        return known_pairs(faces.embeddings, people, images)
 
     def _link_threshold(
         self, graph: KnnGraph, same: np.ndarray | None = None, different: np.ndarray | None = None
@@ -526,6 +540,23 @@ def _without_same_image_edges(graph: KnnGraph, images: np.ndarray) -> KnnGraph:
     sims = graph.sims.copy()
     sims[same] = -np.inf
     return KnnGraph(graph.indices, sims)
+
+
+def _one_photo_pairs(graph: KnnGraph, images: np.ndarray) -> np.ndarray:
+    """Free different-person pairs: similarities of two faces of one photo among each face's 10 nearest."""
+    near = graph.indices[:, :10]
+    one_photo = (near >= 0) & (images[np.maximum(near, 0)] == images[:, None])
+    return graph.sims[:, :10][one_photo]
+
+
+def _front_rows(x: np.ndarray, rows: np.ndarray, block: int = ASSIGN_BLOCK) -> np.ndarray:
+    """`x[rows]` without a copy of the selection: the rows (ascending) are moved to the front of `x` block by
+    block and a view of them is returned; `x`'s other rows are overwritten. Safe in place because
+    rows[j] >= j: a block reads only rows that no earlier block has written."""
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block]
+        x[start : start + len(part)] = x[part]
+    return x[: len(rows)]
 
 
 def _enforce_cannot_link(

@@ -322,3 +322,15 @@ def test_edits_refuse_what_would_do_nothing_or_invent_a_cluster(store):
     with pytest.raises(NotFoundError, match="no person named or with id 'Nobody'"):
         editor.reassign_face(face, person="Nobody")
     assert state(store) == before and store.history.last_edit() == last_edit  # nothing written, nothing to undo
+
+
+def test_front_rows_moves_the_selection_in_place_block_by_block():
+    from facekit.dual import _front_rows
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1000, 8)).astype(np.float32)
+    rows = np.sort(rng.choice(1000, 700, replace=False))
+    expected = x[rows].copy()
+    front = _front_rows(x, rows, block=64)  # many blocks, each reading rows that earlier ones moved past
+    assert np.shares_memory(front, x)
+    np.testing.assert_array_equal(front, expected)
