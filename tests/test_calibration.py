@@ -149,3 +149,21 @@ def test_hand_labeled_pairs_anchor_the_same_person_mode():
     assert "same-person pairs" in anchored.reason and 0.85 < anchored.threshold < 0.95
     free = calibrate_link_threshold(graph, same=same[:10])  # too few pairs to anchor anything
     assert free is not None and free.method == "kNN similarity mixture"
+
+
+def test_labels_do_not_change_the_faces_the_threshold_is_read_from(tmp_path):
+    """The link is calibrated on every face, not only on those left unknown: labeling people (whose other
+    faces are then assigned to them) adds pairs that anchor the modes, and leaves the collection alone."""
+    x, who = space(0.95, 0.85, seed=3)
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(x))]
+    with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        before = DualModeClusterer(store).cluster_all_faces()
+        people, sizes = np.unique(who, return_counts=True)
+        for p in people[sizes >= 6][:10]:
+            person = store.create_person(f"person {p}")
+            store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], person.person_id)
+        after = DualModeClusterer(store).cluster_all_faces()
+    assert after["assigned_to_people"] > 0
+    assert f"of {len(x)} faces" in after["unknown_threshold_from_data"]["reason"]
+    assert abs(after["unknown_threshold"] - before["unknown_threshold"]) < 0.01
