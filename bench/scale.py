@@ -76,7 +76,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         row["import_s"] = round(time.perf_counter() - t, 1)
         row["peak_mb_after"]["import"] = peak_rss_mb()
         row["searchable_after_import"] = store.count() == n and store.search(x[0], top_k=1)[0].score > 0.99
-        del x
+        del x, batch  # the last batch's records are views of x: they would keep all of it
         if engine == "edge" and build_index:
             t = time.perf_counter()
             store.client.optimize(store.collection)
