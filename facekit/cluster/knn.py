@@ -109,9 +109,9 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, dim = x.shape
-    k_eff, indices, sims = _unfilled(n, k)
+    k_eff = min(k, max(n - 1, 0))
     if k_eff == 0:
-        return KnnGraph(indices, sims)
+        return KnnGraph(*_unfilled(n, k)[1:])
     nlist = max(1, min(int(4 * np.sqrt(n)), n // train_per_list))  # faiss wants >= 39 training points a list
     nprobe = min(nprobe, nlist)
     rng = np.random.default_rng(seed)
@@ -131,7 +131,7 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     probed = probes.ravel()
     by_list = np.argsort(probed, kind="stable")
     asker_start = np.searchsorted(probed[by_list], np.arange(nlist + 1))
-    askers_all = by_list // nprobe
+    askers_all = (by_list // nprobe).astype(np.int32)
     del probes, probed, by_list
     best = faiss.ResultHeap(n, k_eff, keep_max=True)  # each row's best k so far (faiss's heaps, in C++)
     for lst in range(nlist):
@@ -142,10 +142,15 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
         s = x[askers] @ x[rows].T
         s[askers[:, None] == rows[None, :]] = -np.inf  # not its own neighbour
         best.add_result_subset(askers, s, rows)
+    del askers_all, members
     best.finalize()  # most similar first
-    found = best.I >= 0
-    indices[:, :k_eff] = np.where(found, best.I, -1)
-    sims[:, :k_eff] = np.where(found, best.D, -np.inf)
+    indices, sims = best.I, best.D  # the graph itself, not copied (360 MB at 1M faces, k=30)
+    sims[indices < 0] = -np.inf
+    indices[indices < 0] = -1
+    if k_eff < k:  # fewer rows than k + 1: pad as `_unfilled` does
+        _, padded_indices, padded_sims = _unfilled(n, k)
+        padded_indices[:, :k_eff], padded_sims[:, :k_eff] = indices, sims
+        indices, sims = padded_indices, padded_sims
     return KnnGraph(indices, sims)
 
 
