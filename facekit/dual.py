@@ -51,6 +51,9 @@ KNN_K = 30
 RATIO_SAMPLE = 100_000
 # Faces matched against the known people at a time (bounds the faces x people similarity matrix).
 ASSIGN_BLOCK = 65_536
+# Faces whose new labels are checked against the store and written at a time (a million faces' updates and
+# re-read payloads held at once were ~1.5 GB).
+SAVE_BLOCK = 100_000
 
 
 @dataclass
@@ -179,6 +182,8 @@ class DualModeClusterer:
         if interrupted:
             log.warning("clustering run %s was interrupted; this run completes it", interrupted)
         result = self.predict(faces, labeled=labeled, overwrite_embeddings=True)  # they are ours, and 2 GB at 1M
+        # the embeddings are done with: let go of them before the writes, which grow Edge's mapped segments
+        faces = StoredFaces(faces.ids, np.empty((0, faces.embeddings.shape[1]), np.float32), faces.payloads)
         used = max((S.cluster_number(c) for c in result.cluster_ids), default=-1)
         self.store.history.reserve_cluster_numbers(used + 1)
         written = self.save_dual_mode_results(faces, result)
@@ -416,12 +421,20 @@ class DualModeClusterer:
 
     # -- stage 3: save ----------------------------------------------------------------------------
     def save_dual_mode_results(self, faces: StoredFaces, result: DualModeResult) -> int:
-        """Write person_id, cluster_id, cluster_confidence and assignment_source where they changed.
+        """Write person_id, cluster_id, cluster_confidence and assignment_source where they changed,
+        `SAVE_BLOCK` faces at a time.
 
         Faces labeled by hand since `faces` was read are left alone. Returns how many faces were written.
         """
+        return sum(
+            self._save_block(faces, result, range(start, min(start + SAVE_BLOCK, len(faces.ids))))
+            for start in range(0, len(faces.ids), SAVE_BLOCK)
+        )
+
+    def _save_block(self, faces: StoredFaces, result: DualModeResult, rows: range) -> int:
         updates: dict[str, dict[str, Any]] = {}
-        for i, face_id in enumerate(faces.ids):
+        read: dict[str, dict[str, Any]] = {}
+        for i in rows:
             new = {
                 S.PERSON_ID: result.person_ids[i],
                 S.CLUSTER_ID: result.cluster_ids[i],
@@ -430,11 +443,10 @@ class DualModeClusterer:
             }
             old = faces.payloads[i]
             if any(old.get(k) != v for k, v in new.items()):
-                updates[face_id] = new
+                updates[faces.ids[i]], read[faces.ids[i]] = new, old
         if not updates:
             return 0
         # A face edited by hand while this run computed keeps the edit: skip faces whose labels moved.
-        read = dict(zip(faces.ids, faces.payloads, strict=True))
         watched = [S.ASSIGNMENT_SOURCE, S.PERSON_ID, S.CLUSTER_ID]
         current = self.store.payloads(list(updates), fields=watched)
         for face_id in list(updates):

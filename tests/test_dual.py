@@ -334,3 +334,19 @@ def test_front_rows_moves_the_selection_in_place_block_by_block():
     front = _front_rows(x, rows, block=64)  # many blocks, each reading rows that earlier ones moved past
     assert np.shares_memory(front, x)
     np.testing.assert_array_equal(front, expected)
+
+
+def test_a_hand_label_made_while_a_pass_computes_is_kept(store, monkeypatch):
+    """The pass checks each face against the store before writing it, block by block."""
+    import facekit.dual as dual
+
+    monkeypatch.setattr(dual, "SAVE_BLOCK", 7)
+    d = DualModeClusterer(store)
+    faces = store.scroll_all(fields=dual.READ_FIELDS)
+    result = d.predict(faces)
+    edited = faces.ids[10]
+    person = label(store, "Someone", [edited])  # by hand, after the pass read the faces
+    assert d.save_dual_mode_results(faces, result) == len(faces.ids) - 1
+    after = state(store)
+    assert after[edited][S.PERSON_ID] == person and after[edited][S.ASSIGNMENT_SOURCE] == S.SOURCE_MANUAL
+    assert all(S.CLUSTER_ID in p for fid, p in after.items() if fid != edited)
