@@ -348,7 +348,10 @@ class DualModeClusterer:
             graph = _without_same_image_edges(whole, all_images)
             link = self._calibrated_link(whole, graph, all_images, same, different)
             del whole, graph
-        x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
+        if everyone:
+            x = faces.embeddings
+        else:
+            x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
         start = time.perf_counter()
         full = knn_graph(x, KNN_K)
         log.info("kNN graph of %d unknown faces (k=%d): %.1f s", len(idx), KNN_K, time.perf_counter() - start)
