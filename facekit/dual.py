@@ -343,14 +343,13 @@ class DualModeClusterer:
         images = all_images[idx]
         same, different = self._labeled_pairs(faces, all_images)  # before the embeddings may be overwritten
         everyone = len(idx) == len(faces.ids)
-        if not everyone:  # the threshold is the whole collection's: labeling some faces must not move it
+        if everyone:
+            x = faces.embeddings
+        else:  # the threshold is the whole collection's: labeling some faces must not move it
             whole = knn_graph(faces.embeddings, KNN_K)
             graph = _without_same_image_edges(whole, all_images)
             link = self._calibrated_link(whole, graph, all_images, same, different)
             del whole, graph
-        if everyone:
-            x = faces.embeddings
-        else:
             x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
         start = time.perf_counter()
         full = knn_graph(x, KNN_K)
@@ -581,7 +580,7 @@ def _one_photo_pairs(graph: KnnGraph, images: np.ndarray) -> np.ndarray:
     return graph.sims[:, :10][one_photo]
 
 
-def _front_rows(x: np.ndarray, rows: np.ndarray, block: int = ASSIGN_BLOCK) -> np.ndarray:
+def _front_rows(x: np.ndarray, rows: np.ndarray, block: int = 65_536) -> np.ndarray:
     """`x[rows]` without a copy of the selection: the rows (ascending) are moved to the front of `x` block by
     block and a view of them is returned; `x`'s other rows are overwritten. Safe in place because
     rows[j] >= j: a block reads only rows that no earlier block has written."""
