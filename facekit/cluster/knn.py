@@ -145,8 +145,8 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     del askers_all, members
     best.finalize()  # most similar first
     indices, sims = best.I, best.D  # the graph itself, not copied (360 MB at 1M faces, k=30)
-    sims[indices < 0] = -np.inf
-    indices[indices < 0] = -1
+    missing = indices < 0
+    sims[missing], indices[missing] = -np.inf, -1
     if k_eff < k:  # fewer rows than k + 1: pad as `_unfilled` does
         _, padded_indices, padded_sims = _unfilled(n, k)
         padded_indices[:, :k_eff], padded_sims[:, :k_eff] = indices, sims
