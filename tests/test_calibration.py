@@ -68,6 +68,9 @@ def test_a_dense_collection_is_calibrated_further_down_its_neighbours(within, be
     assert link is not None and "30 nearest" in link.reason and between < link.threshold < within
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
+    # each face has ~10 links to its own person to outvote a stranger link: a link needs odds 99:10, not 99:1
+    assert "posterior reaches 0.908" in link.reason
+    assert link.threshold < calibrate_link_threshold(graph, ranks=(30,)).threshold
 
 
 def test_two_modes_of_one_persons_photos_are_not_cut_between():
