@@ -32,6 +32,7 @@ from facekit.errors import ConfigError
 from facekit.projection import Projection, load_projection
 from facekit.store import schema as S
 from facekit.store.face_store import FaceStore, StoredFaces
+from facekit.store.history import DONE
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def _is_pinned_cluster(payload: dict[str, Any]) -> bool:
         and S.is_group(payload.get(S.CLUSTER_ID))
     )
 
+
+IN_MEMORY = "in memory"  # a pass's space when its head was never saved to a file
 
 # When neither a setting, a measured prior nor the data gives a link threshold (a handful of faces of an
 # unknown model): ArcFace-style models' same-person cosines mostly sit above it.
@@ -207,7 +210,7 @@ class DualModeClusterer:
             "unknown_threshold_from_data": self.data_link_.as_dict() if self.data_link_ else None,
             "unknown_min_size": self.unknown_min_size,
             "completed_interrupted_run": interrupted,
-            "projection": None if self.projection is None else self.projection.meta.get("path", "in memory"),
+            "projection": None if self.projection is None else self.projection.meta.get("path", IN_MEMORY),
             "seconds": round(time.perf_counter() - start, 3),
         }
         self.store.history.finish_run(run_id, summary)
@@ -479,13 +482,28 @@ class DualModeClusterer:
         return counts
 
     def _incremental_link_threshold(self) -> float:
-        """The last pass's threshold; with none yet and nothing fixed, calibrated once on the stored faces."""
+        """The last pass's threshold (this clusterer's, else the one the store's run marker kept for the same
+        space); with none and nothing fixed, calibrated once on the stored faces (a full read and kNN graph:
+        minutes at a million faces)."""
+        if self.link_ is None:
+            self.link_ = self._stored_link_threshold()
         if self.link_ is None:
             faces = self.project(self.store.scroll_all(fields=[S.IMAGE_ID]))
             images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
             self._link_threshold(_without_same_image_edges(knn_graph(faces.embeddings, KNN_K), images))
         assert self.link_ is not None
         return self.link_.threshold
+
+    def _stored_link_threshold(self) -> LinkThreshold | None:
+        """The link threshold of the store's last finished pass, when it ran in this clusterer's space."""
+        marker = self.store.history.run_marker()
+        summary = marker.get("summary") or {}
+        source = summary.get("unknown_threshold_source")
+        space = None if self.projection is None else self.projection.meta.get("path", IN_MEMORY)
+        if marker.get("status") != DONE or not source or space == IN_MEMORY or summary.get("projection") != space:
+            return None
+        reason = f"the last pass's ({marker.get('finished_at')}): {source['reason']}"
+        return LinkThreshold(source["threshold"], source["method"], reason, source.get("estimated_precision"))
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are

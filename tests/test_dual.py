@@ -225,6 +225,24 @@ def test_incremental_add_joins_the_nearest_cluster(store):
     assert store.get_face(newcomer, with_embedding=False).cluster_id == home
 
 
+def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_store(store, monkeypatch):
+    """Adding faces in a later process must not recalibrate on every stored face (minutes at 1M)."""
+    summary = DualModeClusterer(store).cluster_all_faces()
+    later = DualModeClusterer(store)
+
+    def full_read(*args, **kwargs):
+        raise AssertionError("calibrated again on the whole store")
+
+    monkeypatch.setattr(store, "scroll_all", full_read)
+    assert later._incremental_link_threshold() == summary["unknown_threshold"]
+    assert later.link_.method == summary["unknown_threshold_source"]["method"]
+    assert later.link_.reason.startswith("the last pass's")
+    monkeypatch.undo()
+    store.history.start_run("killed")  # a pass that never finished: its marker holds no threshold to trust
+    fresh = DualModeClusterer(store)
+    assert fresh._incremental_link_threshold() > 0 and not fresh.link_.reason.startswith("the last pass's")
+
+
 def test_cluster_edits_and_undo(store):
     d = DualModeClusterer(store)
     d.cluster_all_faces()
