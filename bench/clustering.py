@@ -495,12 +495,21 @@ def speed_one(n: int) -> dict:
     }
 
 
+def proc_status_mb(field: str, pid: int | str = "self") -> int | None:
+    """A memory field of /proc/PID/status (VmHWM, RssAnon, ...) in MB; None where it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> int:
     """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = proc_status_mb("VmHWM")
+    return peak if peak is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def speed(sizes: list[int]) -> list[dict]:

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.clustering import peak_rss_mb, synthetic
+from bench.clustering import peak_rss_mb, proc_status_mb, synthetic
 from bench.report import machine, write_suite
 from facekit.dual import READ_FIELDS, DualModeClusterer
 from facekit.store import FaceStore
@@ -153,17 +153,6 @@ def incremental_add_ms(
     return round(statistics.median(latency[1:] if skip_first else latency), 1)
 
 
-def rss_anon_mb(pid: int) -> int:
-    """A process's anonymous resident memory (RssAnon: heap, not mapped files) now, MB; 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return round(int(line.split()[1]) / 1024)
-    except OSError:
-        pass
-    return 0
-
-
 def run_sampled(cmd: list[str], every: float = 0.5) -> tuple[int, str, str, int]:
     """Run `cmd`, sampling its RssAnon every `every` s from here (a thread inside would stall while the
     engine holds the GIL); returns its exit status, stdout, stderr and peak RssAnon (MB)."""
@@ -171,7 +160,7 @@ def run_sampled(cmd: list[str], every: float = 0.5) -> tuple[int, str, str, int]
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         peak = 0
         while proc.poll() is None:
-            peak = max(peak, rss_anon_mb(proc.pid))
+            peak = max(peak, proc_status_mb("RssAnon", proc.pid) or 0)  # heap, not mapped files
             time.sleep(every)
         out.seek(0)
         err.seek(0)
