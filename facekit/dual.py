@@ -210,7 +210,7 @@ class DualModeClusterer:
             "unknown_threshold_from_data": self.data_link_.as_dict() if self.data_link_ else None,
             "unknown_min_size": self.unknown_min_size,
             "completed_interrupted_run": interrupted,
-            "projection": None if self.projection is None else self.projection.meta.get("path", IN_MEMORY),
+            "projection": self._space(),
             "seconds": round(time.perf_counter() - start, 3),
         }
         self.store.history.finish_run(run_id, summary)
@@ -494,12 +494,16 @@ class DualModeClusterer:
         assert self.link_ is not None
         return self.link_.threshold
 
+    def _space(self) -> str | None:
+        """The space this clusterer works in: None (the model's own), a head's file, or IN_MEMORY."""
+        return None if self.projection is None else self.projection.meta.get("path", IN_MEMORY)
+
     def _stored_link_threshold(self) -> LinkThreshold | None:
         """The link threshold of the store's last finished pass, when it ran in this clusterer's space."""
         marker = self.store.history.run_marker()
         summary = marker.get("summary") or {}
         source = summary.get("unknown_threshold_source")
-        space = None if self.projection is None else self.projection.meta.get("path", IN_MEMORY)
+        space = self._space()
         if marker.get("status") != DONE or not source or space == IN_MEMORY or summary.get("projection") != space:
             return None
         reason = f"the last pass's ({marker.get('finished_at')}): {source['reason']}"
