@@ -483,14 +483,16 @@ class DualModeClusterer:
 
     def _incremental_link_threshold(self) -> float:
         """The last pass's threshold (this clusterer's, else the one the store's run marker kept for the same
-        space); with none and nothing fixed, calibrated once on the stored faces (a full read and kNN graph:
-        minutes at a million faces)."""
+        space); with none and nothing fixed, calibrated once on the stored faces as a pass would (hand labels
+        and one photo's faces as known pairs; a full read and kNN graph: minutes at a million faces)."""
         if self.link_ is None:
             self.link_ = self._stored_link_threshold()
         if self.link_ is None:
-            faces = self.project(self.store.scroll_all(fields=[S.IMAGE_ID]))
+            faces = self.project(self.store.scroll_all(fields=[S.IMAGE_ID, S.PERSON_ID, S.ASSIGNMENT_SOURCE]))
             images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
-            self._link_threshold(_without_same_image_edges(knn_graph(faces.embeddings, KNN_K), images))
+            same, different = self._labeled_pairs(faces, images)
+            full = knn_graph(faces.embeddings, KNN_K)
+            self._calibrated_link(full, _without_same_image_edges(full, images), images, same, different)
         assert self.link_ is not None
         return self.link_.threshold
 

@@ -167,6 +167,10 @@ def test_labels_do_not_change_the_faces_the_threshold_is_read_from(tmp_path):
             person = store.create_person(f"person {p}")
             store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], person.person_id)
         after = DualModeClusterer(store).cluster_all_faces()
+        store.history.start_run("killed")  # no finished pass to take the threshold from
+        later = DualModeClusterer(store)  # a later process adding faces calibrates as the pass did
+        assert round(later._incremental_link_threshold(), 4) == after["unknown_threshold"]
+        assert later.link_.method == after["unknown_threshold_source"]["method"] == "kNN similarity mixture + labels"
     assert after["assigned_to_people"] > 0
     assert f"of {len(x)} faces" in after["unknown_threshold_from_data"]["reason"]
     assert abs(after["unknown_threshold"] - before["unknown_threshold"]) < 0.01
