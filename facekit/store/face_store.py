@@ -348,13 +348,14 @@ class FaceStore:
         log.info("search index (HNSW) of %d faces built in %.1f s", self.count(), seconds)
         return seconds
 
-    def faces_outside_search_index(self) -> int | None:
+    def faces_outside_search_index(self, info: Any = None) -> int | None:
         """Faces an embedded (Edge) store's searches compare one by one instead of finding through its HNSW
         index: those added, and those relabeled (Qdrant moves a point it updates out of its indexed segment),
-        since the last build. None for engines that index on their own or never."""
+        since the last build. None for engines that index on their own or never. `info`: the collection's
+        info when the caller has just read it."""
         if self.engine != "edge":
             return None
-        info = self.client.get_collection(self.collection)
+        info = info or self.client.get_collection(self.collection)
         return info.points_count - info.indexed_vectors_count
 
     def engine_info(self) -> dict[str, Any]:
@@ -370,7 +371,7 @@ class FaceStore:
             "payload_indexes": sorted(getattr(info, "payload_schema", None) or {}),
             "segments": getattr(info, "segments_count", None),
             "indexed_vectors": getattr(info, "indexed_vectors_count", None),
-            "faces_outside_search_index": self.faces_outside_search_index(),
+            "faces_outside_search_index": self.faces_outside_search_index(info),
         }
 
     def close(self) -> None:
