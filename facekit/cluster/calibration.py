@@ -4,22 +4,24 @@ A face's nearest neighbours in a collection are a mix of the same person (a high
 similarities) and look-alike strangers (a lower, tight one). A two-component Gaussian mixture on the
 Fisher-transformed similarities of each face's 10 nearest neighbours separates them without labels and
 without a per-model table: a space whose similarities are shifted or rescaled moves both modes, and the cut
-moves with them. The link threshold is the lowest similarity where the same-person mode's posterior reaches
-`posterior` (odds 99:1: where many faces have no one else like them, a single stranger link decides their group);
-the estimated pairwise precision is that mode's mean posterior over the edges kept.
+moves with them. Where everyone has many photos the 10 nearest are all the same person (no stranger mode
+there), and the mixture reads the 30 nearest instead.
 
-Where everyone has many photos the 10 nearest are all the same person (no stranger mode there), and the mixture reads
-the 30 nearest instead. Then every face has about 10 links to its own person, and Chinese Whispers' vote outweighs a
-stranger link unless it is that many times likelier: the odds asked of a link are divided by 10 (posterior 0.91).
-LFW people with >= 15 photos, 22 each (bench/results/clustering.md): BCubed F 0.9866 against 0.9782 at 0.99 (dlib;
-the best peer at its best threshold 0.9856), MobileFaceNet 0.9971 against 0.9966.
+The link threshold is the lowest similarity where the same-person mode's posterior odds reach 99:1 times the chance
+that a stranger link decides a face's group: a face with no one like it nearby (its nearest neighbour a stranger,
+a share `alone` of the faces) goes wherever its stranger link points, while a face with ~`own` links to its own
+person goes where most of its links point (Chinese Whispers' vote), so the chance is alone + (1 - alone) / own,
+both read off the same mixture. All of LFW (a third of the people seen once): 0.37, posterior 0.973; people with
+>= 2 photos: 0.18, 0.947; a dense set (~20 own links a face): 0.05, 0.84. The estimated pairwise precision is the
+same-person mode's mean posterior over the edges kept.
 
-On LFW's main faces this lands at cosine 0.950 for dlib (facekit's measured prior 0.945) and 0.616 for
+On LFW's main faces this lands at cosine 0.9485 for dlib (facekit's measured prior 0.945) and 0.609 for
 MobileFaceNet (prior 0.64), BCubed F within 0.5 points of each prior (bench/results/clustering.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -74,7 +76,8 @@ def calibrate_link_threshold(
 ) -> LinkThreshold | None:
     """The mixture's cut on the similarities of each face's nearest `ranks[0]` neighbours, else of more
     (`ranks[1:]`): in a collection where everyone has many photos, the closest neighbours are all the same
-    person and strangers only show further down; a link there needs `_dense_posterior`. None when no
+    person and strangers only show further down. `posterior`: what a link needs where a stranger link surely
+    decides a face's group; its odds are scaled by the chance that it does (`_alone_and_own`). None when no
     neighbourhood shows two modes to separate.
 
     `same` and `different`: similarities of neighbour pairs known to be one person (both labeled by hand
@@ -91,23 +94,10 @@ def calibrate_link_threshold(
     True
     """
     for count in ranks:
-        link = _mixture_cut(
-            graph, count, _dense_posterior(posterior, ranks[0]) if count > ranks[0] else posterior, same, different
-        )
+        link = _mixture_cut(graph, count, posterior, same, different)
         if link is not None or count >= graph.sims.shape[1]:
             return link
     return None
-
-
-def _dense_posterior(posterior: float, own_links: int) -> float:
-    """The posterior asked of a link when each face has `own_links` links to its own person: the odds
-    `posterior` asks, divided among those links (0.99 over 10: 0.908).
-
-    >>> round(_dense_posterior(0.99, 10), 3)
-    0.908
-    """
-    odds = posterior / (1 - posterior) / own_links
-    return odds / (1 + odds)
 
 
 def _mixture_cut(
@@ -146,9 +136,13 @@ def _mixture_cut(
         density = weights * np.exp(-((values[:, None] - means) ** 2) / (2 * variances)) / np.sqrt(variances)
         return density[:, 1] / np.maximum(density.sum(axis=1), 1e-300)
 
+    alone, own = _alone_and_own(graph, ranks, same_posterior)
+    decisive = alone + (1 - alone) / max(own, 1.0)
+    odds = posterior / (1 - posterior) * decisive
+    needed = odds / (1 + odds)
     grid = np.linspace(np.quantile(s, 0.001), s.max(), 2000)
     post = same_posterior(_fisher(grid))
-    above = np.flatnonzero((post >= posterior) & (grid >= np.tanh(means[0])))
+    above = np.flatnonzero((post >= needed) & (grid >= np.tanh(means[0])))
     if len(above) == 0:
         return None
     threshold = float(grid[above[0]])
@@ -159,10 +153,31 @@ def _mixture_cut(
         threshold=threshold,
         method="kNN similarity mixture" + (" + labels" if anchored else ""),
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {graph.n} faces "
-        f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}; cut where the "
-        f"same-person posterior reaches {posterior:.3g}",
+        f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}; {alone:.0%} of the faces "
+        f"have a stranger nearest, the rest ~{own:.1f} links to their own person, so a stranger link decides a "
+        f"face's group with chance {decisive:.2f}: cut where the same-person posterior reaches {needed:.3f} "
+        f"(odds {posterior / (1 - posterior):.0f}:1 x {decisive:.2f})",
         estimated_precision=precision,
     )
+
+
+MAX_FACES_READ = 20_000  # faces whose neighbours are read for `_alone_and_own` (a seeded sample beyond this)
+
+
+def _alone_and_own(
+    graph: KnnGraph, ranks: int, same_posterior: Callable[[np.ndarray], np.ndarray]
+) -> tuple[float, float]:
+    """The share of faces whose nearest neighbour is a stranger, and how many of its `ranks` nearest are the
+    face's own person for the rest, as the mixture's `same_posterior` expects them."""
+    sims = graph.sims[:, :ranks]
+    rows = np.flatnonzero(np.isfinite(sims).all(axis=1))
+    if len(rows) > MAX_FACES_READ:
+        rows = np.random.default_rng(0).choice(rows, MAX_FACES_READ, replace=False)
+    if len(rows) == 0:
+        return 1.0, 1.0
+    q = same_posterior(_fisher(sims[rows].ravel())).reshape(len(rows), ranks)
+    alone = float(1 - q[:, 0].mean())
+    return alone, float(q.sum(axis=1).mean() / max(1 - alone, 1e-6))
 
 
 MIN_LABELED_PAIRS = 50
