@@ -506,6 +506,18 @@ def proc_status_mb(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
+def proc_pss_mb(pid: int | str = "self") -> int | None:
+    """A process's proportional set size in MB (/proc/PID/smaps_rollup): each resident page counted once, however
+    many times it is mapped (Qdrant Edge maps its segment files twice; RSS counts those pages twice)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> int:
     """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
     peak = proc_status_mb("VmHWM")

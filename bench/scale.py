@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.clustering import peak_rss_mb, proc_status_mb, synthetic
+from bench.clustering import peak_rss_mb, proc_pss_mb, proc_status_mb, synthetic
 from bench.report import machine, write_suite
 from facekit.dual import READ_FIELDS, DualModeClusterer
 from facekit.store import FaceStore
@@ -153,18 +153,20 @@ def incremental_add_ms(
     return round(statistics.median(latency[1:] if skip_first else latency), 1)
 
 
-def run_sampled(cmd: list[str], every: float = 0.5) -> tuple[int, str, str, int]:
-    """Run `cmd`, sampling its RssAnon every `every` s from here (a thread inside would stall while the
-    engine holds the GIL); returns its exit status, stdout, stderr and peak RssAnon (MB)."""
+def run_sampled(cmd: list[str], every: float = 0.5) -> tuple[int, str, str, dict[str, int]]:
+    """Run `cmd`, sampling its memory every `every` s from here (a thread inside would stall while the
+    engine holds the GIL); returns its exit status, stdout, stderr and the peaks (MB) of its RssAnon (heap, not
+    mapped files) and of its PSS (every resident page once)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        peak = 0
+        peaks = {"peak_anon_mb": 0, "peak_pss_mb": 0}
         while proc.poll() is None:
-            peak = max(peak, proc_status_mb("RssAnon", proc.pid) or 0)  # heap, not mapped files
+            peaks["peak_anon_mb"] = max(peaks["peak_anon_mb"], proc_status_mb("RssAnon", proc.pid) or 0)
+            peaks["peak_pss_mb"] = max(peaks["peak_pss_mb"], proc_pss_mb(proc.pid) or 0)
             time.sleep(every)
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read(), err.read(), peak
+        return proc.returncode, out.read(), err.read(), peaks
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -179,8 +181,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "rebuild that follows it (the pass's labels take the faces it writes out of Edge's indexed segment); first "
         "add in a later process: one face added through a new `DualModeClusterer` on the reopened store. "
         "scroll_all: every face with the payload fields a clustering pass reads. Peak RSS: VmHWM, which counts "
-        "the pages of Edge's memory-mapped segment files (page cache the kernel can evict); in brackets the peak "
-        "of the anonymous part (RssAnon, sampled every 0.5 s).",
+        "the pages of Edge's memory-mapped segment files (page cache the kernel can evict), and counts them twice: "
+        "Edge maps each segment file twice. In brackets, sampled every 0.5 s: the peak PSS (every resident page "
+        "once) and the peak of the anonymous part (RssAnon).",
         "",
         "| engine | faces | import | HNSW build | search p50 / p99 | scroll_all | stats | cluster_all_faces | "
         "HNSW rebuild after it | incremental add (after the pass / rebuilt) | reopen | first add in a later process | "
@@ -194,7 +197,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         build = f"{r['index_build_s']} s" if "index_build_s" in r else "not built" if r["engine"] == "edge" else "–"
         rebuild = f"{r['reindex_s']} s" if "reindex_s" in r else "–"
         add = f"{r['incremental_add_ms']} / {r.get('incremental_add_reindexed_ms', '–')} ms"
-        anon = f" ({r['peak_anon_mb']:,} anonymous)" if "peak_anon_mb" in r else ""
+        pss = f"PSS {r['peak_pss_mb']:,} MB, " if "peak_pss_mb" in r else ""
+        anon = f" ({pss}{r['peak_anon_mb']:,} MB anonymous)" if "peak_anon_mb" in r else ""
         lines.append(
             f"| {r['engine']} | {r['faces']:,} | {r['import_s']} s | {build} | "
             f"{r['search_p50_ms']} / {r['search_p99_ms']} ms | {r['scroll_all_s']} s | {r['stats_s']} s | "
@@ -236,11 +240,11 @@ def main() -> None:
                 continue
             cmd = [sys.executable, __file__, "--one", engine, str(n)] + (["--dir", args.dir] if args.dir else [])
             cmd += ["--no-index-build"] if args.no_index_build else []
-            returncode, stdout, stderr, anon_mb = run_sampled(cmd)
+            returncode, stdout, stderr, peaks = run_sampled(cmd)
             if returncode != 0:
                 rows.append({"engine": engine, "faces": n, "error": stderr.strip().splitlines()[-1][:200]})
             else:
-                rows.append({**json.loads(stdout.strip().splitlines()[-1]), "peak_anon_mb": anon_mb})
+                rows.append({**json.loads(stdout.strip().splitlines()[-1]), **peaks})
             print(rows[-1], flush=True)
     meta["load_after"] = round(os.getloadavg()[0], 2)
     write_suite(args.suite, {"machine": meta, "rows": rows}, markdown(rows, meta))
