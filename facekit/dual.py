@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 from facekit.assign.person_assigner import PersonAssigner
 from facekit.assign.pseudo_labels import PSEUDO_SIGMAS, PSEUDO_WEIGHT, stored_pseudo_labels
 from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
-from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, known_pairs
+from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, known_pairs, sampled_neighbours
 from facekit.config import Settings, get_settings
 from facekit.embedding import MODEL_DEFAULTS
 from facekit.errors import ConfigError
@@ -351,7 +351,7 @@ class DualModeClusterer:
         else:  # the threshold is the whole collection's: labeling some faces must not move it
             whole = knn_graph(faces.embeddings, KNN_K)
             graph = _without_same_image_edges(whole, all_images)
-            link = self._calibrated_link(whole, graph, all_images, same, different)
+            link = self._calibrated_link(faces.embeddings, whole, graph, all_images, same, different)
             del whole, graph
             x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
         start = time.perf_counter()
@@ -359,7 +359,7 @@ class DualModeClusterer:
         log.info("kNN graph of %d unknown faces (k=%d): %.1f s", len(idx), KNN_K, time.perf_counter() - start)
         graph = _without_same_image_edges(full, images)
         if everyone:
-            link = self._calibrated_link(full, graph, images, same, different)
+            link = self._calibrated_link(x, full, graph, images, same, different)
         clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
         start = time.perf_counter()
         labels = clusterer.fit(x, graph=graph).labels_
@@ -388,20 +388,33 @@ class DualModeClusterer:
         return known_pairs(faces.embeddings, people, images)
 
     def _calibrated_link(
-        self, full: KnnGraph, graph: KnnGraph, images: np.ndarray, same: np.ndarray, different: np.ndarray
+        self,
+        embeddings: np.ndarray,
+        full: KnnGraph,
+        graph: KnnGraph,
+        images: np.ndarray,
+        same: np.ndarray,
+        different: np.ndarray,
     ) -> LinkThreshold:
-        """`_link_threshold` on `graph` (`full` without same-photo edges), with two faces of one photo
-        among `full`'s neighbours as free different-person pairs."""
-        return self._link_threshold(graph, same, np.concatenate([different, _one_photo_pairs(full, images)]))
+        """`_link_threshold` on `graph` (`full`, the kNN graph of `embeddings`, without same-photo edges), with
+        two faces of one photo among `full`'s neighbours as free different-person pairs, and a sample of the
+        faces read further down where everyone's nearest are their own person."""
+        different = np.concatenate([different, _one_photo_pairs(full, images)])
+        return self._link_threshold(graph, same, different, sampled_neighbours(embeddings, images))
 
     def _link_threshold(
-        self, graph: KnnGraph, same: np.ndarray | None = None, different: np.ndarray | None = None
+        self,
+        graph: KnnGraph,
+        same: np.ndarray | None = None,
+        different: np.ndarray | None = None,
+        deeper: Callable[[int], KnnGraph] | None = None,
     ) -> LinkThreshold:
         """A threshold the user fixed, else one calibrated on `graph` (anchored by pairs known to be
-        the `same` person or `different` ones where there are enough), else the model's measured prior,
-        else a generic one (logged). What the data says is kept in `data_link_` either way."""
+        the `same` person or `different` ones where there are enough; `deeper` as `calibrate_link_threshold`
+        takes it), else the model's measured prior, else a generic one (logged). What the data says is kept
+        in `data_link_` either way."""
         self.data_link_ = (
-            calibrate_link_threshold(graph, same=same, different=different)
+            calibrate_link_threshold(graph, same=same, different=different, deeper=deeper)
             if graph.n >= MIN_CALIBRATION_FACES
             else None
         )
@@ -492,7 +505,8 @@ class DualModeClusterer:
             images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
             same, different = self._labeled_pairs(faces, images)
             full = knn_graph(faces.embeddings, KNN_K)
-            self._calibrated_link(full, _without_same_image_edges(full, images), images, same, different)
+            graph = _without_same_image_edges(full, images)
+            self._calibrated_link(faces.embeddings, full, graph, images, same, different)
         assert self.link_ is not None
         return self.link_.threshold
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
-from facekit.cluster.calibration import calibrate_link_threshold, known_pairs
+from facekit.cluster.calibration import calibrate_link_threshold, known_pairs, sampled_neighbours
 from facekit.dual import DualModeClusterer
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
@@ -72,6 +72,26 @@ def test_a_dense_collection_is_calibrated_further_down_its_neighbours(within, be
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
     # every face has ~15 links to its own person that outvote a stranger link: a link needs far less than 99:1
     assert _needed_posterior(link) < 0.9
+
+
+@pytest.mark.parametrize(("within", "between"), [(0.95, 0.85), (0.8, 0.05)])
+def test_a_collection_of_few_people_with_many_photos_is_read_further_down_a_sample(within, between):
+    """20 people with 60 photos each: even the 30 nearest are all the same person. A sample of faces is read
+    100 deep among all of them, with pairs of one photo's faces left out."""
+    x, who = space(within, between, people=20, per_person=60, dense=True)
+    graph = knn_graph(x, 30)
+    assert calibrate_link_threshold(graph) is None  # no stranger within anyone's 30 nearest
+    images = np.arange(len(x)).astype(str)
+    images[1::2] = images[::2][: len(images[1::2])]  # two faces a photo: never each other's neighbours
+    deeper = sampled_neighbours(x, images, sample=300)
+    link = calibrate_link_threshold(graph, deeper=deeper)
+    assert link is not None and "100 nearest" in link.reason and "a sample of 300 faces" in link.reason
+    assert between < link.threshold < within
+    calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
+    assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
+    everyone = sampled_neighbours(x, images, sample=len(x))(100)  # the sample is every face, in order
+    one_photo = images[everyone.indices] == images[:, None]
+    assert one_photo.any(axis=1).mean() > 0.9 and not np.isfinite(everyone.sims[one_photo]).any()
 
 
 def _needed_posterior(link) -> float:
