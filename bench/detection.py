@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.report import machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, knn_graph  # noqa: E402
-from facekit.cluster.calibration import calibrate_link_threshold  # noqa: E402
+from facekit.cluster.calibration import calibrate_link_threshold, sampled_neighbours  # noqa: E402
 from facekit.embedding.base import ARCFACE_TEMPLATE, main_face_order, similarity_transform  # noqa: E402
 from facekit.embedding.landmarks import FivePointDetector, dlib_model_dir  # noqa: E402
 from facekit.embedding.mobilefacenet import DEFAULTS, load_mobilefacenet  # noqa: E402
@@ -153,7 +153,7 @@ def cluster_f(x: np.ndarray, found: np.ndarray, truth: np.ndarray) -> tuple[floa
     model's prior if that fails), and the threshold."""
     idx = np.flatnonzero(found)
     graph = knn_graph(x[idx], 30)
-    link = calibrate_link_threshold(graph)
+    link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x[idx]))
     threshold = link.threshold if link else 1 - DEFAULTS.unknown_eps
     labels = np.full(len(x), -1)
     labels[idx] = ChineseWhispers(threshold, min_cluster_size=1).fit_predict(x[idx], graph=graph)
