@@ -131,16 +131,23 @@ class EdgeClient:
         catalog = self._read_catalog()
         for name, info in catalog.items():
             try:
-                shard = qe.EdgeShard.load(str(self.root / name))
-            except Exception as exc:  # the engine raises a bare Exception
+                shard = self._load(name)
+            except OSError:
                 self.close()
-                if "WouldBlock" in str(exc):
-                    raise BlockingIOError(f"{self.root / name} is locked by another process") from None
-                raise OSError(f"cannot open the Qdrant Edge shard {self.root / name}: {exc}") from None
+                raise
             self._collections[name] = _Collection(
                 shard, int(info["dim"]), info.get("metadata") or {}, list(info.get("indexed") or []),
                 int(info.get("written", 0)),
             )  # fmt: skip
+
+    def _load(self, name: str) -> Any:
+        """Open the collection's shard folder; OSError (BlockingIOError when another process has it) if not."""
+        try:
+            return qe.EdgeShard.load(str(self.root / name))
+        except Exception as exc:  # the engine raises a bare Exception
+            if "WouldBlock" in str(exc):
+                raise BlockingIOError(f"{self.root / name} is locked by another process") from None
+            raise OSError(f"cannot open the Qdrant Edge shard {self.root / name}: {exc}") from None
 
     # -- catalog ------------------------------------------------------------------------------
     def _read_catalog(self) -> dict[str, Any]:
@@ -337,8 +344,16 @@ class EdgeClient:
 
     # -- engine -------------------------------------------------------------------------------
     def optimize(self, name: str) -> bool:
-        """Build the collection's index (HNSW) now, blocking; True when something was optimized."""
-        c = self._get(name)
+        """Build the collection's index (HNSW) now, blocking; True when something was optimized.
+
+        The shard is reopened first: that unmaps the segment pages earlier reads left resident (a clustering
+        pass reads every vector), so the build's peak holds only what it reads and writes (at 200K faces
+        after a pass: peak PSS 3.7 -> 3.0 GB). Not to be run while other threads of this process query it."""
+        with self._lock:
+            c = self._get(name)
+            c.shard.flush()
+            c.shard.close()
+            c.shard = self._load(name)
         optimized = bool(c.shard.optimize())
         with self._lock:
             c.written = 0
