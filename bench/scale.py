@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ IMPORT_BATCH = 1000
 SEARCHES = 200
 INCREMENTAL = 20
 LABELED_PEOPLE = 30
+STEP = re.compile(r'"step": "([^"]+)"')  # a progress line's step, as `progress` prints it
 
 
 def records(x: np.ndarray, who: np.ndarray, start: int, prefix: str = "p") -> list[FaceRecord]:
@@ -78,6 +80,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         row["searchable_after_import"] = store.count() == n and store.search(x[0], top_k=1)[0].score > 0.99
         del x, batch  # the last batch's records are views of x: they would keep all of it
         if engine == "edge" and build_index:
+            progress("index build")
             t = time.perf_counter()
             store.client.optimize(store.collection)
             row["index_build_s"] = round(time.perf_counter() - t, 1)
@@ -90,6 +93,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         row["search_p50_ms"] = round(float(np.percentile(latencies, 50)), 2)
         row["search_p99_ms"] = round(float(np.percentile(latencies, 99)), 2)
         progress("search", engine=engine, n=n, p50=row["search_p50_ms"])
+        progress("scroll_all")
         t = time.perf_counter()
         everything = store.scroll_all(fields=READ_FIELDS)  # what a clustering pass reads
         row["scroll_all_s"] = round(time.perf_counter() - t, 1)
@@ -108,6 +112,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
             person = store.create_person(f"person {p}")
             store.label_faces([ids[i] for i in first[p][:3]], person.person_id)
         clusterer = DualModeClusterer(store)
+        progress("cluster_all_faces")
         t = time.perf_counter()
         summary = clusterer.cluster_all_faces()
         row["cluster_all_faces_s"] = round(time.perf_counter() - t, 1)
@@ -120,6 +125,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         # the pass's labels took the faces it wrote out of Edge's HNSW segment: rebuild, then add again
         row["outside_index_after_pass"] = store.faces_outside_search_index()
         if engine == "edge" and build_index:
+            progress("rebuild")
             t = time.perf_counter()
             store.build_search_index()
             row["reindex_s"] = round(time.perf_counter() - t, 1)
@@ -127,6 +133,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         else:  # the rest all the same: the reopened store must hold n + INCREMENTAL faces
             incremental_add_ms(store, clusterer, new[half:])
         row["stats_faces"] = stats["faces"]
+    progress("reopen")
     t = time.perf_counter()
     with FaceStore(folder, model_id=MODEL, dim=512) as store:
         reopened = store.count()
@@ -156,13 +163,20 @@ def incremental_add_ms(
 def run_sampled(cmd: list[str], every: float = 0.5) -> tuple[int, str, str, dict[str, int]]:
     """Run `cmd`, sampling its memory every `every` s from here (a thread inside would stall while the
     engine holds the GIL); returns its exit status, stdout, stderr and the peaks (MB) of its RssAnon (heap, not
-    mapped files) and of its PSS (every resident page once)."""
+    mapped files) and of its PSS (every resident page once), and the PSS peak within each step the child's
+    progress lines name (`peak_pss_by_step_mb`)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        peaks = {"peak_anon_mb": 0, "peak_pss_mb": 0}
+        peaks: dict = {"peak_anon_mb": 0, "peak_pss_mb": 0, "peak_pss_by_step_mb": {}}
+        step, read = "input", 0
         while proc.poll() is None:
+            err.seek(read)
+            step = ([m.group(1) for m in STEP.finditer(err.read())] or [step])[-1]
+            read = err.tell()
+            pss = proc_pss_mb(proc.pid) or 0
             peaks["peak_anon_mb"] = max(peaks["peak_anon_mb"], proc_status_mb("RssAnon", proc.pid) or 0)
-            peaks["peak_pss_mb"] = max(peaks["peak_pss_mb"], proc_pss_mb(proc.pid) or 0)
+            peaks["peak_pss_mb"] = max(peaks["peak_pss_mb"], pss)
+            peaks["peak_pss_by_step_mb"][step] = max(peaks["peak_pss_by_step_mb"].get(step, 0), pss)
             time.sleep(every)
         out.seek(0)
         err.seek(0)
@@ -210,6 +224,12 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines.append("\nPeak RSS (VmHWM) after each step, MB:\n")
         for r in stages:
             steps = ", ".join(f"{step} {mb:,}" for step, mb in r["peak_mb_after"].items())
+            lines.append(f"- {r['engine']} {r['faces']:,}: {steps}")
+    by_step = [r for r in rows if r.get("peak_pss_by_step_mb")]
+    if by_step:
+        lines.append("\nPeak PSS within each step (sampled every 0.5 s), MB:\n")
+        for r in by_step:
+            steps = ", ".join(f"{step} {mb:,}" for step, mb in r["peak_pss_by_step_mb"].items())
             lines.append(f"- {r['engine']} {r['faces']:,}: {steps}")
     return "\n".join(lines) + "\n"
 
