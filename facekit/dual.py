@@ -174,6 +174,7 @@ class DualModeClusterer:
         """Assign, cluster and save every face (or the first `max_faces`); returns a summary."""
         start = time.perf_counter()
         faces = self.store.scroll_all(fields=READ_FIELDS)
+        self.store.release_read_pages()  # the pass holds every vector itself from here
         if max_faces is not None:
             if max_faces < 1:
                 raise ValueError(f"max_faces must be >= 1, got {max_faces}")

@@ -160,6 +160,18 @@ def test_the_search_index_is_built_on_edge_only_and_when_enough_faces_are_new(st
     assert store.search(faces(300)[7].embedding, top_k=1)[0].face.face_id == faces(300)[7].face_id
 
 
+def test_letting_go_of_read_pages_keeps_every_face_and_write(store):
+    """A pass reads every vector, then lets go of the pages the read left mapped (Edge reopens its shard):
+    the store answers and takes writes as before, on every engine."""
+    store.add_faces(faces(300))
+    read = store.scroll_all()
+    store.release_read_pages()
+    assert store.count() == 300 and store.scroll_all().ids == read.ids
+    assert store.search(faces(300)[7].embedding, top_k=1)[0].face.face_id == faces(300)[7].face_id
+    store.update_payload({faces(300)[3].face_id: {S.CLUSTER_ID: S.cluster_name(1)}})
+    assert store.get_face(faces(300)[3].face_id).cluster_id == S.cluster_name(1)
+
+
 def test_relabeled_faces_leave_the_edge_search_index_until_it_is_rebuilt(store_path):
     """Qdrant copies a point it updates out of its indexed segment: a clustering pass's labels take faces out
     of the HNSW index. The store counts them (across a reopen), and `build_search_index` takes them back."""

@@ -348,6 +348,13 @@ class FaceStore:
         log.info("search index (HNSW) of %d faces built in %.1f s", self.count(), seconds)
         return seconds
 
+    def release_read_pages(self) -> None:
+        """After a bulk read whose vectors were copied out (`scroll_all`), let go of the segment pages it left
+        mapped in this process: an embedded (Edge) store reopens its shard (a second at 1M faces); other engines
+        map nothing here. A pass holds its own copy of every vector, so the store's would count twice."""
+        if self.engine == "edge":
+            self.client.reopen(self.collection)
+
     def faces_outside_search_index(self, info: Any = None) -> int | None:
         """Faces an embedded (Edge) store's searches compare one by one instead of finding through its HNSW
         index: those added, and those relabeled (Qdrant moves a point it updates out of its indexed segment),
