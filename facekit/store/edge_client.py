@@ -357,9 +357,9 @@ class EdgeClient:
         return optimized
 
     def reopen(self, name: str) -> None:
-        """Close the collection's shard and load it again: the segment pages its reads left mapped in this
-        process (a full read maps every vector, twice: `optimize`) are let go. Not to be run while other threads
-        of this process query it."""
+        """Close the collection's shard and load it again, which lets go of the segment pages its reads left
+        mapped in this process (a full read leaves every vector mapped, in two mappings). `optimize` and a
+        clustering pass call it. Not to be run while other threads of this process query it."""
         with self._lock:
             c = self._get(name)
             c.shard.flush()

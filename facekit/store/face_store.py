@@ -350,7 +350,7 @@ class FaceStore:
 
     def release_read_pages(self) -> None:
         """After a bulk read whose vectors were copied out (`scroll_all`), let go of the segment pages it left
-        mapped in this process: an embedded (Edge) store reopens its shard (a second at 1M faces); other engines
+        mapped in this process: an embedded (Edge) store reopens its shard (seconds at 1M faces); other engines
         map nothing here. A pass holds its own copy of every vector, so the store's would count twice."""
         if self.engine == "edge":
             self.client.reopen(self.collection)
