@@ -129,6 +129,61 @@ def test_the_consensus_of_visiting_orders_does_not_depend_on_the_order():
         ChineseWhispers(0.5, orders=0).fit(x)
 
 
+def _two_sided_person(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A person photographed two ways (150 and 80 faces, e.g. with and without glasses) and five others."""
+    dim = 32
+
+    def faces(center: np.ndarray, n: int) -> np.ndarray:
+        return center / np.linalg.norm(center) + 0.5 * rng.normal(size=(n, dim)) / np.sqrt(dim)
+
+    c = rng.normal(size=dim)
+    c /= np.linalg.norm(c)
+    d = rng.normal(size=dim)
+    d -= d @ c * c
+    d /= np.linalg.norm(d)
+    groups = [faces(c + 0.2 * d, 150), faces(c - 0.2 * d, 80)] + [faces(rng.normal(size=dim), 40) for _ in range(5)]
+    x = np.vstack(groups).astype(np.float32)
+    truth = np.repeat([0, 0, 1, 2, 3, 4, 5], [len(g) for g in groups])
+    return x / np.linalg.norm(x, axis=1, keepdims=True), truth
+
+
+def test_a_person_the_visiting_orders_split_by_chance_stays_one_group_with_every_seed():
+    """Orders disagree on whether the person's two sides are one group (a seed's 9 orders split them or not);
+    the two sides are as close as a link, so they are one group from every seed, and the others stay apart."""
+    import facekit.cluster.graph as graph
+
+    x, truth = _two_sided_person(np.random.default_rng(0))
+    seeds = range(10)
+    runs = [ChineseWhispers(0.6, seed=seed).fit_predict(x) for seed in seeds]
+    for labels in runs:
+        assert len(set(labels[truth == 0])) == 1
+        for person in range(1, 6):
+            mine = labels[truth == person]
+            assert len(set(mine)) == 1 and not np.isin(mine, labels[truth != person]).any()
+    # without the join, some seeds leave the person in two groups: the case this test is about
+    whole = graph._join_where_orders_disagree
+    try:
+        graph._join_where_orders_disagree = lambda x, labels, contested, threshold: labels
+        split = [len(set(ChineseWhispers(0.6, seed=seed).fit_predict(x)[truth == 0])) for seed in seeds]
+    finally:
+        graph._join_where_orders_disagree = whole
+    assert 1 in split and 2 in split
+
+
+def test_groups_the_orders_disagree_on_are_joined_only_when_they_are_as_close_as_a_link():
+    from facekit.cluster.graph import _join_where_orders_disagree
+
+    x = np.array([[1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    contested = np.array([[1, 2], [3, 4]])  # between groups 0 and 1 (cosine 0.8), and 1 and 2 (0.6)
+    assert _join_where_orders_disagree(x, labels, contested, 0.7).tolist() == [0, 0, 0, 0, 2, 2]
+    assert _join_where_orders_disagree(x, labels, contested, 0.85).tolist() == labels.tolist()
+    # a lone face stays what the orders' majority made it
+    assert _join_where_orders_disagree(x, np.array([0, 0, 1, 2, 3, 3]), np.array([[1, 2]]), 0.5).tolist() == [
+        0, 0, 1, 2, 3, 3
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])
 def test_every_method_recovers_separated_groups(method):
     from facekit.cluster import make_clusterer
