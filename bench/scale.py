@@ -244,6 +244,8 @@ def main() -> None:
     ap.add_argument("--no-index-build", action="store_true", help="skip Edge's HNSW build (46 min at 1M faces)")
     ap.add_argument("--suite", default="scale", help="results name: bench/results/SUITE.md")
     args = ap.parse_args()
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     if args.one:
         engine, n = args.one[0], int(args.one[1])
         folder = Path(tempfile.mkdtemp(prefix=f"scale-{engine}-{n}-", dir=args.dir))
