@@ -181,8 +181,8 @@ def _join_where_orders_disagree(
     x: np.ndarray, labels: np.ndarray, contested: np.ndarray, threshold: float
 ) -> np.ndarray:
     """`labels` with two groups (of >= 2 faces each) joined where `contested` edges run between them and the
-    groups' mean pairwise similarity clears `threshold`, as a link between two faces must; the largest pairs
-    are tried first, and a joined group's similarity to the next is that of all its faces.
+    mean similarity between their faces (each face of one with each of the other) clears `threshold`, as a link
+    between two faces must; the largest pairs are tried first, a joined group counting all its faces.
 
     Chinese Whispers can settle a person with many photos in one group or in two, by the visiting order, and
     where the orders split evenly their majority decides by chance: on all of LFW (MobileFaceNet, cosine 0.609)
