@@ -8,16 +8,25 @@ moves with them. Where everyone has many photos the 10 nearest are all the same 
 there), and the mixture reads the 30 nearest instead; where a few people have hundreds of photos even those are,
 and a seeded sample of faces is read 100, then 300 deep among all of them (`sampled_neighbours`).
 
-The link threshold is the lowest similarity where the same-person mode's posterior odds reach 99:1 times the chance
-that a stranger link decides a face's group: a face with no one like it nearby (its nearest neighbour a stranger,
-a share `alone` of the faces) goes wherever its stranger link points, while a face with ~`own` links to its own
-person goes where most of its links point (Chinese Whispers' vote), so the chance is alone + (1 - alone) / own,
-both read off the same mixture. All of LFW (a third of the people seen once): 0.37, posterior 0.973; people with
->= 2 photos: 0.18, 0.947; a dense set (~20 own links a face): 0.05, 0.84. The estimated pairwise precision is the
+The cut sits between the two modes where its distance above the strangers' mode, in their standard deviations,
+is `ratio` times its distance below the same-person mode, in theirs. A stranger link costs more the likelier it
+is to decide a face's group: a face with no one like it nearby (its nearest neighbour a stranger, a share `alone`
+of the faces) goes wherever its stranger link points, while a face with ~`own` links to its own person goes where
+most of its links point (Chinese Whispers' vote). So the ratio grows with that chance, alone + (1 - alone) / own,
+both read off the same mixture: `ratio` = 2 + 3 x chance. All of LFW (a third of the people seen once): chance
+0.37, ratio 3.1; a dense set (~20 own links a face): 0.05, 2.15. The estimated pairwise precision is the
 same-person mode's mean posterior over the edges kept.
 
-On LFW's main faces this lands at cosine 0.9485 for dlib (facekit's measured prior 0.945) and 0.609 for
-MobileFaceNet (prior 0.64), BCubed F within 0.5 points of each prior (bench/results/clustering.md).
+Read in standard deviations, the rule does not depend on how far apart a model puts the modes or how wide it
+makes them. On LFW's sets without dense people (all of LFW, people with 2-9 photos) the best cut of facekit's
+clusterer sits at a ratio of 2.8-3.4 for both dlib and MobileFaceNet; on dense sets anywhere from 1 to 2.9, with
+flat optima. The posterior odds this replaces (99:1 times the chance) cut MobileFaceNet's LFW at a ratio of 2.3
+and dlib's people with 2-9 photos at 6.5: the Gaussian's stranger tail falls off far faster than the strangers'
+real one (on LFW, MobileFaceNet, ~800 stranger edges above the old cut where the mixture expects 9), so its
+posterior said little about where strangers stop.
+
+On LFW's main faces this lands at cosine 0.9466 for dlib (facekit's measured prior 0.945) and 0.633 for
+MobileFaceNet (prior 0.64) (bench/results/clustering.md).
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ MIN_SEPARATION_ANCHORED = 1.0
 # person's photos (near-duplicates above, the rest below) and a cut between them splits people: MobileFaceNet
 # on LFW's people with >= 5 photos cut at 0.87 (ratio 1.06), BCubed F 0.25.
 MAX_STRANGER_SPREAD = 0.7
+# The cut's distance above the strangers' mode over its distance below the same-person mode (each in its mode's
+# standard deviations): BASE_RATIO where stranger links decide no face's group, and DECISIVE_RATIO more per unit
+# of the chance that one does. Fitted on LFW's 14 sets (7 shapes, dlib and MobileFaceNet), where a ratio of 3 is
+# within 0.0005 F of the best cut on every set without dense people, for both models.
+BASE_RATIO = 2.0
+DECISIVE_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,6 @@ def calibrate_link_threshold(
     graph: KnnGraph,
     *,
     ranks: tuple[int, ...] = (10, 30, 100, 300),
-    posterior: float = 0.99,
     same: np.ndarray | None = None,
     different: np.ndarray | None = None,
     deeper: Callable[[int], KnnGraph] | None = None,
@@ -80,9 +94,8 @@ def calibrate_link_threshold(
     """The mixture's cut on the similarities of each face's nearest `ranks[0]` neighbours, else of more
     (`ranks[1:]`): in a collection where everyone has many photos, the closest neighbours are all the same
     person and strangers only show further down. Ranks beyond `graph`'s are read from `deeper(max(ranks))`
-    (`sampled_neighbours`: a sample of faces, read that far down) when given. `posterior`: what a link needs
-    where a stranger link surely decides a face's group; its odds are scaled by the chance that it does
-    (`_alone_and_own`). None when no neighbourhood shows two modes to separate.
+    (`sampled_neighbours`: a sample of faces, read that far down) when given. None when no neighbourhood shows
+    two modes to separate.
 
     `same` and `different`: similarities of neighbour pairs known to be one person (both labeled by hand
     as them) or two (labeled as two people, or two faces of one photo), found among the same collection's
@@ -103,9 +116,9 @@ def calibrate_link_threshold(
     True
     """
     deep = functools.cache(deeper) if deeper is not None else None
-    link = _first_cut(graph, ranks, posterior, None, different, deep)
+    link = _first_cut(graph, ranks, None, different, deep)
     if link is None and _labeled(same, "")[0] is not None:
-        return _first_cut(graph, ranks, posterior, same, different, deep)
+        return _first_cut(graph, ranks, same, different, deep)
     if link is not None and same is not None and len(same):
         kept = float(np.mean(np.asarray(same) >= link.threshold))
         link = replace(
@@ -118,7 +131,6 @@ def calibrate_link_threshold(
 def _first_cut(
     graph: KnnGraph,
     ranks: tuple[int, ...],
-    posterior: float,
     same: np.ndarray | None,
     different: np.ndarray | None,
     deeper: Callable[[int], KnnGraph] | None,
@@ -128,7 +140,7 @@ def _first_cut(
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
-        link = _mixture_cut(graph, count, posterior, same, different, sampled)
+        link = _mixture_cut(graph, count, same, different, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             return link
     return None
@@ -158,7 +170,6 @@ def sampled_neighbours(
 def _mixture_cut(
     graph: KnnGraph,
     ranks: int,
-    posterior: float,
     same: np.ndarray | None,
     different: np.ndarray | None,
     sampled: bool = False,
@@ -199,14 +210,10 @@ def _mixture_cut(
 
     alone, own = _alone_and_own(graph, ranks, same_posterior)
     decisive = alone + (1 - alone) / max(own, 1.0)
-    odds = posterior / (1 - posterior) * decisive
-    needed = odds / (1 + odds)
-    grid = np.linspace(np.quantile(s, 0.001), s.max(), 2000)
-    post = same_posterior(_fisher(grid))
-    above = np.flatnonzero((post >= needed) & (grid >= np.tanh(means[0])))
-    if len(above) == 0:
-        return None
-    threshold = float(grid[above[0]])
+    ratio = BASE_RATIO + DECISIVE_RATIO * decisive
+    spread = np.sqrt(variances)
+    cut = (means[0] * spread[1] + ratio * means[1] * spread[0]) / (spread[1] + ratio * spread[0])
+    threshold = float(np.tanh(cut))
     kept = s >= threshold
     precision = float(same_posterior(z[kept, 0]).mean()) if kept.any() else None
     how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
@@ -217,8 +224,8 @@ def _mixture_cut(
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {faces} "
         f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}; {alone:.0%} of the faces "
         f"have a stranger nearest, the rest ~{own:.1f} links to their own person, so a stranger link decides a "
-        f"face's group with chance {decisive:.2f}: cut where the same-person posterior reaches {needed:.3f} "
-        f"(odds {posterior / (1 - posterior):.0f}:1 x {decisive:.2f})",
+        f"face's group with chance {decisive:.2f}: cut {ratio:.2f} times as many standard deviations above the "
+        "strangers' mode as below the same person's",
         estimated_precision=precision,
     )
 
