@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,35 +192,3 @@ def test_relabeled_faces_leave_the_edge_search_index_until_it_is_rebuilt(store_p
         assert store.faces_outside_search_index() == 0
         assert store.build_search_index() is None  # nothing left to index
         assert store.get_face(recs[5].face_id).cluster_id == S.cluster_name(1)
-
-
-def _resident_vector_bytes(folder) -> int:
-    """Bytes of the store's vector files this process holds in memory, over all their mappings."""
-    total, counting = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        parts = line.split()
-        if "-" in parts[0] and not parts[0].endswith(":"):  # a mapping's header line
-            counting = len(parts) >= 6 and parts[5].startswith(str(folder)) and "vector_storage" in parts[5]
-        elif counting and parts[0] == "Rss:":
-            total += int(parts[1]) * 1024
-    return total
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads Linux's /proc/self/smaps")
-def test_an_edge_store_reads_its_vectors_as_they_are_used_not_when_it_opens(store_path):
-    """Opening (or reopening, as a pass does to let go of its read) maps the vector files without reading
-    them into memory: Edge's default would hold every vector a second time beside what a scroll reads."""
-    n, dim = 8_000, 512  # 16 MB of vectors
-    emb = np.random.default_rng(1).normal(size=(n, dim)).astype(np.float32)
-    recs = [FaceRecord(S.face_point_id(f"img{i}", 0, "m"), f"img{i}", f"/p/{i}.jpg", 0, (0, 0, 9, 9), 0.9, 0.5, "m",
-                       embedding=emb[i]) for i in range(n)]  # fmt: skip
-    with FaceStore(store_path, model_id="m", dim=dim) as store:
-        store.add_faces(recs)
-        assert store.engine == "edge"
-    with FaceStore(store_path, model_id="m", dim=dim) as store:
-        assert _resident_vector_bytes(store_path) < emb.nbytes / 8
-        read = store.scroll_all()
-        assert np.allclose(read.embeddings[read.ids.index(recs[9].face_id)], emb[9] / np.linalg.norm(emb[9]), atol=1e-5)
-        store.release_read_pages()
-        assert _resident_vector_bytes(store_path) < emb.nbytes / 8
-        assert store.search(emb[9], top_k=1)[0].face.face_id == recs[9].face_id

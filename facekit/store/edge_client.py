@@ -131,7 +131,7 @@ class EdgeClient:
         catalog = self._read_catalog()
         for name, info in catalog.items():
             try:
-                shard = self._load(name, int(info["dim"]))
+                shard = self._load(name)
             except OSError:
                 self.close()
                 raise
@@ -140,12 +140,10 @@ class EdgeClient:
                 int(info.get("written", 0)),
             )  # fmt: skip
 
-    def _load(self, name: str, dim: int) -> Any:
-        """Open the collection's shard folder; OSError (BlockingIOError when another process has it) if not.
-        A shard made before its vectors were kept Cold (`_vectors`) takes the setting here, and its segments at
-        their next index build (seconds: the index is kept)."""
+    def _load(self, name: str) -> Any:
+        """Open the collection's shard folder; OSError (BlockingIOError when another process has it) if not."""
         try:
-            return qe.EdgeShard.load(str(self.root / name), qe.EdgeConfig(vectors=_vectors(dim)))
+            return qe.EdgeShard.load(str(self.root / name))
         except Exception as exc:  # the engine raises a bare Exception
             if "WouldBlock" in str(exc):
                 raise BlockingIOError(f"{self.root / name} is locked by another process") from None
@@ -210,10 +208,14 @@ class EdgeClient:
             if name in self._collections:
                 raise ValueError(f"Collection {name} already exists")
             dim = int(vectors_config.size) if isinstance(vectors_config, models.VectorParams) else 0
+            if dim:
+                vectors = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+            else:
+                vectors = qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot)
             path = self.root / name
             if path.exists():  # left by a create that died before the catalog was written
                 shutil.rmtree(path)
-            shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=_vectors(dim)))
+            shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(vectors=vectors))
             self._collections[name] = _Collection(shard, dim, dict(metadata or {}))
             self._write_catalog()
             return True
@@ -362,7 +364,7 @@ class EdgeClient:
             c = self._get(name)
             c.shard.flush()
             c.shard.close()
-            c.shard = self._load(name, c.dim)
+            c.shard = self._load(name)
 
     def flush(self) -> None:
         for c in self._collections.values():
@@ -380,19 +382,6 @@ class EdgeClient:
                 with contextlib.suppress(Exception):  # closing what failed to open half-way
                     c.shard.close()
             self._collections.clear()
-
-
-def _vectors(dim: int) -> Any:
-    """A collection's vector storage: `dim`-d cosine, or the 1-d placeholder of a payload-only collection (0).
-
-    Cold: memory-mapped and read as searches and scrolls reach it. Edge's default, Cached, reads every vector
-    into a second mapping of the file each time the shard opens, beside the one scrolls read through, so a
-    pass that reads every face (and reopens the shard to let go of that read) held the file twice: 2 GB
-    more at a million 512-d faces. At 100K faces 200 searches right after opening take 3.3 ms at the median
-    Cold and 2.1 ms Cached, and the same once the pages are in (2.4 and 2.3 ms; scratch measurement)."""
-    if dim:
-        return qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)
-    return qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot, memory=qe.Memory.Cold)
 
 
 def _facet_value(value: Any) -> Any:
