@@ -104,8 +104,9 @@ def calibrate_link_threshold(
     Same-person pairs anchor only where the neighbourhoods show no two modes without them: they are pairs
     among the few photos a user labeled of each person (often the people with most photos), further down each
     other's neighbours than the person's closest photos, so they widen the same-person mode and move a cut the
-    data already gives (LFW, MobileFaceNet, 3 labels a person: 0.6091 -> 0.6067, F of the never-labeled faces
-    0.9766 -> 0.9757). Where the cut comes without them, the reason reports how many of them it keeps.
+    data already gives (LFW, MobileFaceNet, 3 labels a person, under the posterior-odds cut this module used
+    before: 0.6091 -> 0.6067, F of the never-labeled faces 0.9766 -> 0.9757). Where the cut comes without them,
+    the reason reports how many of them it keeps.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
