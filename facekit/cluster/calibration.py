@@ -26,7 +26,8 @@ real one (on LFW, MobileFaceNet, ~800 stranger edges above the old cut where the
 posterior said little about where strangers stop.
 
 On LFW's main faces this lands at cosine 0.9466 for dlib (facekit's measured prior 0.945) and 0.633 for
-MobileFaceNet (prior 0.64) (bench/results/clustering.md).
+MobileFaceNet (prior 0.64) (bench/results/clustering.md). On LFW crops cut to the inner 85% of the face box
+(MobileFaceNet, bench/results/detection.md) it lands at 0.593 where the best cut is 0.55: F 0.9782 against 0.9808.
 """
 
 from __future__ import annotations
