@@ -57,8 +57,9 @@ def progress(step: str, **figures: object) -> None:
     print(json.dumps({"step": step, **figures}), file=sys.stderr, flush=True)
 
 
-def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict:
-    """Every measurement of one engine at one size (searches brute-force when the index is not built)."""
+def run_one(engine: str, n: int, folder: Path, build_index: bool = True, rebuild: bool = True) -> dict:
+    """Every measurement of one engine at one size (searches brute-force when the index is not built; no
+    rebuild after the pass unless `rebuild`)."""
     x, who = synthetic(n + INCREMENTAL)
     # what the bench needs of its input after the import, copied out: the input itself (2 GB at 1M) is let go
     x_new, queries = x[n:].copy(), x[np.random.default_rng(1).choice(n, SEARCHES, replace=False)]
@@ -124,7 +125,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True) -> dict
         row["incremental_add_ms"] = incremental_add_ms(store, clusterer, new[:half])
         # the pass's labels took the faces it wrote out of Edge's HNSW segment: rebuild, then add again
         row["outside_index_after_pass"] = store.faces_outside_search_index()
-        if engine == "edge" and build_index:
+        if engine == "edge" and build_index and rebuild:
             progress("rebuild")
             t = time.perf_counter()
             store.build_search_index()
@@ -242,6 +243,7 @@ def main() -> None:
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", default=None, help="where the stores go (default: a temporary folder)")
     ap.add_argument("--no-index-build", action="store_true", help="skip Edge's HNSW build (46 min at 1M faces)")
+    ap.add_argument("--no-rebuild", action="store_true", help="skip the HNSW rebuild after the pass (45 min at 1M)")
     ap.add_argument("--suite", default="scale", help="results name: bench/results/SUITE.md")
     args = ap.parse_args()
     if args.dir:
@@ -250,7 +252,8 @@ def main() -> None:
         engine, n = args.one[0], int(args.one[1])
         folder = Path(tempfile.mkdtemp(prefix=f"scale-{engine}-{n}-", dir=args.dir))
         try:
-            print(json.dumps(run_one(engine, n, folder / "store", not args.no_index_build)), flush=True)
+            row = run_one(engine, n, folder / "store", not args.no_index_build, not args.no_rebuild)
+            print(json.dumps(row), flush=True)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -262,6 +265,7 @@ def main() -> None:
                 continue
             cmd = [sys.executable, __file__, "--one", engine, str(n)] + (["--dir", args.dir] if args.dir else [])
             cmd += ["--no-index-build"] if args.no_index_build else []
+            cmd += ["--no-rebuild"] if args.no_rebuild else []
             returncode, stdout, stderr, peaks = run_sampled(cmd)
             if returncode != 0:
                 rows.append({"engine": engine, "faces": n, "error": stderr.strip().splitlines()[-1][:200]})

@@ -161,8 +161,8 @@ def test_the_search_index_is_built_on_edge_only_and_when_enough_faces_are_new(st
 
 
 def test_letting_go_of_read_pages_keeps_every_face_and_write(store):
-    """A pass reads every vector, then lets go of the pages the read left mapped (Edge reopens its shard):
-    the store answers and takes writes as before, on every engine."""
+    """A pass reads every vector, then lets go of the pages the read left mapped (Edge drops them,
+    tests/test_mapped_pages.py): the store answers and takes writes as before, on every engine."""
     store.add_faces(faces(300))
     read = store.scroll_all()
     store.release_read_pages()
