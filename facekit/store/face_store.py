@@ -30,6 +30,9 @@ from facekit.types import FaceRecord, Person, SearchHit
 log = logging.getLogger(__name__)
 
 UPSERT_BATCH = 512
+# Faces from which a label write is a bulk one: Edge copies each point it updates (its vector too) out of its
+# indexed segment, and the copies stay resident in this process until let go of (2 GB after a first pass at 1M).
+BULK_WRITE = 10_000
 SCROLL_BATCH = 2048
 # qdrant-client's local mode sorts every id on each scroll call: read it in few, large pages.
 LOCAL_SCROLL_BATCH = 1 << 17
@@ -471,6 +474,8 @@ class FaceStore:
             for start in range(0, len(items), UPSERT_BATCH):
                 self._set_payloads(items[start : start + UPSERT_BATCH])
                 bar.update(len(items[start : start + UPSERT_BATCH]))
+        if self.engine == "edge" and len(items) >= BULK_WRITE:
+            self.client.release_pages(self.collection)
 
     def _set_payloads(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         if isinstance(self.client, EdgeClient):  # the engine takes them as they are (~5 s less at 100K faces)
