@@ -11,7 +11,7 @@ import pytest
 
 from facekit.store import FaceStore
 from facekit.store import schema as S
-from facekit.store.face_store import BULK_WRITE
+from facekit.store.face_store import BULK_FACES
 from facekit.store.mapped_pages import release_mapped_pages
 from facekit.types import FaceRecord
 
@@ -54,8 +54,8 @@ def test_a_private_writable_map_is_left_alone(tmp_path):
 
 def test_reading_every_face_of_an_edge_store_leaves_its_segments_unmapped(tmp_path):
     """Edge fills its search map on open and reads through a second map; a bulk read (`scroll_all`) copies
-    the vectors out and lets go of both, as a bulk label write does of the copies it makes; the store answers as
-    before."""
+    the vectors out and lets go of both (a small read keeps them), as a bulk label write does of the copies it
+    makes; the store answers as before."""
     dim, n = 128, 20_500  # Edge builds HNSW above ~10 MB of vectors: the indexed segment is the one filled on open
     emb = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
     recs = [FaceRecord(S.face_point_id(f"img{i}", 0, "m"), f"img{i}", f"/p/{i}.jpg", 0, (0, 0, 9, 9), 0.9, 0.5, "m",
@@ -67,6 +67,9 @@ def test_reading_every_face_of_an_edge_store_leaves_its_segments_unmapped(tmp_pa
         shard = store.client.root / store.collection
         assert store.engine == "edge" and shard.is_dir()
         assert resident_kb(shard) > n * dim * 4 // 1024 // 2  # the search map, filled on open
+        store.label_faces([r.face_id for r in recs[:3]], store.create_person("Ann").person_id)
+        assert len(store.scroll_labeled().ids) == 3  # a small read keeps what later searches use
+        assert resident_kb(shard) > n * dim * 4 // 1024 // 2
         read = store.scroll_all()
         assert resident_kb(shard) < n * dim * 4 // 1024 // 20
         np.testing.assert_allclose(read.embeddings[read.ids.index(recs[9].face_id)], emb[9] / np.linalg.norm(emb[9]),
@@ -78,7 +81,7 @@ def test_reading_every_face_of_an_edge_store_leaves_its_segments_unmapped(tmp_pa
         assert store.get_face(recs[3].face_id).cluster_id == S.cluster_name(1)
         assert store.search(emb[11], top_k=1)[0].face.face_id == recs[11].face_id
         # a bulk label write (a pass's) copies its points out of the indexed segment: the copies are let go of too
-        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(2)} for r in recs[:BULK_WRITE]})
+        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(2)} for r in recs[:BULK_FACES]})
         assert resident_kb(shard) < n * dim * 4 // 1024 // 20
-        assert store.get_face(recs[BULK_WRITE - 1].face_id).cluster_id == S.cluster_name(2)
+        assert store.get_face(recs[BULK_FACES - 1].face_id).cluster_id == S.cluster_name(2)
         assert store.search(emb[11], top_k=1)[0].face.face_id == recs[11].face_id

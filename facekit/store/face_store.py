@@ -30,9 +30,11 @@ from facekit.types import FaceRecord, Person, SearchHit
 log = logging.getLogger(__name__)
 
 UPSERT_BATCH = 512
-# Faces from which a label write is a bulk one: Edge copies each point it updates (its vector too) out of its
-# indexed segment, and the copies stay resident in this process until let go of (2 GB after a first pass at 1M).
-BULK_WRITE = 10_000
+# Faces from which a read or a label write is a bulk one, whose pages an embedded (Edge) store lets go of: a read
+# leaves every vector it copied out resident, and a write the copies Edge makes of each point it updates (its
+# vector too) out of the indexed segment (2 GB each at 1M faces). Smaller ones keep them: letting go also drops
+# the search map each open fills, which later searches fault back in.
+BULK_FACES = 10_000
 SCROLL_BATCH = 2048
 # qdrant-client's local mode sorts every id on each scroll call: read it in few, large pages.
 LOCAL_SCROLL_BATCH = 1 << 17
@@ -474,7 +476,7 @@ class FaceStore:
             for start in range(0, len(items), UPSERT_BATCH):
                 self._set_payloads(items[start : start + UPSERT_BATCH])
                 bar.update(len(items[start : start + UPSERT_BATCH]))
-        if self.engine == "edge" and len(items) >= BULK_WRITE:
+        if self.engine == "edge" and len(items) >= BULK_FACES:
             self.client.release_pages(self.collection)
 
     def _set_payloads(self, items: list[tuple[str, dict[str, Any]]]) -> None:
@@ -588,7 +590,7 @@ class FaceStore:
             if room < len(block):
                 extra.append(block[room:])
             page.clear()
-            if self.engine == "edge":  # the pages just copied out would stay resident: 2 of 4 GB at 1M faces
+            if self.engine == "edge" and len(ids) >= BULK_FACES:
                 self.client.release_pages(self.collection)
 
         for p in self._scroll(_filter, with_vectors=with_embeddings, payload=wanted):
