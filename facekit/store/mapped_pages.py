@@ -18,6 +18,7 @@ import ctypes.util
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ MAPS = Path("/proc/self/maps")
 
 
 @functools.cache
-def _madvise() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _madvise() -> Callable[[int, int, int], int] | None:
+    """libc's madvise, or None without /proc/self/maps (not Linux)."""
     if not MAPS.exists():
         return None
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
