@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
-from facekit.cluster.knn import exact_knn_graph, ivf_knn_graph, knn_graph
+from facekit.cluster.knn import exact_knn_graph, ivf_knn_graph, knn_graph, knn_subgraph
 
 
 def blobs(n_per: int, centers: int, dim: int = 16, spread: float = 0.05, seed: int = 0):
@@ -44,6 +44,49 @@ def test_knn_with_fewer_rows_than_k():
     x = np.array([[1, 0.1], [0.9, 0.2], [0.8, 0.3]], dtype=np.float32)
     g = knn_graph(x / np.linalg.norm(x, axis=1, keepdims=True), k=5)
     assert (g.indices[:, 2:] == -1).all() and g.adjacency(0.5).nnz == 6
+
+
+def _edges(graph, min_sim: float) -> set[tuple[int, int]]:
+    return set(zip(*graph.adjacency(min_sim).nonzero(), strict=True))
+
+
+def _assigned_halves(who: np.ndarray, people: int) -> np.ndarray:
+    """The rows left unknown when half the faces of the first `people` people are assigned."""
+    half_of_first = (who < people) & (np.arange(len(who)) % 2 == 0)
+    return np.flatnonzero(~half_of_first)
+
+
+def test_a_subset_graph_read_off_the_whole_has_the_edges_of_its_own():
+    """The unknown faces' graph, read off the collection's: the edges a clusterer reads are those of their own
+    graph. Faces that lost neighbours to assigned ones while more than k of theirs still link are searched again:
+    without that, the links among the rest of a half-assigned person are missing."""
+    x, who = blobs(60, 8, spread=0.3)  # 60 photos a person: every face has more than k linking neighbours
+    whole = exact_knn_graph(x, k=10)
+    assert (whole.sims[:, -1] > 0.5).all()
+    rows = _assigned_halves(who, 2)
+    own = exact_knn_graph(x[rows], k=10)
+    for floor in (0.5, -np.inf):  # Chinese Whispers at a link of 0.5; HDBSCAN reads every edge
+        sub = knn_subgraph(whole, rows, x[rows], floor)
+        assert _edges(sub, max(floor, -1.0)) == _edges(own, max(floor, -1.0))
+        assert (np.diff(sub.sims, axis=1) <= 1e-6).all()  # most similar first
+    never_again = knn_subgraph(whole, rows, x[rows], 2.0)
+    assert _edges(never_again, 0.5) < _edges(own, 0.5)
+    everyone = knn_subgraph(whole, np.arange(len(x)), x, 0.5)
+    assert (everyone.indices == whole.indices).all()
+
+
+def test_a_subset_graph_with_many_faces_to_search_again_is_built_anew(monkeypatch, caplog):
+    """Past ~4 sqrt(n) rows to search again, exactly, a new (approximate) graph costs less."""
+    import facekit.cluster.knn as knn
+
+    x, who = blobs(60, 8, spread=0.3)
+    rows = _assigned_halves(who, 6)  # 180 faces lost neighbours: over 4 sqrt(300)
+    monkeypatch.setattr(knn, "EXACT_MAX_FACES", 100)
+    with caplog.at_level("INFO", logger="facekit.cluster.knn"):
+        sub = knn.knn_subgraph(exact_knn_graph(x, k=10), rows, x[rows], 0.5)
+    assert "a new graph instead" in caplog.text
+    own = exact_knn_graph(x[rows], k=10)
+    assert len(_edges(sub, 0.5) & _edges(own, 0.5)) > 0.95 * len(_edges(own, 0.5))
 
 
 def test_relabel_by_size():

@@ -43,6 +43,10 @@ class AgglomerativeClusterer(_GraphClusterer):
     """Average-linkage agglomerative clustering, merging while the mean cosine similarity between two
     groups is >= threshold; only faces joined in the kNN graph are candidates (sklearn connectivity)."""
 
+    @property
+    def edge_floor(self) -> float:
+        return -np.inf  # it reads every edge of the graph
+
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
         x = self._prepare(x, graph)
         if len(x) < 2:
@@ -65,6 +69,10 @@ class AgglomerativeClusterer(_GraphClusterer):
 class HdbscanClusterer(_GraphClusterer):
     """HDBSCAN (the spec's default) on the kNN graph's cosine distances. It picks its own density
     levels, so `threshold` is not used."""
+
+    @property
+    def edge_floor(self) -> float:
+        return -np.inf  # it reads every edge of the graph
 
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
         x = self._prepare(x, graph)

@@ -52,6 +52,12 @@ class _GraphClusterer:
             raise ValueError(f"min_cluster_size must be >= 1, got {self.min_cluster_size}")
         return x
 
+    @property
+    def edge_floor(self) -> float:
+        """The least similarity of a kNN edge this clusterer reads: any graph whose edges at or above it are
+        those of the faces' own kNN graph gives the same groups."""
+        return self.threshold
+
     def _prepare(self, x: np.ndarray, graph: KnnGraph | None) -> np.ndarray:
         """Validate X and set `graph_` (the given graph, or X's own kNN graph)."""
         x = self._validate(x)

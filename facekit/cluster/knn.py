@@ -154,6 +154,38 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     return KnnGraph(indices, sims)
 
 
+def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: float) -> KnnGraph:
+    """The kNN graph of `x`, the embeddings of `rows` (row numbers into `graph`), read off `graph` rather than
+    searched again: each row keeps its neighbours among `rows`, renumbered, most similar first.
+
+    A row that lost a neighbour while its k-th similarity is still >= `min_sim` may miss a neighbour at or
+    above `min_sim` further down; it is searched again, exactly, among `rows`. So the edges at or above
+    `min_sim` are those of `knn_graph(x)` (where `graph` is exact; as approximate as it where not). Searching
+    again costs a row n similarities, against ~4*sqrt(n) in an approximate graph: past that many rows a new
+    graph is built instead."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n, k = len(rows), graph.indices.shape[1]
+    position = np.full(graph.n, -1, dtype=np.int64)
+    position[rows] = np.arange(n)
+    had = graph.indices[rows]
+    renumbered = np.where(had >= 0, position[np.maximum(had, 0)], -1)
+    kept = renumbered >= 0
+    order = np.argsort(~kept, axis=1, kind="stable")  # the kept ones first, still most similar first
+    indices = np.take_along_axis(renumbered, order, axis=1)
+    sims = np.take_along_axis(graph.sims[rows], order, axis=1)
+    sims[indices < 0] = -np.inf
+    again = np.flatnonzero((kept != (had >= 0)).any(axis=1) & (graph.sims[rows, -1] >= min_sim))
+    del had, renumbered, kept, order
+    if len(again) == 0:
+        return KnnGraph(indices, sims)
+    if n > EXACT_MAX_FACES and len(again) > 4 * np.sqrt(n):
+        log.info("kNN graph of %d faces: %d would be searched again, a new graph instead", n, len(again))
+        return knn_graph(x, k)
+    found = exact_knn_graph(x, k, queries=again)
+    indices[again], sims[again] = found.indices, found.sims
+    return KnnGraph(indices, sims)
+
+
 def block_rows(n: int, block: int) -> int:
     """Query rows a block of an exact search against `n` rows: at most `block`, and `BLOCK_CELLS`
     similarities."""
