@@ -154,7 +154,7 @@ def ivf_knn_graph(x: np.ndarray, k: int = 30, *, nprobe: int = 16, seed: int = 0
     return KnnGraph(indices, sims)
 
 
-def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: float) -> KnnGraph:
+def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: float, *, block: int = 65_536) -> KnnGraph:
     """The kNN graph of `x`, the embeddings of `rows` (row numbers into `graph`), read off `graph` rather than
     searched again: each row keeps its neighbours among `rows`, renumbered, most similar first.
 
@@ -162,24 +162,31 @@ def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: floa
     above `min_sim` further down; it is searched again, exactly, among `rows`. So the edges at or above
     `min_sim` are those of `knn_graph(x)` (where `graph` is exact; as approximate as it where not). Searching
     again costs a row n similarities, against ~4*sqrt(n) in an approximate graph: past that many rows a new
-    graph is built instead."""
+    graph is built instead. Rows are read `block` at a time: beyond the new graph, a few MB at a time."""
     rows = np.asarray(rows, dtype=np.int64)
     n, k = len(rows), graph.indices.shape[1]
     position = np.full(graph.n, -1, dtype=np.int64)
     position[rows] = np.arange(n)
-    had = graph.indices[rows]
-    renumbered = np.where(had >= 0, position[np.maximum(had, 0)], -1)
-    kept = renumbered >= 0
-    order = np.argsort(~kept, axis=1, kind="stable")  # the kept ones first, still most similar first
-    indices = np.take_along_axis(renumbered, order, axis=1)
-    sims = np.take_along_axis(graph.sims[rows], order, axis=1)
+    indices, sims = np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)
+    again = []
+    for start in range(0, n, block):
+        part = rows[start : start + block]
+        had = graph.indices[part]
+        renumbered = position[np.maximum(had, 0)]
+        renumbered[had < 0] = -1
+        kept = renumbered >= 0
+        order = np.argsort(~kept, axis=1, kind="stable")  # the kept ones first, still most similar first
+        indices[start : start + len(part)] = np.take_along_axis(renumbered, order, axis=1)
+        sims[start : start + len(part)] = np.take_along_axis(graph.sims[part], order, axis=1)
+        lost = (kept != (had >= 0)).any(axis=1) & (graph.sims[part, -1] >= min_sim)
+        again.append(start + np.flatnonzero(lost))
     sims[indices < 0] = -np.inf
-    again = np.flatnonzero((kept != (had >= 0)).any(axis=1) & (graph.sims[rows, -1] >= min_sim))
-    del had, renumbered, kept, order
+    again = np.concatenate(again) if again else np.empty(0, dtype=np.int64)
     if len(again) == 0:
         return KnnGraph(indices, sims)
     if n > EXACT_MAX_FACES and len(again) > 4 * np.sqrt(n):
         log.info("kNN graph of %d faces: %d would be searched again, a new graph instead", n, len(again))
+        del indices, sims
         return knn_graph(x, k)
     found = exact_knn_graph(x, k, queries=again)
     indices[again], sims[again] = found.indices, found.sims
