@@ -168,7 +168,7 @@ def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: floa
     position = np.full(graph.n, -1, dtype=np.int64)
     position[rows] = np.arange(n)
     indices, sims = np.empty((n, k), dtype=np.int64), np.empty((n, k), dtype=np.float32)
-    again = []
+    lost_rows: list[np.ndarray] = []
     for start in range(0, n, block):
         part = rows[start : start + block]
         had = graph.indices[part]
@@ -179,9 +179,9 @@ def knn_subgraph(graph: KnnGraph, rows: np.ndarray, x: np.ndarray, min_sim: floa
         indices[start : start + len(part)] = np.take_along_axis(renumbered, order, axis=1)
         sims[start : start + len(part)] = np.take_along_axis(graph.sims[part], order, axis=1)
         lost = (kept != (had >= 0)).any(axis=1) & (graph.sims[part, -1] >= min_sim)
-        again.append(start + np.flatnonzero(lost))
+        lost_rows.append(start + np.flatnonzero(lost))
     sims[indices < 0] = -np.inf
-    again = np.concatenate(again) if again else np.empty(0, dtype=np.int64)
+    again = np.concatenate(lost_rows) if lost_rows else np.empty(0, dtype=np.int64)
     if len(again) == 0:
         return KnnGraph(indices, sims)
     if n > EXACT_MAX_FACES and len(again) > 4 * np.sqrt(n):
