@@ -123,7 +123,7 @@ def run_one(engine: str, n: int, folder: Path, build_index: bool = True, rebuild
         new = records(x_new, who[n:], n, prefix="new")
         half = INCREMENTAL // 2
         row["incremental_add_ms"] = incremental_add_ms(store, clusterer, new[:half])
-        # the pass's labels took the faces it wrote out of Edge's HNSW segment: rebuild, then add again
+        # faces whose points the pass rewrote left Edge's HNSW segment (labels alone no longer do): rebuild, add again
         row["outside_index_after_pass"] = store.faces_outside_search_index()
         if engine == "edge" and build_index and rebuild:
             progress("rebuild")
@@ -193,7 +193,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "row, each in a fresh process. Import: `add_faces` in batches of 1,000 (acknowledged and searchable "
         "when it returns); the HNSW build follows (Edge `optimize`). Search: top-10, 200 queries. Incremental add: "
         "`add_faces` + `add_faces_incrementally` of one face, median of 9, right after the pass and after the HNSW "
-        "rebuild that follows it (the pass's labels take the faces it writes out of Edge's indexed segment); first "
+        "build that follows it (for the faces the pass moved out of Edge's indexed segment, if any); first "
         "add in a later process: one face added through a new `DualModeClusterer` on the reopened store. "
         "scroll_all: every face with the payload fields a clustering pass reads. Peak RSS: VmHWM, which counts "
         "the pages of Edge's memory-mapped segment files (page cache the kernel can evict), and counts them twice: "

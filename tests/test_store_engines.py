@@ -15,7 +15,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from facekit.edits import ClusterEditor
-from facekit.store import FaceStore, open_store
+from facekit.store import FaceStore, edge_client, face_store, open_store
 from facekit.store import schema as S
 from facekit.store.transfer import collection_checksum, copy_collection, export_store
 from facekit.types import FaceRecord
@@ -172,23 +172,86 @@ def test_letting_go_of_read_pages_keeps_every_face_and_write(store):
     assert store.get_face(faces(300)[3].face_id).cluster_id == S.cluster_name(1)
 
 
-def test_relabeled_faces_leave_the_edge_search_index_until_it_is_rebuilt(store_path):
-    """Qdrant copies a point it updates out of its indexed segment: a clustering pass's labels take faces out
-    of the HNSW index. The store counts them (across a reopen), and `build_search_index` takes them back."""
+def _folder_bytes(folder) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_labels_are_written_beside_the_edge_search_index_not_into_it(store_path):
+    """Qdrant copies a point it writes to out of its indexed segment. Labels live in a label shard, so a pass's
+    labels leave every face in the HNSW index (the vectors' files do not grow by a copy of them); a write to a
+    face's own fields still moves it, is counted across a reopen, and `build_search_index` takes it back."""
     dim, n = 128, 20_500  # Edge builds HNSW above ~10 MB of vectors
     emb = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
     recs = [FaceRecord(S.face_point_id(f"img{i}", 0, "m"), f"img{i}", f"/p/{i}.jpg", 0, (0, 0, 9, 9), 0.9, 0.5, "m",
                        embedding=emb[i]) for i in range(n)]  # fmt: skip
+    vectors = store_path / "edge" / S.collection_for("m")
     with FaceStore(store_path, model_id="m", dim=dim) as store:
         store.add_faces(recs)
         assert store.faces_outside_search_index() == n
         assert store.build_search_index() is not None
         assert store.faces_outside_search_index() == 0
-        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(1)} for r in recs[:300]})
+        before = _folder_bytes(vectors)
+        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(i % 50)} for i, r in enumerate(recs)})
+        assert store.faces_outside_search_index() == 0
+        assert _folder_bytes(vectors) - before < n * dim * 4 // 4  # moving them would copy 10.5 MB of vectors
+        assert store.count(cluster_id=S.cluster_name(7)) == n // 50
+        assert store.search(emb[7], top_k=1, cluster_id=S.cluster_name(7))[0].face.face_id == recs[7].face_id
+        store.update_payload({r.face_id: {S.QUALITY: 0.7} for r in recs[:300]})  # the face's own fields
         assert store.faces_outside_search_index() == 300
     with FaceStore(store_path, model_id="m", dim=dim) as store:
         assert store.engine_info()["faces_outside_search_index"] == 300
         assert store.build_search_index() is not None
         assert store.faces_outside_search_index() == 0
         assert store.build_search_index() is None  # nothing left to index
-        assert store.get_face(recs[5].face_id).cluster_id == S.cluster_name(1)
+        face = store.get_face(recs[5].face_id)
+        assert (face.cluster_id, face.quality) == (S.cluster_name(5), 0.7)
+
+
+def test_a_store_with_labels_among_its_vectors_moves_them_into_a_label_shard_on_open(store_path, monkeypatch):
+    """An Edge store written before label shards (every field in the vector shard, schema 1) opens with the same
+    labels, filters, facets and edits; older facekit is told it cannot read the store any more."""
+
+    class BeforeLabelShards(edge_client.EdgeClient):
+        def __init__(self, folder: str) -> None:
+            super().__init__(folder, label_fields=())
+
+    monkeypatch.setattr(face_store, "EdgeClient", BeforeLabelShards)
+    with FaceStore(store_path, model_id="m", dim=DIM) as old:
+        fill(old)
+        old.client.update_collection(old.collection, metadata={"facekit_schema": 1})
+        stats, payloads = old.stats(), old.payloads([r.face_id for r in faces(40)])
+        persons = [(p.name, p.face_count) for p in old.list_persons()]
+    assert not (store_path / "edge" / ".labels").exists()
+    monkeypatch.undo()
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        assert (store_path / "edge" / ".labels" / store.collection).is_dir()
+        assert store.client.get_collection(store.collection).config.metadata["facekit_schema"] == S.SCHEMA_VERSION
+        assert store.stats() == stats
+        assert store.payloads([r.face_id for r in faces(40)]) == payloads
+        assert [(p.name, p.face_count) for p in store.list_persons()] == persons
+        assert ClusterEditor(store).undo() is not None  # the merge, undone from the moved labels
+        assert store.stats()["clusters"] == 3
+        face_id = faces(40)[12].face_id
+        store.update_payload({face_id: {S.CLUSTER_ID: S.cluster_name(9)}})
+        assert store.get_face(face_id).cluster_id == S.cluster_name(9)  # the old copy is never read
+        assert store.get_by_filter(cluster_id=S.cluster_name(9))[0].face_id == face_id
+    catalog = json.loads((store_path / "edge" / "collections.json").read_text())
+    assert catalog[S.collection_for("m")]["labels"] == sorted(S.LABEL_FIELDS)
+
+
+def test_a_write_cut_between_the_vector_and_label_shards_is_repaired_on_open(store_path):
+    """A process killed between a write's two shards leaves a face with no label point or a label point with no
+    face: the next open gives the face empty labels and drops the stray labels, so counts stay true."""
+    recs = faces(10)
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        store.add_faces(recs)
+        store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(1)} for r in recs})
+        labels = store.client._get(store.collection).labels
+        labels.delete([recs[0].face_id])  # the face's upsert reached only the vector shard
+        labels.replace([(S.face_point_id("gone", 0, "m"), {S.CLUSTER_ID: S.cluster_name(1)})])  # a deleted face
+        assert store.count(cluster_id=S.cluster_name(1)) == 10  # 9 true + 1 stray
+    (store_path / "edge" / ".open").touch()  # what a killed process leaves
+    with FaceStore(store_path, model_id="m", dim=DIM) as store:
+        assert store.count(cluster_id=S.cluster_name(1)) == 9
+        assert store.get_face(recs[0].face_id).cluster_id is None
+        assert store.count() == 10

@@ -143,7 +143,7 @@ def cluster_dual_job(
             unknown_threshold=unknown_threshold,
         )
         result = clusterer.cluster_all_faces(max_faces=max_faces)
-        # the labels written moved their faces out of the search index: `facekit store optimize` rebuilds it
+        # faces new since the last index build (labels never move a face out): `facekit store optimize` indexes them
         result["faces_outside_search_index"] = store.faces_outside_search_index()
     report_progress(1, 1, "done")
     return result

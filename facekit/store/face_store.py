@@ -335,6 +335,9 @@ class FaceStore:
                     f"collection {self.collection!r} was written by a newer facekit (schema "
                     f"{found['facekit_schema']}); upgrade facekit to open it"
                 )
+            if self.engine == "edge" and int(found.get("facekit_schema", 1)) < S.SCHEMA_VERSION:
+                # its labels were moved into a label shard on open: older facekit must not read the stale copies
+                self.client.update_collection(self.collection, metadata={"facekit_schema": S.SCHEMA_VERSION})
         else:
             self.client.create_collection(
                 self.collection,
@@ -381,9 +384,9 @@ class FaceStore:
 
     def faces_outside_search_index(self, info: Any = None) -> int | None:
         """Faces an embedded (Edge) store's searches compare one by one instead of finding through its HNSW
-        index: those added, and those relabeled (Qdrant moves a point it updates out of its indexed segment),
-        since the last build. None for engines that index on their own or never. `info`: the collection's
-        info when the caller has just read it."""
+        index: those added, and those whose own fields were rewritten (Qdrant moves a point it updates out of its
+        indexed segment; labels live apart and never do), since the last build. None for engines that index on
+        their own or never. `info`: the collection's info when the caller has just read it."""
         if self.engine != "edge":
             return None
         info = info or self.client.get_collection(self.collection)

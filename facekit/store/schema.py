@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: an embedded (Edge) store keeps LABEL_FIELDS in a label shard beside the vectors
 FACE_COLLECTION_PREFIX = "faces__"
 PERSONS_COLLECTION = "facekit_persons"
 ID_NAMESPACE = uuid.UUID("6f1c1a52-5d0e-4c55-9a7e-3f2f6e0f4b1a")
@@ -32,6 +32,11 @@ CLUSTER_RUN = "cluster_run"  # the clustering run that last wrote the face's lab
 PSEUDO_PERSON_ID = "pseudo_person_id"  # a confident automatic assignment that joins the person's prototype
 PSEUDO_SCORE = "pseudo_score"  # the assignment rule's score behind that pseudo-label
 INDEXED_FIELDS = (PERSON_ID, CLUSTER_ID, IMAGE_ID, ASSIGNMENT_SOURCE)  # keyword indexes: filters and facets
+# The fields a clustering pass or an edit rewrites (the rest is written once, with the face).
+LABEL_FIELDS = (
+    PERSON_ID, CLUSTER_ID, CLUSTER_CONFIDENCE, ASSIGNMENT_SOURCE, REJECTED_PERSONS, CLUSTER_RUN, PSEUDO_PERSON_ID,
+    PSEUDO_SCORE,
+)  # fmt: skip
 
 # Cluster ids: unknown_cluster_<n> for groups, unknown_noise_<face id> for faces left alone.
 CLUSTER_PREFIX = "unknown_cluster_"
