@@ -46,6 +46,9 @@ CATALOG = "collections.json"
 LABELS_DIR = ".labels"  # companion label shards (no collection name starts with a dot)
 OPEN_MARKER = ".open"  # present while a process has the store open: found on open, the last one died
 EDGE_PIN = "qdrant-edge-py==0.9.0"
+# The HNSW search's candidate list. Given explicitly: Edge 0.9 without it searched a fresh 1M-face shard 5-17x
+# slower (random queries, 7-25 ms against 1.5 ms), with the same results as 100 on data-like queries.
+HNSW_EF = 128
 
 
 @dataclass(slots=True)
@@ -526,8 +529,9 @@ class EdgeClient:
             return _Points([])
         face_part, _ = wanted_fields(with_payload, c.label_fields)
         request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(list(map(float, query))),
-                                  filter=edge_filter(face_flt, among),
-                                  with_payload=face_part, with_vector=with_vectors)  # fmt: skip
+                                  params=qe.SearchParams(hnsw_ef=max(HNSW_EF, limit)),
+                                  filter=edge_filter(face_flt, among), with_payload=face_part,
+                                  with_vector=with_vectors)  # fmt: skip
         return _Points(self._with_labels(c, c.shard.query(request), with_payload, with_vectors))
 
     def query_batch_points(self, name: str, queries: Sequence[Sequence[float]], limit: int) -> list[list[EdgeRecord]]:
