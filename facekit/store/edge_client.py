@@ -222,7 +222,7 @@ class EdgeClient:
     def _reconcile_labels(self, name: str, c: _Collection, *, compare_ids: bool) -> None:
         """After a process died between a write's two shards: every face gets a label point (unlabeled when it
         had none), and label points of deleted faces go. The ids are compared after a process died with the store
-        open (seconds at a million faces), else only when the counts disagree."""
+        open (~8 s at a million faces), else only when the counts disagree."""
         assert c.labels is not None
         if not compare_ids and int(c.shard.count(qe.CountRequest(exact=True))) == c.labels.count():
             return
