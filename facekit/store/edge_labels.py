@@ -108,6 +108,7 @@ class LabelShard:
             shard.update(qe.UpdateOperation.upsert_points(page))
         shard.flush()
         shard.close()
+        shutil.rmtree(path, ignore_errors=True)  # a build that died after this move but before the catalog said so
         staging.rename(path)
         return cls(qe.EdgeShard.load(str(path)), path, to_edge_filter)
 
