@@ -33,6 +33,7 @@ from facekit.store.edge_labels import (
     LabelShard,
     matches,
     payload_only_shard,
+    scroll_ids,
     split_filter,
     split_payload,
     wanted_fields,
@@ -238,15 +239,7 @@ class EdgeClient:
 
     @staticmethod
     def _vector_ids(c: _Collection, flt: models.Filter | None = None) -> list[str]:
-        found: list[str] = []
-        offset = None
-        while True:
-            request = qe.ScrollRequest(offset=offset, limit=4096, filter=edge_filter(flt), with_payload=False,
-                                       with_vector=False)  # fmt: skip
-            points, offset = c.shard.scroll(request)
-            found += [str(p.id) for p in points]
-            if offset is None:
-                return found
+        return scroll_ids(c.shard, edge_filter(flt))
 
     # -- catalog ------------------------------------------------------------------------------
     def _read_catalog(self) -> dict[str, Any]:

@@ -75,6 +75,18 @@ def wanted_fields(with_payload: bool | Sequence[str], label_fields: frozenset[st
     return (face or False), (labels or False)
 
 
+def scroll_ids(shard: Any, edge_flt: Any = None) -> list[str]:
+    """Every point id of an Edge shard matching an Edge filter, in id order."""
+    found: list[str] = []
+    offset = None
+    while True:
+        request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=edge_flt, with_payload=False, with_vector=False)
+        points, offset = shard.scroll(request)
+        found += [str(p.id) for p in points]
+        if offset is None:
+            return found
+
+
 class LabelShard:
     """One face collection's label fields: a payload-only Edge shard with the same point ids."""
 
@@ -144,15 +156,7 @@ class LabelShard:
 
     def ids(self, flt: models.Filter | None = None) -> list[str]:
         """Every point id matching `flt`, in id order."""
-        found: list[str] = []
-        offset = None
-        while True:
-            request = qe.ScrollRequest(offset=offset, limit=ID_PAGE, filter=self._edge_filter(flt),
-                                       with_payload=False, with_vector=False)  # fmt: skip
-            points, offset = self.shard.scroll(request)
-            found += [str(p.id) for p in points]
-            if offset is None:
-                return found
+        return scroll_ids(self.shard, self._edge_filter(flt))
 
     def count(self, flt: models.Filter | None = None) -> int:
         return int(self.shard.count(qe.CountRequest(exact=True, filter=self._edge_filter(flt))))
