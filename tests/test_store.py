@@ -49,6 +49,17 @@ def test_add_is_idempotent_and_batched(store):
     assert store.count() == 1100
 
 
+def test_filters_on_a_label_and_a_face_field_together(store):
+    """A label field (kept apart on Edge) and a face field in one filter: reads and counts agree on every engine."""
+    recs = faces(20)
+    store.add_faces(recs)
+    store.update_payload({r.face_id: {S.CLUSTER_ID: S.cluster_name(i % 2)} for i, r in enumerate(recs)})
+    images = [recs[0].image_id, recs[2].image_id, recs[4].image_id]  # faces 0-5; cluster 0 holds 0, 2 and 4
+    found = store.get_by_filter(cluster_id=S.cluster_name(0), image_id=images)
+    assert sorted(f.face_id for f in found) == sorted(recs[i].face_id for i in (0, 2, 4))
+    assert store.count(cluster_id=S.cluster_name(0), image_id=recs[2].image_id) == 1
+
+
 def test_get_search_filter_update_remove(store):
     recs = faces(10)
     store.add_faces(recs)

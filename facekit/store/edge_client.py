@@ -31,7 +31,7 @@ from facekit.store import schema as S
 from facekit.store.edge_labels import (
     PLACEHOLDER,
     LabelShard,
-    matches,
+    must_conditions,
     payload_only_shard,
     scroll_ids,
     split_filter,
@@ -127,10 +127,7 @@ def edge_filter(flt: models.Filter | None, ids: Sequence[str] | None = None) -> 
     """qdrant-client's Filter (field conditions under must) as an Edge Filter; `ids`: only those points."""
     if flt is None and ids is None:
         return None
-    if flt is not None and (flt.should or flt.must_not or flt.min_should):
-        raise NotImplementedError("facekit's Edge engine translates `must` field conditions only")
-    must = [] if flt is None else flt.must if isinstance(flt.must, list) else [flt.must] if flt.must else []
-    conditions = [_condition(c) for c in must]
+    conditions = [_condition(c) for c in must_conditions(flt)]
     if ids is not None:
         conditions.append(qe.HasIdCondition(point_ids=set(ids)))
     return qe.Filter(must=conditions)
@@ -192,7 +189,7 @@ class EdgeClient:
         return self.root / LABELS_DIR / name
 
     def _load_labels(self, name: str) -> LabelShard:
-        return LabelShard(_load_shard(self._labels_path(name)), self._labels_path(name), edge_filter)
+        return LabelShard(_load_shard(self._labels_path(name)), edge_filter)
 
     def _split_labels(self, name: str, c: _Collection) -> None:
         """Move a collection's label fields into a label shard (a store written before label shards existed).
@@ -321,7 +318,7 @@ class EdgeClient:
                 labels_path = self._labels_path(name)
                 shutil.rmtree(labels_path, ignore_errors=True)
                 labels_path.parent.mkdir(exist_ok=True)
-                c.labels = LabelShard(payload_only_shard(labels_path), labels_path, edge_filter)
+                c.labels = LabelShard(payload_only_shard(labels_path), edge_filter)
                 c.label_fields = self._label_fields
             self._collections[name] = c
             self._write_catalog()
@@ -472,11 +469,10 @@ class EdgeClient:
         face_flt, label_flt = split_filter(scroll_filter, c.label_fields)
         if c.labels is not None and label_flt is not None:  # page through the label shard's matches
             labeled, next_offset = c.labels.scroll(label_flt, limit, start)
-            records = self.retrieve(name, [str(p.id) for p in labeled], with_payload, with_vectors)
-            if face_flt is not None:
-                full = {r.id: r.payload for r in self.retrieve(name, [r.id for r in records])}
-                records = [r for r in records if matches(full.get(r.id) or {}, face_flt)]
-            return records, next_offset
+            ids = [str(p.id) for p in labeled]
+            if face_flt is not None and ids:
+                ids = self._vector_ids_among(c, face_flt, ids)
+            return self.retrieve(name, ids, with_payload, with_vectors), next_offset
         face_part, _ = wanted_fields(with_payload, c.label_fields)
         request = qe.ScrollRequest(
             offset=start, limit=limit, filter=edge_filter(face_flt), with_payload=face_part, with_vector=vectors

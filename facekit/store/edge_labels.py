@@ -36,33 +36,23 @@ def split_payload(payload: dict[str, Any], label_fields: frozenset[str]) -> tupl
     return face, labels
 
 
+def must_conditions(flt: models.Filter | None) -> list[Any]:
+    """A filter's `must` field conditions (the only filters facekit makes); anything else is refused."""
+    if flt is None:
+        return []
+    if flt.should or flt.must_not or flt.min_should:
+        raise NotImplementedError("facekit's Edge engine translates `must` field conditions only")
+    return flt.must if isinstance(flt.must, list) else [flt.must] if flt.must else []
+
+
 def split_filter(
     flt: models.Filter | None, label_fields: frozenset[str]
 ) -> tuple[models.Filter | None, models.Filter | None]:
-    """(the conditions on vector-side fields, those on label fields), each None when empty. Only `must`
-    field conditions are split (the only filters facekit makes)."""
-    if flt is None:
-        return None, None
-    if flt.should or flt.must_not or flt.min_should:
-        raise NotImplementedError("facekit's Edge engine translates `must` field conditions only")
-    must = flt.must if isinstance(flt.must, list) else [flt.must] if flt.must else []
+    """(the conditions on vector-side fields, those on label fields), each None when empty."""
+    must = must_conditions(flt)
     face = [c for c in must if c.key not in label_fields]
     labels = [c for c in must if c.key in label_fields]
     return (models.Filter(must=face) if face else None), (models.Filter(must=labels) if labels else None)
-
-
-def matches(payload: dict[str, Any], flt: models.Filter | None) -> bool:
-    """Whether a payload passes `must` field conditions (MatchValue, MatchAny), as the engine would judge."""
-    if flt is None:
-        return True
-    must = flt.must if isinstance(flt.must, list) else [flt.must] if flt.must else []
-    for cond in must:
-        value = payload.get(cond.key)
-        values = value if isinstance(value, list) else [value]
-        wanted = cond.match.any if isinstance(cond.match, models.MatchAny) else [cond.match.value]
-        if not any(v in wanted for v in values if v is not None):
-            return False
-    return True
 
 
 def wanted_fields(with_payload: bool | Sequence[str], label_fields: frozenset[str]) -> tuple[Any, Any]:
@@ -90,9 +80,8 @@ def scroll_ids(shard: Any, edge_flt: Any = None) -> list[str]:
 class LabelShard:
     """One face collection's label fields: a payload-only Edge shard with the same point ids."""
 
-    def __init__(self, shard: Any, path: Path, to_edge_filter: Callable[[models.Filter | None], Any]) -> None:
+    def __init__(self, shard: Any, to_edge_filter: Callable[[models.Filter | None], Any]) -> None:
         self.shard = shard
-        self.path = path
         self._edge_filter = to_edge_filter
 
     @classmethod
@@ -122,7 +111,7 @@ class LabelShard:
         shard.close()
         shutil.rmtree(path, ignore_errors=True)  # a build that died after this move but before the catalog said so
         staging.rename(path)
-        return cls(qe.EdgeShard.load(str(path)), path, to_edge_filter)
+        return cls(qe.EdgeShard.load(str(path)), to_edge_filter)
 
     def index(self, field: str) -> None:
         self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
