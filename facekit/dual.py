@@ -216,6 +216,7 @@ class DualModeClusterer:
             "seconds": round(time.perf_counter() - start, 3),
         }
         self.store.history.finish_run(run_id, summary)
+        self.store.warm_search_pages()  # the pass's arrays may have pushed the store's pages out of memory
         return summary
 
     cluster_all = cluster_all_faces  # the seed's name

@@ -39,6 +39,7 @@ from facekit.store.edge_labels import (
     wanted_fields,
 )
 from facekit.store.mapped_pages import release_mapped_pages
+from facekit.store.page_warmup import FileWarmer, segment_files
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class EdgeClient:
         self._collections: dict[str, _Collection] = {}
         self._unsaved = False  # written counts not yet in the catalog
         self._marked = False  # this process wrote OPEN_MARKER
+        self.warmer = FileWarmer()  # reads the shards' files once after open and after a pass (`warm_pages`)
         catalog = self._read_catalog()
         try:
             for name, info in catalog.items():
@@ -180,6 +182,7 @@ class EdgeClient:
         with open(self.root / OPEN_MARKER, "w") as marker:
             os.fsync(marker.fileno())
         self._marked = True
+        self.warmer.start(f for name in self._collections for f in self._segment_files(name))
 
     def _load(self, name: str) -> Any:
         """Open the collection's shard folder; OSError (BlockingIOError when another process has it) if not."""
@@ -551,6 +554,17 @@ class EdgeClient:
             released += release_mapped_pages(self._labels_path(name))
         return released
 
+    def warm_pages(self, name: str, *, wait: bool = False) -> None:
+        """Read the collection's segment files once (`FileWarmer`), in the background unless `wait`, so that
+        searches find them in memory: after a pass, whose arrays may have pushed them out."""
+        self.warmer.start(self._segment_files(name))
+        if wait:
+            self.warmer.wait()
+
+    def _segment_files(self, name: str) -> list[Path]:
+        files = segment_files(self.root / name)
+        return files + segment_files(self._labels_path(name)) if self._get(name).labels is not None else files
+
     def flush(self) -> None:
         for c in self._collections.values():
             c.shard.flush()
@@ -561,6 +575,7 @@ class EdgeClient:
                 self._write_catalog()
 
     def close(self) -> None:
+        self.warmer.stop()  # Edge lets go of the files' cached pages as it closes them: no reading them back
         with self._lock:
             if self._unsaved:
                 with contextlib.suppress(OSError):  # only the count of points written since the index build
