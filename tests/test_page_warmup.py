@@ -51,8 +51,8 @@ def test_a_stopped_warmer_reads_nothing_more(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("fincore"), reason="util-linux fincore")
 def test_an_edge_store_reads_its_files_back_into_memory_on_open_and_after_a_pass(tmp_path):
     """Edge drops a shard's pages from the page cache as it closes it, and fills only vectors and HNSW on open:
-    the open's warm-up brings back the rest (payloads, labels, indexes) of every shard; a pass warms the face
-    collection's again before it returns; closing the store stops a reading in progress."""
+    the open's warm-up brings back the rest (payloads, labels, indexes) of every shard; an index build and a pass
+    warm the face collection's again before they return; closing the store stops a reading in progress."""
     recs = faces(300)
     with FaceStore(tmp_path, model_id="m", dim=DIM) as store:
         store.add_faces(recs)
@@ -74,6 +74,10 @@ def test_an_edge_store_reads_its_files_back_into_memory_on_open_and_after_a_pass
         files, size, held = listed()
         assert resident_bytes(files) >= held
         assert 0 < warmer.bytes_read < size // 10  # holes are not read
+        assert store.build_search_index() is not None  # a new segment replaces the old ones...
+        assert warmer.wait(timeout=0)  # ...and is read before the build returns
+        files, size, held = listed()
+        assert 0 < warmer.bytes_read <= held <= resident_bytes(files)
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["total_processed"] == len(recs)
         assert warmer.wait(timeout=0)  # the pass waited for it

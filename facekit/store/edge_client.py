@@ -537,13 +537,16 @@ class EdgeClient:
         """Build the collection's index (HNSW) now, blocking; True when something was optimized.
 
         The segment pages resident in this process are dropped first (`release_pages`), so the build's peak holds
-        only what it reads and writes, not what earlier reads and the open left mapped."""
+        only what it reads and writes, not what earlier reads and the open left mapped. The new segment's files are
+        then read once (`warm_pages`; Edge lets go of the merged segments' cached pages), before this returns."""
         self.release_pages(name)
         c = self._get(name)
         optimized = bool(c.shard.optimize())
         with self._lock:
             c.written = 0
             self._write_catalog()
+        if optimized:
+            self.warm_pages(name, wait=True)
         return optimized
 
     def release_pages(self, name: str) -> int:
@@ -556,7 +559,7 @@ class EdgeClient:
 
     def warm_pages(self, name: str, *, wait: bool = False) -> None:
         """Read the collection's segment files once (`FileWarmer`), in the background unless `wait`, so that
-        searches find them in memory: after a pass, whose arrays may have pushed them out."""
+        searches find them in memory: after an index build, and after a pass, whose arrays may have pushed them out."""
         self.warmer.start(self._segment_files(name))
         if wait:
             self.warmer.wait()
