@@ -39,7 +39,7 @@ from facekit.store.edge_labels import (
     wanted_fields,
 )
 from facekit.store.mapped_pages import release_mapped_pages
-from facekit.store.page_warmup import FileWarmer, segment_files
+from facekit.store.page_warmup import FileWarmer, readahead, segment_files
 
 log = logging.getLogger(__name__)
 
@@ -578,8 +578,11 @@ class EdgeClient:
                 self._write_catalog()
 
     def close(self) -> None:
-        self.warmer.stop()  # Edge lets go of the files' cached pages as it closes them: no reading them back
+        """Close every shard. Edge lets go of their files' cached pages as it closes them; the kernel is then asked
+        to read them back (`readahead`, not waited for), so that the store's next open loads from memory."""
+        self.warmer.stop()
         with self._lock:
+            files = [f for name in self._collections for f in self._segment_files(name)]
             if self._unsaved:
                 with contextlib.suppress(OSError):  # only the count of points written since the index build
                     self._write_catalog()
@@ -593,6 +596,7 @@ class EdgeClient:
                 (self.root / OPEN_MARKER).unlink(missing_ok=True)
                 self._marked = False
             self._collections.clear()
+        readahead(files)
 
 
 def _load_shard(path: Path) -> Any:

@@ -83,9 +83,7 @@ class FileWarmer:
 
     def _read_file(self, fd: int, buffer: memoryview, stop: threading.Event) -> None:
         for start, end in _data_extents(fd, os.fstat(fd).st_size):
-            if hasattr(os, "posix_fadvise"):  # the disk reads ahead in large requests
-                for offset in range(start, end, READAHEAD_WINDOW):
-                    os.posix_fadvise(fd, offset, min(READAHEAD_WINDOW, end - offset), os.POSIX_FADV_WILLNEED)
+            _advise_willneed(fd, start, end)  # the disk reads ahead in large requests
             offset = start
             while offset < end and not stop.is_set():
                 read = os.preadv(fd, [buffer[: min(CHUNK, end - offset)]], offset)
@@ -93,6 +91,31 @@ class FileWarmer:
                     break
                 offset += read
                 self.bytes_read += read
+
+
+def readahead(files: Iterable[Path]) -> None:
+    """Ask the kernel to read the files' data back into its page cache, without waiting for the reads (a second
+    at a million faces, for 3 GB). After Edge closes a shard, whose cached pages it let go of: the next open of the
+    store (a restarted kernel, the next CLI command) loads them from memory, not from disk."""
+    for path in files:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            for start, end in _data_extents(fd, os.fstat(fd).st_size):
+                _advise_willneed(fd, start, end)
+        except OSError as exc:
+            log.debug("readahead of %s stopped: %s", path, exc)
+        finally:
+            os.close(fd)
+
+
+def _advise_willneed(fd: int, start: int, end: int) -> None:
+    """posix_fadvise(WILLNEED) over [start, end), in windows: one call reads at most the device's readahead size."""
+    if hasattr(os, "posix_fadvise"):
+        for offset in range(start, end, READAHEAD_WINDOW):
+            os.posix_fadvise(fd, offset, min(READAHEAD_WINDOW, end - offset), os.POSIX_FADV_WILLNEED)
 
 
 def _data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
