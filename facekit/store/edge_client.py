@@ -159,7 +159,7 @@ class EdgeClient:
         self._collections: dict[str, _Collection] = {}
         self._unsaved = False  # written counts not yet in the catalog
         self._marked = False  # this process wrote OPEN_MARKER
-        self.warmer = FileWarmer()  # reads the shards' files once after open and after a pass (`warm_pages`)
+        self.warmer = FileWarmer()  # reads the shards' files once: after open, an index build, a pass
         catalog = self._read_catalog()
         try:
             for name, info in catalog.items():

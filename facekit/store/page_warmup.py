@@ -33,22 +33,24 @@ def segment_files(shard: Path) -> list[Path]:
 
 
 class FileWarmer:
-    """Reads files once in a background thread; a new `start` replaces the reading in progress. `bytes_read` and
-    `files_read` count what the last reading has read so far."""
+    """Reads files once in a background thread; a new `start` replaces the reading in progress (from any thread:
+    one reading at a time). `bytes_read` and `files_read` count what the last reading has read so far."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._lock = threading.RLock()
         self.bytes_read = self.files_read = 0
 
     def start(self, files: Iterable[Path]) -> None:
-        self.stop()
-        self._stop = threading.Event()
-        self.bytes_read = self.files_read = 0
-        self._thread = threading.Thread(
-            target=self._read_once, args=(list(files), self._stop), name="facekit-page-warmup", daemon=True
-        )
-        self._thread.start()
+        with self._lock:
+            self.stop()
+            self._stop = threading.Event()
+            self.bytes_read = self.files_read = 0
+            self._thread = threading.Thread(
+                target=self._read_once, args=(list(files), self._stop), name="facekit-page-warmup", daemon=True
+            )
+            self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the reading to finish; True when none is in progress."""
@@ -58,8 +60,9 @@ class FileWarmer:
 
     def stop(self) -> None:
         """Stop the reading in progress (between two reads) and wait for the thread."""
-        self._stop.set()
-        self.wait()
+        with self._lock:
+            self._stop.set()
+            self.wait()
 
     def _read_once(self, files: list[Path], stop: threading.Event) -> None:
         began = time.perf_counter()
