@@ -205,7 +205,13 @@ def quality(
 
     # the pass's own clusterer and threshold over the visiting orders (the pass visits in the store's order)
     def in_order(seed: int) -> np.ndarray:
-        c = make_clusterer(summary["unknown_method"], clusterer.unknown_threshold, summary["unknown_min_size"])
+        strangers = clusterer.data_link_.stranger_similarity if clusterer.data_link_ else None
+        c = make_clusterer(
+            summary["unknown_method"],
+            clusterer.unknown_threshold,
+            summary["unknown_min_size"],
+            stranger_similarity=strangers,
+        )
         c.seed = seed
         return c.fit_predict(x, graph=graph)
 

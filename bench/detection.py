@@ -155,8 +155,10 @@ def cluster_f(x: np.ndarray, found: np.ndarray, truth: np.ndarray) -> tuple[floa
     graph = knn_graph(x[idx], 30)
     link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x[idx]))
     threshold = link.threshold if link else 1 - DEFAULTS.unknown_eps
+    strangers = link.stranger_similarity if link else None
     labels = np.full(len(x), -1)
-    labels[idx] = ChineseWhispers(threshold, min_cluster_size=1).fit_predict(x[idx], graph=graph)
+    clusterer = ChineseWhispers(threshold, min_cluster_size=1, stranger_similarity=strangers)
+    labels[idx] = clusterer.fit_predict(x[idx], graph=graph)
     return clustering_scores(truth, labels)["bcubed_f"], threshold
 
 

@@ -356,7 +356,10 @@ class DualModeClusterer:
         graph = _without_same_image_edges(whole, all_images)
         # the threshold is the whole collection's: labeling some faces must not move it
         link = self._calibrated_link(faces.embeddings, whole, graph, all_images, same, different)
-        clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size)
+        strangers = self.data_link_.stranger_similarity if self.data_link_ is not None else None
+        clusterer = make_clusterer(
+            self.unknown_method, link.threshold, self.unknown_min_size, stranger_similarity=strangers
+        )
         if len(idx) == len(faces.ids):
             x = faces.embeddings
         else:  # the unknown faces' own graph, read off the whole one where it can be
@@ -526,7 +529,13 @@ class DualModeClusterer:
         if marker.get("status") != DONE or not source or space == IN_MEMORY or summary.get("projection") != space:
             return None
         reason = f"the last pass's ({marker.get('finished_at')}): {source['reason']}"
-        return LinkThreshold(source["threshold"], source["method"], reason, source.get("estimated_precision"))
+        return LinkThreshold(
+            source["threshold"],
+            source["method"],
+            reason,
+            source.get("estimated_precision"),
+            source.get("stranger_similarity"),
+        )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are

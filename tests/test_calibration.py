@@ -56,6 +56,7 @@ def test_calibrated_threshold_separates_people_in_any_space(within, between):
     link = calibrate_link_threshold(graph)
     assert link is not None and between < link.threshold < within
     assert 0.9 <= link.estimated_precision <= 1.0 and "two modes" in link.reason
+    assert between < link.stranger_similarity < link.threshold
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
 
@@ -167,12 +168,18 @@ def fill(store: FaceStore, x: np.ndarray) -> None:
 
 def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
     x, _ = space(0.95, 0.85)
+    fitted = []
+    fit = ChineseWhispers.fit
+    monkeypatch.setattr(ChineseWhispers, "fit", lambda self, *a, **k: fitted.append(self) or fit(self, *a, **k))
     with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
         fill(store, x)
         summary = DualModeClusterer(store).cluster_all_faces()
         source = summary["unknown_threshold_source"]
         assert source["method"] == "kNN similarity mixture" and 0.85 < summary["unknown_threshold"] < 0.95
         assert summary["unknown_threshold_from_data"]["threshold"] == summary["unknown_threshold"]
+        # the clustering splits off look-alikes at the strangers' similarity the calibration read
+        assert 0.85 < source["stranger_similarity"] < source["threshold"]
+        assert fitted[-1].stranger_similarity == pytest.approx(source["stranger_similarity"], abs=1e-4)
         monkeypatch.setenv("FACE_UNKNOWN_EPS", "0.5")  # set, even to the default value: it wins and says so
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold"] == 0.5 and summary["unknown_threshold_source"]["method"] == "setting"

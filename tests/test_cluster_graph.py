@@ -227,6 +227,37 @@ def test_groups_the_orders_disagree_on_are_joined_only_when_they_are_as_close_as
     ]  # fmt: skip
 
 
+def _person_and_look_alike(seed: int) -> np.ndarray:
+    """200 photos of one person and, after them, 10 of a look-alike: each look-alike photo has a few links to
+    the person at cosine 0.6, and the two sets' mean similarity is ~0.46 (the person's photos: 0.76)."""
+    rng = np.random.default_rng(seed)
+    first, second = np.eye(32)[0], 0.55 * np.eye(32)[0] + np.sqrt(1 - 0.55**2) * np.eye(32)[1]
+    x = np.vstack([first + rng.normal(0, 0.1, (200, 32)), second + rng.normal(0, 0.05, (10, 32))])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_look_alike_that_a_big_group_pulled_in_is_split_off(seed):
+    x = _person_and_look_alike(seed)
+    merged = ChineseWhispers(0.6).fit_predict(x)
+    assert len(set(merged)) == 1  # the person's many links pull the look-alike in: the case this test is about
+    labels = ChineseWhispers(0.6, stranger_similarity=0.5).fit_predict(x)
+    assert len(set(labels[:200])) == 1 and len(set(labels[200:])) == 1 and labels[0] != labels[200]
+    # no closer than strangers means below 0.5: at 0.45 the two are one group again
+    assert len(set(ChineseWhispers(0.6, stranger_similarity=0.45).fit_predict(x))) == 1
+
+
+def test_parts_of_one_person_are_joined_again_and_strangers_stay_apart():
+    from facekit.cluster.graph import _join_close_parts
+
+    x = np.array([[1, 0], [1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]], dtype=np.float32)
+    parts = [np.array([0, 1, 2]), np.array([3, 4]), np.array([5, 6])]
+    joined = _join_close_parts(x, parts, 0.5)  # 0.8 between the first two, then 0.24 from them to the third
+    assert [p.tolist() for p in joined] == [[0, 1, 2, 3, 4], [5, 6]]
+    assert [p.tolist() for p in _join_close_parts(x, parts, 0.9)] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert [sorted(p.tolist()) for p in _join_close_parts(x, parts, 0.2)] == [list(range(7))]
+
+
 @pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])
 def test_every_method_recovers_separated_groups(method):
     from facekit.cluster import make_clusterer
