@@ -248,14 +248,18 @@ def test_a_look_alike_that_a_big_group_pulled_in_is_split_off(seed):
 
 
 def test_parts_of_one_person_are_joined_again_and_strangers_stay_apart():
-    from facekit.cluster.graph import _join_close_parts
+    from facekit.cluster.graph import _join_close_groups
 
-    x = np.array([[1, 0], [1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]], dtype=np.float32)
-    parts = [np.array([0, 1, 2]), np.array([3, 4]), np.array([5, 6])]
-    joined = _join_close_parts(x, parts, 0.5)  # 0.8 between the first two, then 0.24 from them to the third
-    assert [p.tolist() for p in joined] == [[0, 1, 2, 3, 4], [5, 6]]
-    assert [p.tolist() for p in _join_close_parts(x, parts, 0.9)] == [[0, 1, 2], [3, 4], [5, 6]]
-    assert [sorted(p.tolist()) for p in _join_close_parts(x, parts, 0.2)] == [list(range(7))]
+    x = np.array([[1, 0], [1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]])
+    parts = [x[:3], x[3:5], x[5:]]
+    pairs = [[0, 1], [0, 2], [1, 2]]
+
+    def join(floor: float) -> list[int]:
+        return _join_close_groups([p.sum(axis=0) for p in parts], [len(p) for p in parts], pairs, floor)
+
+    assert join(0.5) == [0, 0, 2]  # 0.8 between the first two, then 0.24 from them to the third
+    assert join(0.9) == [0, 1, 2]
+    assert join(0.2) == [0, 0, 0]
 
 
 @pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])

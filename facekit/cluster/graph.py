@@ -7,6 +7,8 @@ L2-normalised embeddings; an edge joins two faces when their cosine similarity i
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
@@ -186,13 +188,15 @@ class ChineseWhispers(_GraphClusterer):
             (adjacency.data[inside], (adjacency.row[inside], adjacency.col[inside])), shape=adjacency.shape
         )
         parts = self._whispers(adjacency, self.seed) if self.orders == 1 else self._consensus(adjacency)[0]
-        out = labels.copy()
-        next_label = labels.max() + 1
+        out, next_label, floor = labels.copy(), labels.max() + 1, self.stranger_similarity
         for members in _groups(np.where(np.isin(labels, _groups_in_parts(labels, parts)), labels, -1)):
             pieces = _groups(np.unique(parts[members], return_inverse=True)[1])
             big = sorted((members[p] for p in pieces if len(p) >= 2), key=len, reverse=True)
-            for group in _join_close_parts(x, big, self.stranger_similarity)[1:]:
-                out[group] = next_label
+            counts = [len(p) for p in big]
+            order = sorted(itertools.combinations(range(len(big)), 2), key=lambda p: -(counts[p[0]] + counts[p[1]]))
+            roots = _join_close_groups([x[p].sum(axis=0, dtype=np.float64) for p in big], counts, order, floor)
+            for root in sorted(set(roots) - {roots[0]}):  # the largest part's keeps the group's label
+                out[np.concatenate([p for p, r in zip(big, roots, strict=True) if r == root])] = next_label
                 next_label += 1
         return out
 
@@ -252,7 +256,17 @@ def _join_where_orders_disagree(
     members = sp.csr_matrix((np.ones(len(rows)), (slot[labels[rows]], np.arange(len(rows)))))
     sums = list(members @ x[rows].astype(np.float64))  # each involved group's summed embeddings
     counts = size[involved].tolist()
-    root = list(range(len(involved)))
+    order = sorted(slot[pairs].tolist(), key=lambda p: (-(counts[p[0]] + counts[p[1]]), p[0], p[1]))
+    joined = np.arange(len(size))
+    joined[involved] = involved[_join_close_groups(sums, counts, order, threshold)]
+    return joined[labels]
+
+
+def _join_close_groups(sums: list[np.ndarray], counts: list[int], pairs: list[list[int]], floor: float) -> list[int]:
+    """Each group's representative once the `pairs` (group numbers) are tried in order: two groups, each with all
+    it has joined so far, are joined where the mean similarity between their faces (each face of one with each of
+    the other: from their summed embeddings `sums` and sizes `counts`, both updated in place) is at least `floor`."""
+    root = list(range(len(sums)))
 
     def find(g: int) -> int:
         while root[g] != g:
@@ -260,15 +274,11 @@ def _join_where_orders_disagree(
             g = root[g]
         return g
 
-    for a, b in sorted(slot[pairs].tolist(), key=lambda p: (-(counts[p[0]] + counts[p[1]]), p[0], p[1])):
+    for a, b in pairs:
         a, b = find(a), find(b)
-        if a == b:
-            continue
-        if sums[a] @ sums[b] >= threshold * counts[a] * counts[b]:  # their mean similarity clears the link
+        if a != b and sums[a] @ sums[b] >= floor * counts[a] * counts[b]:
             root[b], sums[a], counts[a] = a, sums[a] + sums[b], counts[a] + counts[b]
-    joined = np.arange(len(size))
-    joined[involved] = involved[[find(g) for g in range(len(involved))]]
-    return joined[labels]
+    return [find(g) for g in range(len(sums))]
 
 
 def _groups_in_parts(labels: np.ndarray, parts: np.ndarray) -> np.ndarray:
@@ -278,27 +288,6 @@ def _groups_in_parts(labels: np.ndarray, parts: np.ndarray) -> np.ndarray:
     unique, size = np.unique(key, return_counts=True)
     owners = unique[size >= 2] // len(labels)
     return np.flatnonzero(np.bincount(owners, minlength=int(labels.max()) + 1) >= 2)
-
-
-def _join_close_parts(x: np.ndarray, parts: list[np.ndarray], floor: float) -> list[np.ndarray]:
-    """`parts` (row numbers, largest first) joined, largest pairs first, while the mean similarity between two
-    parts' faces is above `floor`; the part holding `parts[0]` comes first."""
-    sums = [x[p].sum(axis=0, dtype=np.float64) for p in parts]
-    counts = [len(p) for p in parts]
-    root = list(range(len(parts)))
-    pairs = sorted(
-        ((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts))),
-        key=lambda p: -(counts[p[0]] + counts[p[1]]),
-    )
-    joined = True
-    while joined:
-        joined = False
-        for a, b in pairs:
-            a, b = root[a], root[b]
-            if a != b and sums[a] @ sums[b] > floor * counts[a] * counts[b]:
-                root = [a if r == b else r for r in root]
-                sums[a], counts[a], joined = sums[a] + sums[b], counts[a] + counts[b], True
-    return [np.concatenate([p for p, r in zip(parts, root, strict=True) if r == g]) for g in dict.fromkeys(root)]
 
 
 def _mean_pairwise_similarity(x: np.ndarray) -> float:
