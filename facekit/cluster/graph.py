@@ -168,7 +168,7 @@ class ChineseWhispers(_GraphClusterer):
 
     def _separate_strangers(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """`labels` with each group's parts at a cut `split_step` stricter (Chinese Whispers on the group's own
-        edges) joined again, largest first, wherever the mean similarity between two parts' faces is above
+        edges) joined again, largest first, wherever the mean similarity between two parts' faces is at least
         `stranger_similarity`; parts that stay apart become groups of their own. A part must have >= 2 faces:
         a lone face at the stricter cut stays with its group's largest part. The stricter run is one visiting
         order, not a consensus: where it splits a person by chance the join puts the parts back. Over 10 seeds on
@@ -198,7 +198,7 @@ class ChineseWhispers(_GraphClusterer):
             counts = [len(p) for p in big]
             order = sorted(itertools.combinations(range(len(big)), 2), key=lambda p: -(counts[p[0]] + counts[p[1]]))
             roots = _join_close_groups([x[p].sum(axis=0, dtype=np.float64) for p in big], counts, order, floor)
-            for root in sorted(set(roots) - {roots[0]}):  # the largest part's keeps the group's label
+            for root in sorted(set(roots) - {roots[0]}):  # the largest part's keeps the label
                 out[np.concatenate([p for p, r in zip(big, roots, strict=True) if r == root])] = next_label
                 next_label += 1
         return out
