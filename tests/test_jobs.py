@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,32 @@ def test_a_sigkilled_workers_job_is_failed_as_abandoned_and_rerun_loses_nothing(
     with open_store(store) as fs:
         stats = fs.stats()
     assert stats["images"] == len(photos) and stats["faces"] == state["result"]["faces_total"]
+
+
+def test_a_job_that_ends_while_it_is_looked_at_is_not_called_abandoned(env, monkeypatch):
+    """The horse writes the job's end and exits between view's status read and its process check."""
+    from rq.job import JobStatus
+
+    from facekit.jobs import queue
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    job = queue.fetch(queue.enqueue("cluster-dual"), queue.connect())
+    job.set_status(JobStatus.STARTED)
+    job.meta["runner"] = {"host": socket.gethostname(), "pid": gone.pid}
+    job.save_meta()
+    still_running = queue._still_running
+
+    def ends_then_exits(job, conn):
+        queue.fetch(job.id, conn).set_status(JobStatus.FINISHED)
+        return still_running(job, conn)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "_still_running", ends_then_exits)
+        assert queue.show(job.id)["status"] == "finished"
+    job.set_status(JobStatus.STARTED)  # a horse that died without writing its end is abandoned
+    state = queue.show(job.id)
+    assert state["status"] == "failed" and state["error"] == queue.ABANDONED
 
 
 def test_without_redis_the_queue_is_a_clear_error(tmp_path):

@@ -148,11 +148,18 @@ def _fail_abandoned(job: Any, conn: Any) -> None:
     job.save_meta()
 
 
+def _status(job: Any) -> str:
+    """RQ's status of the job as stored now."""
+    status = job.get_status(refresh=True)
+    return getattr(status, "value", status)
+
+
 def view(job: Any, conn: Any) -> dict[str, Any]:
     """The public view of a job (the same object `facekit jobs show --json` and GET /jobs/{id} give)."""
-    status = job.get_status(refresh=True)
-    status = getattr(status, "value", status)
-    if status == "started" and not _still_running(job, conn):
+    status = _status(job)
+    # A work-horse writes its job's end, then exits: read again once it is gone, or a job that ended between
+    # the first read and the process check would be failed as abandoned.
+    if status == "started" and not _still_running(job, conn) and (status := _status(job)) == "started":
         _fail_abandoned(job, conn)
         status = "failed"
     meta = job.get_meta(refresh=False) or {}
