@@ -1,0 +1,179 @@
+"""facekit's defaults on embedding spaces it has no measurements of: spaces made from LFW's dlib and MobileFaceNet
+embeddings (a concatenation, fewer principal components, added noise), each against the peers at its best cut.
+
+facekit was calibrated and tuned on two models; users bring others (a stronger ArcFace, a weaker older one, a
+model run on poor photos). These spaces stand in for them: their similarities sit elsewhere and spread otherwise,
+and their best cut is unknown to facekit. On each set facekit calibrates its cut from the data, as a pass does
+(`calibrate_link_threshold` on the set's 30-nearest-neighbour graph, deeper neighbours sampled), and clusters with
+its defaults. The peers (Chinese Whispers, one visiting order, as face_recognition runs it; connected components,
+as DBSCAN at min_samples 2 and Immich's core do) are swept over 13 cuts around facekit's, in steps of a
+twentieth of the room above it (`1 - cut`); facekit's own clusterer over the same cuts shows how much of a gap is
+the cut and how much the clusterer. Chinese Whispers is scored as the median over 3 visiting orders.
+
+Run: `make bench-spaces` (= `python bench/spaces.py --data ../shared/datasets/lfw`, ~10 min on 2 cores once
+LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/spaces.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, truth_of  # noqa: E402
+from bench.report import machine, write_suite  # noqa: E402
+from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
+from facekit.cluster.calibration import calibrate_link_threshold, sampled_neighbours  # noqa: E402
+from facekit.embedding.base import l2_normalize  # noqa: E402
+from facekit.metrics import clustering_scores  # noqa: E402
+
+SEEDS = (0, 1, 2)
+STEPS = range(-6, 7)  # the swept cuts: facekit's plus steps of STEP of the room above it
+STEP = 1 / 20
+
+
+def aligned(data: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """LFW's dlib and MobileFaceNet embeddings of the photos both models found a face in, in one order."""
+    xd, pd = lfw_embeddings(data, cache_dir / "lfw_dlib.npz", "dlib")
+    xm, pm = lfw_embeddings(data, cache_dir / "lfw_mobilefacenet.npz", "mobilefacenet")
+    row_of = {p: i for i, p in enumerate(pm)}
+    pairs = [(i, row_of[p]) for i, p in enumerate(pd) if p in row_of]
+    d, m = (np.array(rows) for rows in zip(*pairs, strict=True))
+    return xd[d], xm[m], [pd[i] for i in d]
+
+
+def principal(x: np.ndarray, k: int) -> np.ndarray:
+    """`x` on its first `k` principal components (of a seeded 5,000-row sample), normalised: a weaker model."""
+    centred = x - x.mean(axis=0)
+    rows = np.random.default_rng(0).choice(len(x), min(5_000, len(x)), replace=False)
+    components = np.linalg.svd(centred[rows], full_matrices=False)[2][:k]
+    return l2_normalize((centred @ components.T).astype(np.float32))
+
+
+def noisy(x: np.ndarray, sd: float) -> np.ndarray:
+    """`x` with seeded Gaussian noise of `sd` per dimension, normalised: the same model on poorer photos."""
+    return l2_normalize((x + np.random.default_rng(0).normal(0, sd, x.shape)).astype(np.float32))
+
+
+def spaces(xd: np.ndarray, xm: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    return {
+        "dlib and MobileFaceNet concatenated (a stronger model)": lambda: l2_normalize(np.hstack([xd, xm])),
+        "MobileFaceNet, 24 principal components": lambda: principal(xm, 24),
+        "MobileFaceNet with noise (sd 0.045 a dimension)": lambda: noisy(xm, 0.045),
+        "dlib, 16 principal components (a weak model)": lambda: principal(xd, 16),
+    }
+
+
+def face_sets(truth: np.ndarray) -> dict[str, np.ndarray]:
+    names, counts = np.unique(truth, return_counts=True)
+    photos_of = dict(zip(names, counts, strict=True))
+    per_person = np.array([photos_of[t] for t in truth])
+    return {
+        "people with >= 15 photos, 22 each (the held-out set's shape)": _at_most(truth, per_person >= 15, 22),
+        "people with >= 10 photos": per_person >= 10,
+        "people with 2-9 photos": (per_person >= 2) & (per_person < 10),
+        "all of LFW": np.ones(len(truth), bool),
+    }
+
+
+def median_f(truth: np.ndarray, runs: list[np.ndarray]) -> float:
+    return float(np.median([clustering_scores(truth, labels)["bcubed_f"] for labels in runs]))
+
+
+def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
+    """facekit's calibrated cut and F, and each clusterer's F over the swept cuts."""
+    graph = knn_graph(x, 30)
+    link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x, images))
+    if link is None:
+        return {"faces": len(x), "calibration": None}
+    strangers = link.stranger_similarity
+
+    def facekit(cut: float) -> float:
+        runs = [ChineseWhispers(cut, seed=s, stranger_similarity=strangers) for s in SEEDS]
+        return median_f(truth, [c.fit_predict(x, graph=graph) for c in runs])
+
+    def whispers(cut: float) -> float:
+        one = [ChineseWhispers(cut, orders=1, split_chains=False, min_cluster_size=1, seed=s) for s in SEEDS]
+        return median_f(truth, [c.fit_predict(x, graph=graph) for c in one])
+
+    def components(cut: float) -> float:
+        return median_f(truth, [ConnectedComponents(cut, min_cluster_size=1).fit_predict(x, graph=graph)])
+
+    cuts = [link.threshold + k * STEP * (1 - link.threshold) for k in STEPS]
+    curves = {"Chinese Whispers": [whispers(c) for c in cuts], "connected components": [components(c) for c in cuts]}
+    own = [facekit(c) for c in cuts]
+    best_peer = max(curves, key=lambda name: max(curves[name]))
+    at = int(np.argmax(curves[best_peer]))
+    return {
+        "faces": len(x),
+        "people": len(set(truth)),
+        "calibration": link.as_dict(),
+        "facekit_f": own[STEPS.index(0)],
+        "best_peer": best_peer,
+        "best_peer_cut": round(cuts[at], 4),
+        "best_peer_f": curves[best_peer][at],
+        "facekit_best_cut": round(cuts[int(np.argmax(own))], 4),
+        "facekit_best_f": max(own),
+        "cuts": [round(c, 4) for c in cuts],
+        "curves": {**curves, "facekit": own},
+    }
+
+
+def markdown(res: dict) -> str:
+    out = [
+        "## Other embedding spaces",
+        "",
+        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
+        "",
+        (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        "",
+        "| space | face set | faces | facekit's cut | facekit | best peer at its best cut | facekit at its best cut "
+        "| facekit − best peer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in res["rows"]:
+        r = row["result"]
+        if r["calibration"] is None:
+            out.append(f"| {row['space']} | {row['set']} | {r['faces']:,} | no two modes: model prior | | | | |")
+            continue
+        out.append(
+            f"| {row['space']} | {row['set']} | {r['faces']:,} | {r['calibration']['threshold']:.4f} "
+            f"| **{r['facekit_f']:.4f}** | {r['best_peer']}, {r['best_peer_cut']:.4f}: {r['best_peer_f']:.4f} "
+            f"| {r['facekit_best_cut']:.4f}: {r['facekit_best_f']:.4f} | {r['facekit_f'] - r['best_peer_f']:+.4f} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    args = ap.parse_args()
+    xd, xm, paths = aligned(args.data, args.cache_dir)
+    truth = truth_of(paths)
+    images = np.array(paths, dtype=object)
+    rows = []
+    for space, make in spaces(xd, xm).items():
+        x = make()
+        for name, keep in face_sets(truth).items():
+            result = one_set(x[keep], truth[keep], images[keep])
+            print(space, "|", name, "|", {k: v for k, v in result.items() if k not in ("curves", "cuts")}, flush=True)
+            rows.append({"space": space, "set": name, "result": result})
+    res = {
+        "command": "python bench/spaces.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }
+    write_suite("spaces", res, markdown(res))
+
+
+if __name__ == "__main__":
+    main()
