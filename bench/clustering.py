@@ -266,6 +266,12 @@ SET_GRIDS = {
 SET_GRIDS_TEXT = {m: f"cosine {g[0]}-{g[-1]} in steps of {round(g[1] - g[0], 3)}" for m, g in SET_GRIDS.items()}
 
 
+def photos_per_person(truth: np.ndarray) -> np.ndarray:
+    """For each face, how many faces its person has."""
+    _, inverse, counts = np.unique(truth, return_inverse=True, return_counts=True)
+    return counts[inverse]
+
+
 def _at_most(truth: np.ndarray, keep: np.ndarray, photos: int, seed: int = 0) -> np.ndarray:
     """`keep`, with at most `photos` of each person's faces (a seeded sample of the rest)."""
     rng = np.random.default_rng(seed)
@@ -281,9 +287,7 @@ def other_sets(x: np.ndarray, paths: list[str], model: str) -> list[dict]:
     LFW: dense ones (every person with many photos, like the issue's held-out set), one without
     people seen once, and LFW imported with no model id (`precomputed_<dim>d`: no measured prior)."""
     truth = truth_of(paths)
-    names, counts = np.unique(truth, return_counts=True)
-    photos_of = dict(zip(names, counts, strict=True))
-    per_person = np.array([photos_of[t] for t in truth])
+    per_person = photos_per_person(truth)
     sets = {
         "people with >= 15 photos, 22 each (the held-out set's shape)": (
             _at_most(truth, per_person >= 15, 22),

@@ -27,12 +27,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, truth_of  # noqa: E402
+from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, median_run, photos_per_person, truth_of  # noqa: E402
 from bench.report import machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
 from facekit.cluster.calibration import calibrate_link_threshold, sampled_neighbours  # noqa: E402
 from facekit.embedding.base import l2_normalize  # noqa: E402
-from facekit.metrics import clustering_scores  # noqa: E402
 
 SEEDS = (0, 1, 2)
 STEPS = range(-6, 7)  # the swept cuts: facekit's plus steps of STEP of the room above it
@@ -72,19 +71,13 @@ def spaces(xd: np.ndarray, xm: np.ndarray) -> dict[str, Callable[[], np.ndarray]
 
 
 def face_sets(truth: np.ndarray) -> dict[str, np.ndarray]:
-    names, counts = np.unique(truth, return_counts=True)
-    photos_of = dict(zip(names, counts, strict=True))
-    per_person = np.array([photos_of[t] for t in truth])
+    per_person = photos_per_person(truth)
     return {
         "people with >= 15 photos, 22 each (the held-out set's shape)": _at_most(truth, per_person >= 15, 22),
         "people with >= 10 photos": per_person >= 10,
         "people with 2-9 photos": (per_person >= 2) & (per_person < 10),
         "all of LFW": np.ones(len(truth), bool),
     }
-
-
-def median_f(truth: np.ndarray, runs: list[np.ndarray]) -> float:
-    return float(np.median([clustering_scores(truth, labels)["bcubed_f"] for labels in runs]))
 
 
 def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
@@ -97,14 +90,14 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
 
     def facekit(cut: float) -> float:
         runs = [ChineseWhispers(cut, seed=s, stranger_similarity=strangers) for s in SEEDS]
-        return median_f(truth, [c.fit_predict(x, graph=graph) for c in runs])
+        return median_run(truth, [c.fit_predict(x, graph=graph) for c in runs])["bcubed_f"]
 
     def whispers(cut: float) -> float:
         one = [ChineseWhispers(cut, orders=1, split_chains=False, min_cluster_size=1, seed=s) for s in SEEDS]
-        return median_f(truth, [c.fit_predict(x, graph=graph) for c in one])
+        return median_run(truth, [c.fit_predict(x, graph=graph) for c in one])["bcubed_f"]
 
     def components(cut: float) -> float:
-        return median_f(truth, [ConnectedComponents(cut, min_cluster_size=1).fit_predict(x, graph=graph)])
+        return median_run(truth, ConnectedComponents(cut, min_cluster_size=1).fit_predict(x, graph=graph))["bcubed_f"]
 
     cuts = [link.threshold + k * STEP * (1 - link.threshold) for k in STEPS]
     curves = {"Chinese Whispers": [whispers(c) for c in cuts], "connected components": [components(c) for c in cuts]}
