@@ -168,7 +168,7 @@ class ChineseWhispers(_GraphClusterer):
         self.labels_ = relabel_by_size(labels, self.min_cluster_size)
         if self.split_chains:
             labels = np.full(len(x), -1, dtype=np.int64)
-            for label, members in enumerate(_coherent_groups(x, self.labels_, self.threshold, self)):
+            for label, members in enumerate(_coherent_groups(x, self.labels_, self)):
                 labels[members] = label
             self.labels_ = relabel_by_size(labels, self.min_cluster_size)
         if self.stranger_similarity is not None:
@@ -319,12 +319,12 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
     return float((total @ total - n) / (n * n - n))
 
 
-def _coherent_groups(x: np.ndarray, labels: np.ndarray, threshold: float, cw: ChineseWhispers) -> list[np.ndarray]:
+def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> list[np.ndarray]:
     """Split groups whose mean pairwise similarity is below `cw.chain_floor` (recursively, each time
-    `cw.chain_step` of the room 1 - threshold stricter)."""
+    `cw.chain_step` of the room 1 - `cw.threshold` stricter)."""
     out: list[np.ndarray] = []
-    floor, step = cw.chain_floor, cw.chain_step * (1.0 - threshold)
-    stack = [(members, threshold) for members in _groups(labels)]
+    floor, step = cw.chain_floor, cw.chain_step * (1.0 - cw.threshold)
+    stack = [(members, cw.threshold) for members in _groups(labels)]
     while stack:
         members, t = stack.pop()
         if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
