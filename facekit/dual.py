@@ -4,6 +4,8 @@ Rules every automatic pass follows (and the tests check):
 
 - A hand label is never overwritten: faces labeled by hand (assignment_source "manual") keep their
   person, and faces put in a cluster by hand keep that cluster.
+- An automatic assignment that a clustering of every face contradicts (its group holds no hand label of the
+  person, and the person's faces are at most half of it) is taken back (`facekit.assign.group_veto`).
 - "Not this person": a person listed in a face's `rejected_person_ids` is never given to it.
 - Cannot-link: two faces of one photo never end up in the same person or cluster.
 - Re-running is safe: unchanged groups keep their cluster ids, only changed faces are written, and a
@@ -22,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from facekit.assign.group_veto import contradicted_assignments
 from facekit.assign.person_assigner import PersonAssigner
 from facekit.assign.pseudo_labels import PSEUDO_SIGMAS, PSEUDO_WEIGHT, stored_pseudo_labels
-from facekit.cluster import KnnGraph, knn_graph, make_clusterer, match_cluster_ids
+from facekit.cluster import ConnectedComponents, GraphClusterer, KnnGraph, knn_graph, make_clusterer, match_cluster_ids
 from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, known_pairs, sampled_neighbours
 from facekit.cluster.knn import knn_subgraph
 from facekit.config import Settings, get_settings
@@ -343,12 +346,9 @@ class DualModeClusterer:
 
         `overwrite_embeddings`: the unknown faces' embeddings are moved to the front of
         `faces.embeddings` instead of copied (the other rows are lost): for a caller that owns them."""
-        unknown = np.array([p is None for p in result.person_ids], dtype=bool)
-        idx = np.flatnonzero(unknown)
-        if len(idx) == 0:
+        if all(p is not None for p in result.person_ids) and S.SOURCE_AUTO not in result.sources:
             return result
         all_images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
-        images = all_images[idx]
         same, different = self._labeled_pairs(faces, all_images)  # before the embeddings may be overwritten
         start = time.perf_counter()
         whole = knn_graph(faces.embeddings, KNN_K)
@@ -360,6 +360,11 @@ class DualModeClusterer:
         clusterer = make_clusterer(
             self.unknown_method, link.threshold, self.unknown_min_size, stranger_similarity=strangers
         )
+        self._revoke_contradicted(faces, result, graph, clusterer)
+        idx = np.flatnonzero([p is None for p in result.person_ids])
+        if len(idx) == 0:
+            return result
+        images = all_images[idx]
         if len(idx) == len(faces.ids):
             x = faces.embeddings
         else:  # the unknown faces' own graph, read off the whole one where it can be
@@ -380,6 +385,37 @@ class DualModeClusterer:
             if result.sources[i] is None:
                 result.sources[i] = S.SOURCE_CLUSTER
         return result
+
+    def _revoke_contradicted(
+        self, faces: StoredFaces, result: DualModeResult, graph: KnnGraph, clusterer: GraphClusterer
+    ) -> None:
+        """Take back the automatic assignments that a clustering of every face, as if nobody were labeled,
+        contradicts (`contradicted_assignments`); counted in `result.calibration["revoked_by_groups"]`. Only the
+        faces linked, by any chain of links, to an automatically assigned one are clustered where they are at most
+        half the collection: no group reaches past them (100K synthetic faces, 30 people labeled: 0.3-0.9 s
+        against 2.0 s for every face)."""
+        automatic = np.array([s == S.SOURCE_AUTO for s in result.sources], dtype=bool)
+        if not automatic.any():
+            return
+        start = time.perf_counter()
+        x = faces.embeddings
+        linked = ConnectedComponents(clusterer.edge_floor, min_cluster_size=1).fit(x, graph=graph).labels_
+        rows = np.flatnonzero(np.isin(linked, linked[automatic]))
+        if 2 * len(rows) <= len(x):
+            groups = np.full(len(x), -1, dtype=np.int64)
+            part = x[rows]
+            groups[rows] = clusterer.fit(part, graph=knn_subgraph(graph, rows, part, clusterer.edge_floor)).labels_
+        else:
+            groups = clusterer.fit(x, graph=graph).labels_
+        hand = np.array([S.is_hand_labeled(p) for p in faces.payloads], dtype=bool)
+        revoked = contradicted_assignments(groups, result.person_ids, automatic, hand)
+        for i in revoked:
+            result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
+        result.calibration["revoked_by_groups"] = len(revoked)
+        log.info(
+            "%d of %d automatic assignments revoked by a clustering of every face: %.1f s",
+            len(revoked), automatic.sum(), time.perf_counter() - start,
+        )  # fmt: skip
 
     @property
     def unknown_threshold(self) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from facekit.cluster.density import AgglomerativeClusterer, DbscanClusterer, HdbscanClusterer
-from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
+from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, GraphClusterer, relabel_by_size
 from facekit.cluster.knn import KnnGraph, knn_graph
 from facekit.cluster.stable_ids import match_cluster_ids
 
@@ -16,7 +16,9 @@ CLUSTERERS = {
 }
 
 
-def make_clusterer(method: str, threshold: float, min_cluster_size: int, *, stranger_similarity: float | None = None):
+def make_clusterer(
+    method: str, threshold: float, min_cluster_size: int, *, stranger_similarity: float | None = None
+) -> GraphClusterer:
     """The clusterer named `method`, linking faces at cosine similarity >= `threshold`; Chinese Whispers also
     splits off parts of a group no closer to the rest than `stranger_similarity` (other methods ignore it)."""
     try:
@@ -34,6 +36,7 @@ __all__ = [
     "ChineseWhispers",
     "ConnectedComponents",
     "DbscanClusterer",
+    "GraphClusterer",
     "HdbscanClusterer",
     "KnnGraph",
     "knn_graph",

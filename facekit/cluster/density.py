@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from facekit.cluster.graph import _GraphClusterer, relabel_by_size
+from facekit.cluster.graph import GraphClusterer, relabel_by_size
 from facekit.cluster.knn import KnnGraph
 
 
@@ -21,7 +21,7 @@ def _to_distances(adjacency: sp.csr_matrix) -> sp.csr_matrix:
     return d
 
 
-class DbscanClusterer(_GraphClusterer):
+class DbscanClusterer(GraphClusterer):
     """DBSCAN (PhotoPrism's and LibrePhotos' choice): `eps` = 1 - threshold, `min_samples` =
     min_cluster_size, over the kNN graph's edges.
 
@@ -39,7 +39,7 @@ class DbscanClusterer(_GraphClusterer):
         return dbscan.fit_predict(_to_distances(adjacency))
 
 
-class AgglomerativeClusterer(_GraphClusterer):
+class AgglomerativeClusterer(GraphClusterer):
     """Average-linkage agglomerative clustering, merging while the mean cosine similarity between two
     groups is >= threshold; only faces joined in the kNN graph are candidates (sklearn connectivity)."""
 
@@ -66,7 +66,7 @@ class AgglomerativeClusterer(_GraphClusterer):
         return self
 
 
-class HdbscanClusterer(_GraphClusterer):
+class HdbscanClusterer(GraphClusterer):
     """HDBSCAN (the spec's default) on the kNN graph's cosine distances. It picks its own density
     levels, so `threshold` is not used."""
 

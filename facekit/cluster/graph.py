@@ -40,7 +40,10 @@ def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
     return out
 
 
-class _GraphClusterer:
+class GraphClusterer:
+    """Base of the clusterers that link faces at cosine >= `threshold` on a kNN graph (`fit(x, graph=)`,
+    `labels_`, -1 for noise)."""
+
     def __init__(self, threshold: float, *, k: int = 30, min_cluster_size: int = 2) -> None:
         self.threshold = threshold
         self.k = k
@@ -84,7 +87,7 @@ class _GraphClusterer:
         raise NotImplementedError
 
 
-class ConnectedComponents(_GraphClusterer):
+class ConnectedComponents(GraphClusterer):
     """Faces joined by any chain of edges form one group (single linkage at `threshold`).
 
     >>> import numpy as np
@@ -97,7 +100,7 @@ class ConnectedComponents(_GraphClusterer):
         return connected_components(adjacency, directed=False)[1]
 
 
-class ChineseWhispers(_GraphClusterer):
+class ChineseWhispers(GraphClusterer):
     """Chinese Whispers (Biemann 2006; dlib's face clustering): each face takes the label with the
     largest summed edge weight among its neighbours, in random order, for `iterations` rounds.
 
