@@ -4,7 +4,7 @@ The assigner decides each face alone, against prototypes of the labeled people. 
 labeled who looks like a labeled person P can clear its threshold, while the face's own photos, all unknown,
 are closer to it than P's are. Clustering every face as if nobody were labeled shows that: the face lands in
 its own person's group, where P has no hand-labeled face and holds at most half of the faces. Such an
-assignment is revoked and the face goes to the unknown groups with its look-alikes' faces.
+assignment is revoked and the face goes to the unknown groups with its own person's photos.
 
 On LFW (3 labels for each person with >= 10 photos, `bench/clustering.py`'s label_effect) MobileFaceNet's pass
 revokes 4 of 3,747 automatic assignments: the 2 that made labeling lower the never-labeled people's BCubed F (a photo
