@@ -199,6 +199,7 @@ def threshold_sweep(
                     "false_accept": scores["assignment"]["false_accept"],
                     "bcubed_f": scores["clustering"]["bcubed_f"],
                     "unknown_bcubed_f": unknown.get("bcubed_f"),
+                    "revoked_by_groups": result.calibration.get("revoked_by_groups", 0),
                     "unknown_threshold": clusterer.link_.threshold if clusterer.link_ else None,
                     "unknown_threshold_method": clusterer.link_.method if clusterer.link_ else None,
                 }
