@@ -219,6 +219,20 @@ def test_hand_labeled_pairs_anchor_the_same_person_mode_only_where_the_data_show
     assert calibrate_link_threshold(weak, same=labeled_same[:10]) is None  # too few pairs to anchor anything
 
 
+def test_different_person_pairs_check_a_cut_the_data_gives():
+    """Pairs known to be two people (labeled as two, or one photo's faces) are look-alikes, the top of the
+    strangers' mode: where the data shows two modes they only check the cut, and do not move it."""
+    x, who = space(0.95, 0.85, seed=2)
+    graph = knn_graph(x, 30)
+    found = graph.indices >= 0
+    pairs = graph.sims[found & (who[np.maximum(graph.indices, 0)] != who[:, None])]
+    different = np.sort(pairs)[-200:]  # the closest strangers, as labeled neighbours are
+    alone = calibrate_link_threshold(graph)
+    checked = calibrate_link_threshold(graph, different=different)
+    assert checked.threshold == alone.threshold and checked.method == "kNN similarity mixture"
+    assert "of 200 known different-person pairs below it" in checked.reason
+
+
 def test_labels_do_not_change_the_faces_the_threshold_is_read_from(tmp_path):
     """The link is calibrated on every face, not only on those left unknown: labeling people (whose other
     faces are then assigned to them) leaves the collection alone. Where its neighbourhoods separate the modes
