@@ -73,7 +73,7 @@ class LinkThreshold:
     "kNN similarity mixture" or "generic fallback"; `reason` says why, in words. `stranger_similarity`
     (from the mixture only): the similarity up to which faces are no closer than look-alike strangers, half a
     standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of a group no closer than
-    that to the rest, and splits groups where more than a third of the pairs are no closer than that)."""
+    that to the rest, and splits chains below midway between it and the threshold)."""
 
     threshold: float
     method: str
