@@ -151,30 +151,27 @@ def test_chain_splitting_breaks_an_incoherent_group():
     assert len(set(ChineseWhispers(t, split_chains=False).fit_predict(x))) == 1
     split = ChineseWhispers(t).fit_predict(x)
     assert split[0] == -1 or split[0] != split[-1]
-    # with a calibrated stranger similarity: most of the line's pairs are no closer than strangers
+    # with a calibrated stranger similarity the floor is midway up to the threshold: the line is still no person
     split = ChineseWhispers(t, stranger_similarity=0.9).fit_predict(x)
     assert split[0] == -1 or split[0] != split[-1]
 
 
-@pytest.mark.parametrize("seed", [0, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_person_whose_photos_spread_widely_is_not_split_as_a_chain(seed):
-    """Two people of 100 photos each, as a weak model places them: each photo has links at cosine 0.45, but a
-    person's photos average only ~0.31 (strangers ~0). A mean floor, 0.09 of the room below the threshold (0.40)
-    or midway to the stranger similarity 0.2 (0.325), cuts them apart; only ~15% of their pairs are as far apart
-    as strangers, so the share of stranger-like pairs keeps each whole."""
+    """Two people of 100 photos each, as a weak model places them: each photo has several links at cosine 0.45,
+    but a person's photos average only ~0.38 (strangers ~0). A chain floor 0.09 of the room below the threshold
+    (0.40) cuts each person apart; the floor midway to the stranger similarity (0.325) keeps them whole."""
     rng = np.random.default_rng(seed)
-    x = np.vstack([np.eye(64)[person] + rng.normal(0, 0.185, (100, 64)) for person in (0, 1)])
+    x = np.vstack([np.eye(64)[person] + rng.normal(0, 0.16, (100, 64)) for person in (0, 1)])
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
     def people(labels: np.ndarray) -> list[int]:  # groups (lone faces aside) each person's photos fall in
         return [len(set(labels[p * 100 : (p + 1) * 100]) - {-1}) for p in (0, 1)]
 
     assert people(ChineseWhispers(0.45, split_chains=False).fit_predict(x)) == [1, 1]
-    assert max(people(ChineseWhispers(0.45).fit_predict(x))) > 1  # no stranger similarity: the 0.09 floor
-    midway = (0.45 - (0.45 + 0.2) / 2) / (1 - 0.45)
-    assert max(people(ChineseWhispers(0.45, chain_slack=midway).fit_predict(x))) > 1
+    assert min(people(ChineseWhispers(0.45, chain_slack=0.09, stranger_similarity=0.2).fit_predict(x))) > 1
     labels = ChineseWhispers(0.45, stranger_similarity=0.2).fit_predict(x)
-    assert people(labels) == [1, 1] and labels[0] != labels[100] and (labels == -1).sum() <= 12
+    assert people(labels) == [1, 1] and labels[0] != labels[100] and (labels == -1).sum() <= 2
 
 
 def test_the_consensus_of_visiting_orders_does_not_depend_on_the_order():

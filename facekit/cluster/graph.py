@@ -8,26 +8,17 @@ L2-normalised embeddings; an edge joins two faces when their cosine similarity i
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from facekit.cluster.calibration import STRANGER_SPREADS
 from facekit.cluster.knn import KnnGraph, knn_graph
 from facekit.cluster.whisper_pass import whisper_pass
 
 # Chain splitting's floor below the threshold, as a fraction of the room above it, where no stranger similarity
 # is known (fitted on LFW, dlib).
 CHAIN_SLACK = 0.09
-# Where it is known, a group is a chain when a larger share of its pairs is no closer than strangers than a chain of
-# two equal halves of strangers gives: half its pairs cross between the halves, and the stranger similarity sits
-# STRANGER_SPREADS standard deviations above the strangers' mode, so Phi(0.5) = 69% of stranger pairs fall at or below
-# it: 0.35. One person's photos, however widely a weak model spreads them, rarely come near that.
-CHAIN_STRANGER_SHARE = 0.5 * 0.5 * (1 + math.erf(STRANGER_SPREADS / math.sqrt(2)))
-# Faces of a group whose pairs `_stranger_pair_share` reads (a seeded sample of a larger group).
-SHARE_SAMPLE = 1_000
 
 
 def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -120,21 +111,18 @@ class ChineseWhispers(GraphClusterer):
     orders disagree (a third to a half of them join two groups), the two are joined if their faces are as
     similar on average as a link asks (`_join_where_orders_disagree`): a person the orders split by chance.
 
-    With `split_chains` (facekit's default), a group that is a chain of look-alikes rather than one person is
-    clustered again at a threshold stricter by `chain_step` of the room above it (`1 - threshold`), until every
-    group is coherent. Where the calibration gives `stranger_similarity`, a chain is a group with more than
-    `CHAIN_STRANGER_SHARE` of its pairs at or below it (`_stranger_pair_share`); without it, a group whose mean
-    pairwise similarity falls below `chain_floor`, `chain_slack` of the room below the threshold (dlib links at
-    0.945, where 0.09 of the room is 0.005; MobileFaceNet at 0.64, where it is 0.033). On LFW (dlib) chain splitting
-    breaks up one 138-face group of different people and lifts BCubed F by ~0.5 point; on MobileFaceNet it changes F
-    by less than 0.001 (bench/results/clustering.md). A mean says little on a weaker model, which spreads one
-    person's photos as widely as a chain's: on dlib's embeddings cut to 16 principal components
-    (bench/results/spaces.md) a floor 0.09 of the room down cut that model's people apart (held-out shape F 0.8265,
-    all of LFW 0.7383), and one midway between the stranger similarity and the threshold still split some (0.8658,
-    0.7776). The share of stranger-like pairs tells the two apart better: of the groups of >= 3 faces the
-    consensus forms on all of LFW, that model's midway floor marks 25 of 363 one-person groups (>= 90% one person;
-    1,099 faces) and 27 of 120 mixed ones (< 75%); the share marks 10 (332 faces) and 14. On dlib itself the floor
-    marks 2 one-person groups and 18 of 65 mixed ones (468 faces), the share none and 8 (436 faces).
+    With `split_chains` (facekit's default), a group whose mean pairwise similarity falls below `chain_floor`
+    is a chain of look-alikes rather than one person: it is clustered again with a threshold `chain_step`
+    stricter, until every group is coherent. The floor sits midway between `stranger_similarity` and
+    `threshold` where the calibration gives the first; without it, `chain_slack` below the threshold. Slack and
+    step are fractions of the room above the threshold, `1 - threshold`, so they scale with the model's
+    similarities (dlib links at 0.945, where 0.09 of the room is 0.005; MobileFaceNet at 0.64, where it is
+    0.033). On LFW (dlib) this breaks up one 138-face group of different people and lifts BCubed F by ~0.5
+    point; on MobileFaceNet it changes F by less than 0.001 (bench/results/clustering.md). The room says
+    nothing about how widely one person's photos spread, and on a weaker model they spread more: on dlib's
+    embeddings cut to 16 principal components (bench/results/spaces.md) a floor 0.09 of the room down cut that
+    model's people apart (held-out shape F 0.8265, all of LFW 0.7383); the midway floor gives 0.8658 and 0.7776,
+    and moves LFW's sets of both real models by at most 0.0004.
 
     With `stranger_similarity` (the similarity up to which two faces are no closer than look-alike strangers usually
     are; the pass reads it off its link calibration), a group that a cut `split_step` stricter divides is split
@@ -157,7 +145,7 @@ class ChineseWhispers(GraphClusterer):
         seed: int = 0,
         orders: int = 9,
         split_chains: bool = True,
-        chain_slack: float = CHAIN_SLACK,
+        chain_slack: float | None = None,
         chain_step: float = 0.09,
         stranger_similarity: float | None = None,
         split_step: float = 0.05,
@@ -192,16 +180,14 @@ class ChineseWhispers(GraphClusterer):
 
     @property
     def chain_floor(self) -> float:
-        """Mean pairwise similarity below which a group is a chain of look-alikes where no stranger similarity is
-        known: `chain_slack` of the room below the threshold."""
-        return self.threshold - self.chain_slack * (1.0 - self.threshold)
-
-    def is_chain(self, x: np.ndarray) -> bool:
-        """Whether the faces `x` of one group are a chain of look-alikes (see the class)."""
+        """Mean pairwise similarity below which a group is a chain of look-alikes: midway between the stranger
+        similarity and the threshold when a calibration gave the first (and no `chain_slack` was given), else
+        `chain_slack` (default `CHAIN_SLACK`) of the room below the threshold."""
         strangers = self.stranger_similarity
-        if strangers is not None and strangers < self.threshold:
-            return _stranger_pair_share(x, strangers) > CHAIN_STRANGER_SHARE
-        return _mean_pairwise_similarity(x) < self.chain_floor
+        if self.chain_slack is None and strangers is not None and strangers < self.threshold:
+            return (self.threshold + strangers) / 2
+        slack = CHAIN_SLACK if self.chain_slack is None else self.chain_slack
+        return self.threshold - slack * (1.0 - self.threshold)
 
     def _separate_strangers(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """`labels` with each group's parts at a cut `split_step` stricter (Chinese Whispers on the group's own
@@ -336,27 +322,15 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
     return float((total @ total - n) / (n * n - n))
 
 
-def _stranger_pair_share(x: np.ndarray, similarity: float) -> float:
-    """The share of pairs of the faces `x` whose similarity is at most `similarity` (of a seeded sample of
-    `SHARE_SAMPLE` faces where there are more)."""
-    if len(x) > SHARE_SAMPLE:
-        x = x[np.sort(np.random.default_rng(0).choice(len(x), SHARE_SAMPLE, replace=False))]
-    n = len(x)
-    if n < 2:
-        return 0.0
-    below = int(np.count_nonzero(x @ x.T <= similarity))  # each pair twice; a face with itself is ~1
-    return below / (n * n - n)
-
-
 def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> list[np.ndarray]:
-    """Split groups that `cw.is_chain` calls chains of look-alikes (recursively, each time `cw.chain_step` of the
-    room 1 - `cw.threshold` stricter)."""
+    """Split groups whose mean pairwise similarity is below `cw.chain_floor` (recursively, each time
+    `cw.chain_step` of the room 1 - `cw.threshold` stricter)."""
     out: list[np.ndarray] = []
-    step = cw.chain_step * (1.0 - cw.threshold)
+    floor, step = cw.chain_floor, cw.chain_step * (1.0 - cw.threshold)
     stack = [(members, cw.threshold) for members in _groups(labels)]
     while stack:
         members, t = stack.pop()
-        if len(members) < 3 or t + step > 1 or step <= 0 or not cw.is_chain(x[members]):
+        if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
             out.append(members)
             continue
         inner = ChineseWhispers(
