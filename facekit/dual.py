@@ -407,7 +407,9 @@ class DualModeClusterer:
             groups[rows] = clusterer.fit(part, graph=knn_subgraph(graph, rows, part, clusterer.edge_floor)).labels_
         else:
             groups = clusterer.fit(x, graph=graph).labels_
-        hand = np.array([S.is_hand_labeled(p) for p in faces.payloads], dtype=bool)
+        hand = np.array(
+            [s == S.SOURCE_MANUAL and p is not None for s, p in zip(result.sources, result.person_ids, strict=True)]
+        )
         revoked = contradicted_assignments(groups, result.person_ids, automatic, hand)
         for i in revoked:
             result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
