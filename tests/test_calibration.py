@@ -255,3 +255,20 @@ def test_labels_do_not_change_the_faces_the_threshold_is_read_from(tmp_path):
     assert f"of {len(x)} faces" in after["unknown_threshold_from_data"]["reason"]
     assert "hand-labeled same-person pairs above it" in after["unknown_threshold_source"]["reason"]
     assert after["unknown_threshold"] == before["unknown_threshold"]
+
+
+@pytest.mark.parametrize(("within", "between"), [(0.95, 0.85), (0.8, 0.05), (0.6, 0.2)])
+def test_copies_of_photos_do_not_move_the_cut(within, between):
+    """A tenth of the photos imported twice: pairs at cosine 1, no evidence of how one person's photos spread.
+    They took a mode of their own: here no calibration at all (a precomputed space fell back to the generic 0.5);
+    on LFW a cut far too low, or a NaN one where both modes' densities underflowed."""
+    x, who = space(within, between)
+    alone = calibrate_link_threshold(knn_graph(x, 30))
+    twice = np.random.default_rng(0).choice(len(x), len(x) // 10, replace=False)
+    with_copies = np.vstack([x, x[twice]])
+    graph = knn_graph(with_copies, 30)
+    link = calibrate_link_threshold(graph)
+    assert link is not None and np.isfinite(link.threshold)
+    assert abs(link.threshold - alone.threshold) < 0.05 * (within - between)
+    labels = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(with_copies, graph=graph)
+    assert clustering_scores(who, labels[: len(x)])["bcubed_f"] > 0.95
