@@ -66,10 +66,15 @@ DECISIVE_RATIO = 3.0
 # Bush stays in George W Bush's group (MobileFaceNet, all of LFW: 0.2 standard deviations above the mode).
 STRANGER_SPREADS = 0.5
 
-# Copies of one photo (a file imported twice, or in two albums) meet at cosine 1, far above the same-person mode:
-# a few percent of them widen that mode or take one of their own (LFW, MobileFaceNet, 2% of the photos twice: cut
-# 0.634 -> 0.555, F 0.981 -> 0.924). Pairs at or above this are copies, and left out of the mixture.
+# Copies of one photo (a file imported twice, re-saved, resized) sit far above the same-person mode: a few percent
+# of them widen that mode or take one of their own, and the cut falls (LFW, MobileFaceNet, 2% of the photos twice:
+# cut 0.634 -> 0.555, F 0.981 -> 0.924). Pairs at the Fisher transform's clip are copies. Re-saved copies are not
+# exact (measured on 150 LFW photos, JPEG quality 40 or 0.6 times the size: dlib ~0.996, MobileFaceNet ~0.985),
+# so the values more than COPY_SPREADS standard deviations above the fitted same-person mode (a Gaussian puts 3e-5
+# of its mass there) are left out too, and the mixture fitted again until none is (at most MAX_REFITS times).
 COPY_SIMILARITY = 0.9999
+COPY_SPREADS = 4.0
+MAX_REFITS = 5
 
 
 @dataclass(frozen=True)
@@ -199,19 +204,14 @@ def _mixture_cut(
 ) -> LinkThreshold | None:
     """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours
     (`graph`'s faces a `sampled` few of the collection's, or all of them)."""
-    from sklearn.mixture import GaussianMixture
-
     s = graph.sims[:, :ranks].ravel()
     s = s[np.isfinite(s) & (s < COPY_SIMILARITY)]  # copies of one photo say nothing of how a person's photos spread
     if len(s) < MIN_EDGES:
         return None
     if len(s) > MAX_EDGES:
         s = np.random.default_rng(0).choice(s, MAX_EDGES, replace=False)
-    z = _fisher(s).astype(np.float64)[:, None]
-    mixture = GaussianMixture(2, random_state=0).fit(z)
-    means, variances, weights = mixture.means_.ravel(), mixture.covariances_.ravel(), mixture.weights_
-    order = np.argsort(means)  # (strangers, same person)
-    means, variances, weights = means[order], variances[order], weights[order]
+    z, (means, variances, weights) = _mixture_without_copies(_fisher(s).astype(np.float64))
+    s, z = np.tanh(z), z[:, None]
     anchors = [
         _labeled(different, "different-person"),
         _labeled(same, "same-person"),
@@ -253,6 +253,23 @@ def _mixture_cut(
         estimated_precision=precision,
         stranger_similarity=float(np.tanh(means[0] + STRANGER_SPREADS * spread[0])),
     )
+
+
+def _mixture_without_copies(z: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A two-Gaussian mixture of `z` (Fisher-transformed similarities), fitted again without the values more than
+    `COPY_SPREADS` standard deviations above its upper mode (copies of one photo) until none is: the values kept,
+    and the mixture's (means, variances, weights), the strangers' mode first."""
+    from sklearn.mixture import GaussianMixture
+
+    for _ in range(MAX_REFITS):
+        mixture = GaussianMixture(2, random_state=0).fit(z[:, None])
+        order = np.argsort(mixture.means_.ravel())
+        means, variances = mixture.means_.ravel()[order], mixture.covariances_.ravel()[order]
+        copies = z > means[1] + COPY_SPREADS * np.sqrt(variances[1])
+        if not copies.any() or len(z) - copies.sum() < MIN_EDGES:
+            break
+        z = z[~copies]
+    return z, (means, variances, mixture.weights_[order])
 
 
 MAX_FACES_READ = 20_000  # faces whose neighbours are read for `_alone_and_own` (a seeded sample beyond this)
