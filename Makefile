@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -101,6 +101,10 @@ bench-clustering: setup
 ## bench-spaces: facekit vs the peers on embedding spaces made from LFW's (a stronger, weaker, noisier model) (~10 min)
 bench-spaces: setup
 	$(BIN)/python bench/spaces.py --data $(DEMO_DATA)
+
+## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~5 min)
+bench-copies: setup
+	$(BIN)/python bench/copies.py --data $(DEMO_DATA)
 
 ## bench-scale: store engines at 10K / 100K / 1M synthetic 512-d faces, Qdrant Edge vs local mode (~1 h 15 min)
 bench-scale: setup

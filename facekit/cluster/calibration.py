@@ -67,11 +67,12 @@ DECISIVE_RATIO = 3.0
 STRANGER_SPREADS = 0.5
 
 # Copies of one photo (a file imported twice, re-saved, resized) sit far above the same-person mode: a few percent
-# of them widen that mode or take one of their own, and the cut falls (LFW, MobileFaceNet, 2% of the photos twice:
-# cut 0.634 -> 0.555, F 0.981 -> 0.924). Pairs at the Fisher transform's clip are copies. Re-saved copies are not
-# exact (measured on 150 LFW photos, JPEG quality 40 or 0.6 times the size: dlib ~0.996, MobileFaceNet ~0.985),
-# so the values more than COPY_SPREADS standard deviations above the fitted same-person mode (a Gaussian puts 3e-5
-# of its mass there) are left out too, and the mixture fitted again until none is (at most MAX_REFITS times).
+# of them widen that mode or take one of their own (bench/results/copies.md: a tenth of LFW's photos imported twice
+# moved MobileFaceNet's cut from 0.634 to 0.464, F 0.980 -> 0.703). Pairs at the Fisher transform's clip are copies.
+# Re-saved copies are not all exact (JPEG quality 75: dlib's 1% lowest at cosine 0.998, where they had put its cut at
+# 0.9995), so the values more than COPY_SPREADS standard deviations above the fitted same-person mode (a Gaussian
+# puts 3e-5 of its mass there) are left out too, and the mixture fitted again until none is (at most MAX_REFITS
+# times).
 COPY_SIMILARITY = 0.9999
 COPY_SPREADS = 4.0
 MAX_REFITS = 5
