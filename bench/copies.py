@@ -8,7 +8,7 @@ quality 40), indexed by `facekit index` like any photo, and each collection is c
 defaults. BCubed F is scored on the original photos only, so every row scores the same faces; "at the clean cut"
 clusters the same collection at the cut calibrated without copies, to show how much of a change is the cut.
 
-Run: `make bench-copies` (= `python bench/copies.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once LFW's
+Run: `make bench-copies` (= `python bench/copies.py --data ../shared/datasets/lfw`, ~10 min on 2 cores once LFW's
 embeddings are cached by `make bench-clustering`). Writes bench/results/copies.md and .json.
 """
 
