@@ -212,16 +212,13 @@ def _mixture_cut(
     if len(s) > MAX_EDGES:
         s = np.random.default_rng(0).choice(s, MAX_EDGES, replace=False)
     z, (means, variances, weights) = _mixture_without_copies(_fisher(s).astype(np.float64))
-    s, z = np.tanh(z), z[:, None]
     anchors = [
         _labeled(different, "different-person"),
         _labeled(same, "same-person"),
     ]
     anchored = [name for values, name in anchors if values is not None]
     if anchored:
-        means, variances, weights = _anchored_em(
-            _fisher(s), [values for values, _ in anchors], means, variances, weights
-        )
+        means, variances, weights = _anchored_em(z, [values for values, _ in anchors], means, variances, weights)
     separation = np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum())  # Ashman's D
     if min(weights) < 0.01 or separation < (MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION):
         return None  # one skewed mode (faces with no one like them), or two too close to cut between
@@ -239,8 +236,8 @@ def _mixture_cut(
     spread = np.sqrt(variances)
     cut = (means[0] * spread[1] + ratio * means[1] * spread[0]) / (spread[1] + ratio * spread[0])
     threshold = float(np.tanh(cut))
-    kept = s >= threshold
-    precision = float(same_posterior(z[kept, 0]).mean()) if kept.any() else None
+    kept = z >= cut
+    precision = float(same_posterior(z[kept]).mean()) if kept.any() else None
     how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
     return LinkThreshold(
