@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, lfw_embeddings, truth_of  # noqa: E402
 from bench.report import machine, write_suite  # noqa: E402
-from facekit.cluster import ChineseWhispers, knn_graph  # noqa: E402
+from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph  # noqa: E402
 from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, sampled_neighbours  # noqa: E402
 from facekit.metrics import clustering_scores  # noqa: E402
 
@@ -48,23 +48,24 @@ def resave(paths: list[str], data: Path, out: Path, scale: float, quality: int) 
             img.convert("RGB").resize(size, Image.LANCZOS).save(target, quality=quality)
 
 
-def calibrated_f(x: np.ndarray, images: list[str], truth: np.ndarray, cut: LinkThreshold | None = None) -> dict:
-    """The cut calibrated on `x` (or `cut`), and facekit's F on the first len(truth) faces (median over SEEDS)."""
+def calibrated(x: np.ndarray, images: list[str]) -> tuple[KnnGraph, LinkThreshold | None]:
+    """The faces' 30-nearest-neighbour graph and the link calibrated on it, as a pass calibrates."""
     graph = knn_graph(x, 30)
-    link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x, np.array(images, dtype=object)))
-    use = cut or link
-    if use is None:  # no two modes: a pass falls back to the model's measured value
-        return {"link": None, "cut": None, "f": None}
+    return graph, calibrate_link_threshold(graph, deeper=sampled_neighbours(x, np.array(images, dtype=object)))
+
+
+def median_f(x: np.ndarray, graph: KnnGraph, link: LinkThreshold, truth: np.ndarray) -> float:
+    """facekit's BCubed F at `link` on the first len(truth) faces, the median over SEEDS."""
     scores = sorted(
         clustering_scores(
             truth,
-            ChineseWhispers(use.threshold, seed=seed, stranger_similarity=use.stranger_similarity).fit_predict(
+            ChineseWhispers(link.threshold, seed=seed, stranger_similarity=link.stranger_similarity).fit_predict(
                 x, graph=graph
             )[: len(truth)],
         )["bcubed_f"]
         for seed in SEEDS
     )
-    return {"link": link, "cut": use.threshold, "f": scores[len(scores) // 2]}
+    return scores[len(scores) // 2]
 
 
 def run_model(model: str, data: Path, cache_dir: Path) -> dict:
@@ -78,13 +79,12 @@ def run_model(model: str, data: Path, cache_dir: Path) -> dict:
             paths + [f"{paths[i]}#copy" for i in twice],
         ),
     }
-    similarity = {}
+    similarity, row_of = {}, {p: i for i, p in enumerate(paths)}
     for kind, scale, quality in RESAVED:
         with tempfile.TemporaryDirectory() as tmp:
             resaved_dir = Path(tmp) / "lfw"
             resave([paths[i] for i in twice], data, resaved_dir, scale, quality)
             xr, pr = lfw_embeddings(resaved_dir, Path(tmp) / f"resaved_{model}.npz", model)
-        row_of = {p: i for i, p in enumerate(paths)}
         originals = np.array([row_of[str(data / Path(p).relative_to(resaved_dir))] for p in pr])
         cosines = np.einsum("ij,ij->i", xr, x[originals])
         similarity[kind] = np.quantile(cosines, [0.01, 0.1, 0.5, 0.9]).round(4).tolist()
@@ -95,17 +95,16 @@ def run_model(model: str, data: Path, cache_dir: Path) -> dict:
     rows, clean = [], None
     for name, (xs, images) in collections.items():
         t0 = time.perf_counter()
-        own = calibrated_f(xs, images, truth)
-        clean = clean or own["link"]
-        at_clean = calibrated_f(xs, images, truth, cut=clean)
+        graph, link = calibrated(xs, images)  # None: no two modes, and a pass falls back to the model's value
+        clean = clean or link
         rows.append(
             {
                 "collection": name,
                 "faces": len(xs),
-                "cut": own["cut"] and round(own["cut"], 4),
-                "method": own["link"].method if own["link"] else "no two modes",
-                "f": own["f"] and round(own["f"], 4),
-                "f_at_clean_cut": round(at_clean["f"], 4),
+                "cut": link and round(link.threshold, 4),
+                "method": link.method if link else "no two modes",
+                "f": link and round(median_f(xs, graph, link, truth), 4),
+                "f_at_clean_cut": round(median_f(xs, graph, clean, truth), 4),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
         )
