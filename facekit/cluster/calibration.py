@@ -72,7 +72,11 @@ STRANGER_SPREADS = 0.5
 # Re-saved copies are not all exact (JPEG quality 75: dlib's 1% lowest at cosine 0.998, where they had put its cut at
 # 0.9995), so the values more than COPY_SPREADS standard deviations above the fitted same-person mode (a Gaussian
 # puts 3e-5 of its mass there) are left out too, and the mixture fitted again until none is (at most MAX_REFITS
-# times).
+# times). Where one person's photos spread widely (same person ~0.6, strangers ~0.2), a tenth of the photos re-saved
+# at cosine 0.995 took the upper mode themselves, the people's photos and the strangers the lower one: no tight
+# stranger peak, so no calibration (a precomputed space fell back to the generic 0.5). An upper mode tighter than the
+# lower is left out when the mixture of the rest puts all of it COPY_SPREADS standard deviations above its own
+# same-person mode, as a copy is.
 COPY_SIMILARITY = 0.9999
 COPY_SPREADS = 4.0
 MAX_REFITS = 5
@@ -253,10 +257,28 @@ def _mixture_cut(
     )
 
 
-def _mixture_without_copies(z: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A two-Gaussian mixture of `z` (Fisher-transformed similarities), fitted again without the values more than
-    `COPY_SPREADS` standard deviations above its upper mode (copies of one photo) until none is: the values kept,
-    and the mixture's (means, variances, weights), the strangers' mode first."""
+Mixture = tuple[np.ndarray, np.ndarray, np.ndarray]  # (means, variances, weights), the strangers' mode first
+
+
+def _mixture_without_copies(z: np.ndarray) -> tuple[np.ndarray, Mixture]:
+    """A two-Gaussian mixture of `z` (Fisher-transformed similarities) without copies of photos: the values kept,
+    and the mixture. Copies are the values far above the upper mode (`_mixture_above_copies`), or, where the upper
+    mode is the tighter one, that whole mode if the mixture of the values below it puts it far above its own."""
+    z, (means, variances, weights) = _mixture_above_copies(z)
+    if variances[1] >= variances[0]:
+        return z, (means, variances, weights)
+    below = z < means[1] - COPY_SPREADS * np.sqrt(variances[1])
+    if below.sum() < MIN_EDGES:
+        return z, (means, variances, weights)
+    rest, (rest_means, rest_variances, rest_weights) = _mixture_above_copies(z[below])
+    if z[~below].min() > rest_means[1] + COPY_SPREADS * np.sqrt(rest_variances[1]):
+        return rest, (rest_means, rest_variances, rest_weights)
+    return z, (means, variances, weights)
+
+
+def _mixture_above_copies(z: np.ndarray) -> tuple[np.ndarray, Mixture]:
+    """A two-Gaussian mixture of `z`, fitted again without the values more than `COPY_SPREADS` standard deviations
+    above its upper mode until none is: the values kept, and the mixture."""
     from sklearn.mixture import GaussianMixture
 
     for _ in range(MAX_REFITS):
