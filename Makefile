@@ -102,7 +102,7 @@ bench-clustering: setup
 bench-spaces: setup
 	$(BIN)/python bench/spaces.py --data $(DEMO_DATA)
 
-## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~10 min)
+## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~13 min)
 bench-copies: setup
 	$(BIN)/python bench/copies.py --data $(DEMO_DATA)
 
