@@ -295,3 +295,14 @@ def test_copies_of_photos_do_not_move_the_cut(within, between, similarity, share
     assert abs(link.threshold - alone.threshold) < 0.05 * (within - between)
     labels = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(with_copies, graph=graph)
     assert clustering_scores(who, labels[: len(x)])["bcubed_f"] > 0.95
+
+
+def test_a_well_separated_same_person_mode_is_not_taken_for_copies():
+    """A strong model on a dense collection: one person's photos at ~0.99, strangers near 0. A three-mode fit's top
+    mode is the same person's, far above the strangers' two; left out as copies, it left no two modes to cut."""
+    x, who = space(0.99, 0.0, people=60, per_person=12, dense=True)
+    graph = knn_graph(x, 30)
+    link = calibrate_link_threshold(graph)
+    assert link is not None and link.method == "kNN similarity mixture"
+    labels = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
+    assert clustering_scores(who, labels)["bcubed_f"] > 0.95

@@ -33,6 +33,7 @@ MobileFaceNet (prior 0.64) (bench/results/clustering.md). On LFW crops cut to th
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -224,11 +225,9 @@ def _mixture_cut(
     anchored = [name for values, name in anchors if values is not None]
     if anchored:
         means, variances, weights = _anchored_em(z, [values for values, _ in anchors], means, variances, weights)
-    separation = np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum())  # Ashman's D
-    if min(weights) < 0.01 or separation < (MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION):
-        return None  # one skewed mode (faces with no one like them), or two too close to cut between
-    if variances[0] > MAX_STRANGER_SPREAD**2 * variances[1]:
-        return None  # the lower mode is no tight peak of look-alikes: two kinds of one person's photos
+    least = MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION
+    if not _two_modes((means, variances, weights), least):
+        return None
 
     def same_posterior(values: np.ndarray) -> np.ndarray:
         # in logs: far above both modes (a copy of a photo) both densities underflow, and the wider mode wins
@@ -261,19 +260,35 @@ def _mixture_cut(
 Mixture = tuple[np.ndarray, np.ndarray, np.ndarray]  # (means, variances, weights), the strangers' mode first
 
 
+def _two_modes(mixture: Mixture, min_separation: float) -> bool:
+    """Whether a mixture shows two modes to cut between: not one skewed mode (faces with no one like them: a
+    component under 1% of the values), not two closer than `min_separation` (Ashman's D), and a lower mode that is a
+    tight peak of look-alikes, not a second kind of one person's photos (`MAX_STRANGER_SPREAD`)."""
+    means, variances, weights = mixture
+    separation = np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum())
+    return (
+        min(weights) >= 0.01 and separation >= min_separation and variances[0] <= MAX_STRANGER_SPREAD**2 * variances[1]
+    )
+
+
 def _mixture_without_copies(z: np.ndarray) -> tuple[np.ndarray, Mixture]:
     """A two-Gaussian mixture of `z` (Fisher-transformed similarities) without copies of photos: the values kept,
-    and the mixture. Copies are the top mode of a three-Gaussian mixture where the mixture of the other values puts
-    all of it more than `COPY_SPREADS` standard deviations above its same-person mode, and after that the values that
-    far above the upper mode (`_mixture_above_copies`)."""
+    and the mixture. Copies are the top mode of a three-Gaussian mixture where the mixture of the other values shows
+    two modes and puts all of it more than `COPY_SPREADS` standard deviations above its same-person mode (where the
+    top mode is the same person's, the other values are strangers alone: no two modes), and after that the values
+    that far above the upper mode (`_mixture_above_copies`)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    three = GaussianMixture(3, random_state=0).fit(z[:, None])
+    with warnings.catch_warnings():  # fewer than 3 distinct values, or no convergence: the checks below decide
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        three = GaussianMixture(3, random_state=0).fit(z[:, None])
     top = three.predict(z[:, None]) == np.argmax(three.means_.ravel())
     if top.any() and (~top).sum() >= MIN_EDGES:
-        rest, (means, variances, weights) = _mixture_above_copies(z[~top])
-        if z[top].min() > means[1] + COPY_SPREADS * np.sqrt(variances[1]):
-            return rest, (means, variances, weights)
+        rest, mixture = _mixture_above_copies(z[~top])
+        means, variances, _ = mixture
+        if _two_modes(mixture, MIN_SEPARATION) and z[top].min() > means[1] + COPY_SPREADS * np.sqrt(variances[1]):
+            return rest, mixture
     return _mixture_above_copies(z)
 
 
