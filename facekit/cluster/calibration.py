@@ -77,8 +77,8 @@ STRANGER_SPREADS = 0.5
 # in it, or that the two-mode fit makes its upper mode: a tenth of LFW's photos re-saved at JPEG quality 95 (cosine
 # 0.99 at their 1%) left MobileFaceNet's 10 nearest neighbours with no two clean modes, and the 30 nearest cut at
 # 0.596 where the clean collection's cut is 0.635 (F 0.9705 against 0.9797). So the top mode of a three-Gaussian
-# mixture is left out first where the mixture of the rest puts all of it COPY_SPREADS standard deviations above its
-# same-person mode, as a copy is. On LFW's 14 sets (7 shapes, 2 models) no such mode is.
+# mixture is left out first where the mixture of the rest shows two modes and puts all of it COPY_SPREADS standard
+# deviations above its same-person mode, as a copy is. On LFW's 14 sets (7 shapes, 2 models) no such mode is.
 COPY_SIMILARITY = 0.9999
 COPY_SPREADS = 4.0
 MAX_REFITS = 5
