@@ -285,7 +285,7 @@ def test_copies_of_photos_do_not_move_the_cut(within, between, similarity, share
     person's photos spread. They took a mode of their own: no calibration at all here (a precomputed space fell back
     to the generic 0.5); on LFW a cut far too low, or a NaN one where both modes' densities underflowed. Where one
     person's photos spread widely (0.6), near copies took the whole upper mode, the people and the strangers the
-    lower one; where they are many (a third of the photos), they widened the same-person mode enough to hide in it."""
+    lower one; where they are many (30% of the photos), they widened the same-person mode enough to hide in it."""
     x, who = space(within, between)
     alone = calibrate_link_threshold(knn_graph(x, 30))
     with_copies = np.vstack([x, copies_of(x, share, similarity)])
