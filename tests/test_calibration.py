@@ -293,6 +293,7 @@ def test_copies_of_photos_do_not_move_the_cut(within, between, similarity, share
     link = calibrate_link_threshold(graph)
     assert link is not None and np.isfinite(link.threshold)
     assert abs(link.threshold - alone.threshold) < 0.05 * (within - between)
+    assert "left out as copies of one photo" in link.reason and "copies" not in alone.reason
     labels = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(with_copies, graph=graph)
     assert clustering_scores(who, labels[: len(x)])["bcubed_f"] > 0.95
 

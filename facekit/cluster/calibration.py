@@ -212,12 +212,15 @@ def _mixture_cut(
     """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours
     (`graph`'s faces a `sampled` few of the collection's, or all of them)."""
     s = graph.sims[:, :ranks].ravel()
-    s = s[np.isfinite(s) & (s < COPY_SIMILARITY)]  # copies of one photo say nothing of how a person's photos spread
+    s = s[np.isfinite(s)]
+    exact = s >= COPY_SIMILARITY
+    s = s[~exact]  # copies of one photo say nothing of how a person's photos spread
     if len(s) < MIN_EDGES:
         return None
     if len(s) > MAX_EDGES:
         s = np.random.default_rng(0).choice(s, MAX_EDGES, replace=False)
     z, (means, variances, weights) = _mixture_without_copies(_fisher(s).astype(np.float64))
+    copies = 1 - (1 - exact.mean()) * len(z) / len(s)  # the share of the pairs left out as copies
     anchors = [
         _labeled(different, "different-person"),
         _labeled(same, "same-person"),
@@ -243,15 +246,16 @@ def _mixture_cut(
     kept = z >= cut
     precision = float(same_posterior(z[kept]).mean()) if kept.any() else None
     how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
+    left_out = f", {copies:.1%} of the pairs left out as copies of one photo" if copies > 0 else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
     return LinkThreshold(
         threshold=threshold,
         method="kNN similarity mixture" + (" + labels" if anchored else ""),
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {faces} "
-        f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}; {alone:.0%} of the faces "
-        f"have a stranger nearest, the rest ~{own:.1f} links to their own person, so a stranger link decides a "
-        f"face's group with chance {decisive:.2f}: cut {ratio:.2f} times as many standard deviations above the "
-        "strangers' mode as below the same person's",
+        f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}{left_out}; "
+        f"{alone:.0%} of the faces have a stranger nearest, the rest ~{own:.1f} links to their own person, so a "
+        f"stranger link decides a face's group with chance {decisive:.2f}: cut {ratio:.2f} times as many standard "
+        "deviations above the strangers' mode as below the same person's",
         estimated_precision=precision,
         stranger_similarity=float(np.tanh(means[0] + STRANGER_SPREADS * spread[0])),
     )
