@@ -25,9 +25,10 @@ and dlib's people with 2-9 photos at 6.5: the Gaussian's stranger tail falls off
 real one (on LFW, MobileFaceNet, ~800 stranger edges above the old cut where the mixture expects 9), so its
 posterior said little about where strangers stop.
 
-On LFW's main faces this lands at cosine 0.9466 for dlib (facekit's measured prior 0.945) and 0.633 for
+On LFW's main faces this lands at cosine 0.9471 for dlib (facekit's measured prior 0.945) and 0.635 for
 MobileFaceNet (prior 0.64) (bench/results/clustering.md). On LFW crops cut to the inner 85% of the face box
-(MobileFaceNet, bench/results/detection.md) it lands at 0.593 where the best cut is 0.55: F 0.9782 against 0.9808.
+(MobileFaceNet, bench/results/detection.md) it lands at 0.593, F 0.9776; the last sweep of those crops put the best
+cut at 0.55 (F 0.9808).
 """
 
 from __future__ import annotations
