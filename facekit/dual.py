@@ -15,6 +15,7 @@ Rules every automatic pass follows (and the tests check):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 import uuid
@@ -28,7 +29,13 @@ from facekit.assign.group_veto import contradicted_assignments
 from facekit.assign.person_assigner import PersonAssigner
 from facekit.assign.pseudo_labels import PSEUDO_SIGMAS, PSEUDO_WEIGHT, stored_pseudo_labels
 from facekit.cluster import ConnectedComponents, GraphClusterer, KnnGraph, knn_graph, make_clusterer, match_cluster_ids
-from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, known_pairs, sampled_neighbours
+from facekit.cluster.calibration import (
+    MIN_SEPARATION_WEAK,
+    LinkThreshold,
+    calibrate_link_threshold,
+    known_pairs,
+    sampled_neighbours,
+)
 from facekit.cluster.knn import knn_subgraph
 from facekit.config import Settings, get_settings
 from facekit.embedding import MODEL_DEFAULTS
@@ -455,13 +462,19 @@ class DualModeClusterer:
     ) -> LinkThreshold:
         """A threshold the user fixed, else one calibrated on `graph` (anchored by pairs known to be
         the `same` person or `different` ones where there are enough; `deeper` as `calibrate_link_threshold`
-        takes it), else the model's measured prior, else a generic one (logged). What the data says is kept
-        in `data_link_` either way."""
+        takes it), else the model's measured prior, else a cut between weakly separated modes (logged), else a
+        generic one (logged). What the data says is kept in `data_link_` either way."""
+        enough = graph.n >= MIN_CALIBRATION_FACES
+        deeper = functools.cache(deeper) if deeper is not None else None  # read once for both tries below
         self.data_link_ = (
-            calibrate_link_threshold(graph, same=same, different=different, deeper=deeper)
-            if graph.n >= MIN_CALIBRATION_FACES
-            else None
+            calibrate_link_threshold(graph, same=same, different=different, deeper=deeper) if enough else None
         )
+        if self.data_link_ is None and enough and self._link_fixed is None and self._link_prior is None:
+            self.data_link_ = calibrate_link_threshold(
+                graph, same=same, different=different, deeper=deeper, min_separation=MIN_SEPARATION_WEAK
+            )
+            if self.data_link_ is not None:
+                log.warning("unknown clustering threshold: %s", self.data_link_.reason)
         if self._link_fixed is not None:
             self.link_ = self._link_fixed
         elif self.data_link_ is not None:

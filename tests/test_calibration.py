@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
-from facekit.cluster.calibration import calibrate_link_threshold, known_pairs, sampled_neighbours
+from facekit.cluster.calibration import (
+    MIN_SEPARATION_WEAK,
+    calibrate_link_threshold,
+    known_pairs,
+    sampled_neighbours,
+)
 from facekit.dual import DualModeClusterer
+from facekit.embedding import DLIB_MODEL_ID
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
 from facekit.types import FaceRecord
@@ -146,6 +152,35 @@ def test_no_two_modes_is_no_calibration():
     x = rng.standard_normal((400, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     assert calibrate_link_threshold(knn_graph(x, 30)) is None  # nobody twice: nothing to separate
+
+
+def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tmp_path, caplog):
+    """Modes too close for a clean cut (Ashman's D under 2), as a weak model's are: where no measured value
+    applies, the cut between them groups people, where the generic 0.5 merges everyone; and it says so."""
+    x, who = space(0.8, 0.7, dim=32)
+    graph = knn_graph(x, 30)
+    assert calibrate_link_threshold(graph) is None
+    weak = calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)
+    assert weak is not None and weak.method == "kNN similarity mixture, weakly separated"
+    assert "Ashman's D" in weak.reason and "FACE_UNKNOWN_EPS" in weak.reason
+    assert 0.7 < weak.threshold < 0.8
+    f = clustering_scores(
+        who, ChineseWhispers(weak.threshold, stranger_similarity=weak.stranger_similarity).fit_predict(x)
+    )
+    generic = clustering_scores(who, ChineseWhispers(0.5).fit_predict(x))
+    assert f["bcubed_f"] > 0.8 and generic["bcubed_f"] < 0.1
+    with FaceStore(tmp_path / "unknown", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        with caplog.at_level("WARNING", logger="facekit.dual"):
+            summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == "kNN similarity mixture, weakly separated"
+        assert summary["unknown_threshold"] == pytest.approx(weak.threshold, abs=1e-4)
+        assert "weakly separated" in caplog.text
+    with FaceStore(tmp_path / "dlib", model_id=DLIB_MODEL_ID, dim=x.shape[1]) as store:
+        fill(store, x)  # a measured value applies: it beats a weak cut
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == "model prior"
+        assert summary["unknown_threshold_from_data"] is None
 
 
 def fill(store: FaceStore, x: np.ndarray) -> None:

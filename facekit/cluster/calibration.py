@@ -50,6 +50,12 @@ MIN_SEPARATION = 2.0
 # With the same-person mode anchored by hand-labeled pairs, the labels show where it is: a weaker separation
 # will do (LFW dlib faces of people with < 10 photos: D = 1.9).
 MIN_SEPARATION_ANCHORED = 1.0
+# Where no neighbourhood shows two clean modes and nothing better is known (no labels, no measured value for the
+# model), a cut between two weakly separated modes still beats a fixed constant: a weak model's faces of people with
+# few photos look like faces no one appears in twice (both D ~1.8), and where that model's strangers sit at cosine
+# ~0.75 a generic 0.5 links everyone (bench/results/spaces.md: dlib cut to 16 principal components, people with 2-9
+# photos). Below D = 1 the means are closer than the modes are wide, and a cut between them says nothing.
+MIN_SEPARATION_WEAK = 1.0
 # Look-alike strangers among a face's nearest neighbours form a tight peak; the same person's photos spread
 # widely (pose, age, light). Fisher-z standard deviation of the lower mode over the upper one: 0.2-0.3 on LFW
 # (dlib, MobileFaceNet), 0.45-0.57 in the tests' synthetic spaces. Where it is 0.8 or more, both modes are one
@@ -88,7 +94,8 @@ MAX_REFITS = 5
 @dataclass(frozen=True)
 class LinkThreshold:
     """A link threshold and where it came from: `method` is "argument", "setting", "model prior",
-    "kNN similarity mixture" or "generic fallback"; `reason` says why, in words. `stranger_similarity`
+    "kNN similarity mixture" (with " + labels" where hand labels anchored it, ", weakly separated" where its modes
+    were not cleanly apart) or "generic fallback"; `reason` says why, in words. `stranger_similarity`
     (from the mixture only): the similarity up to which faces are no closer than look-alike strangers, half a
     standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of a group no closer than
     that to the rest, and splits chains below midway between it and the threshold)."""
@@ -119,12 +126,13 @@ def calibrate_link_threshold(
     same: np.ndarray | None = None,
     different: np.ndarray | None = None,
     deeper: Callable[[int], KnnGraph] | None = None,
+    min_separation: float = MIN_SEPARATION,
 ) -> LinkThreshold | None:
     """The mixture's cut on the similarities of each face's nearest `ranks[0]` neighbours, else of more
     (`ranks[1:]`): in a collection where everyone has many photos, the closest neighbours are all the same
     person and strangers only show further down. Ranks beyond `graph`'s are read from `deeper(max(ranks))`
     (`sampled_neighbours`: a sample of faces, read that far down) when given. None when no neighbourhood shows
-    two modes to separate.
+    two modes to separate, at least `min_separation` apart (Ashman's D; `MIN_SEPARATION_WEAK` for a last resort).
 
     `same` and `different`: similarities of neighbour pairs known to be one person (both labeled by hand
     as them) or two (labeled as two people, or two faces of one photo), found among the same collection's
@@ -147,11 +155,11 @@ def calibrate_link_threshold(
     True
     """
     deep = functools.cache(deeper) if deeper is not None else None
-    link = _first_cut(graph, ranks, None, None, deep)
+    link = _first_cut(graph, ranks, None, None, deep, min_separation)
     if link is None:
         if _labeled(same, "")[0] is None and _labeled(different, "")[0] is None:
             return None
-        return _first_cut(graph, ranks, same, different, deep)
+        return _first_cut(graph, ranks, same, different, deep, min_separation)
     checks = []
     if same is not None and len(same):
         above = np.mean(np.asarray(same) >= link.threshold)
@@ -170,13 +178,14 @@ def _first_cut(
     same: np.ndarray | None,
     different: np.ndarray | None,
     deeper: Callable[[int], KnnGraph] | None,
+    min_separation: float,
 ) -> LinkThreshold | None:
     """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`)."""
     sampled = False
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
-        link = _mixture_cut(graph, count, same, different, sampled)
+        link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             return link
     return None
@@ -208,10 +217,12 @@ def _mixture_cut(
     ranks: int,
     same: np.ndarray | None,
     different: np.ndarray | None,
+    min_separation: float,
     sampled: bool = False,
 ) -> LinkThreshold | None:
     """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours
-    (`graph`'s faces a `sampled` few of the collection's, or all of them)."""
+    (`graph`'s faces a `sampled` few of the collection's, or all of them), where its modes are at least
+    `min_separation` apart (less where hand-labeled same-person pairs anchor their mode)."""
     s = graph.sims[:, :ranks].ravel()
     s = s[np.isfinite(s)]
     exact = s >= COPY_SIMILARITY
@@ -229,9 +240,11 @@ def _mixture_cut(
     anchored = [name for values, name in anchors if values is not None]
     if anchored:
         means, variances, weights = _anchored_em(z, [values for values, _ in anchors], means, variances, weights)
-    least = MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION
+    least = min(MIN_SEPARATION_ANCHORED, min_separation) if anchors[1][0] is not None else min_separation
     if not _two_modes((means, variances, weights), least):
         return None
+    separation = _separation((means, variances, weights))
+    weak = not anchored and separation < MIN_SEPARATION
 
     def same_posterior(values: np.ndarray) -> np.ndarray:
         # in logs: far above both modes (a copy of a photo) both densities underflow, and the wider mode wins
@@ -247,11 +260,18 @@ def _mixture_cut(
     kept = z >= cut
     precision = float(same_posterior(z[kept]).mean()) if kept.any() else None
     how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
-    left_out = f", {copies:.1%} of the pairs left out as copies of one photo" if copies > 0 else ""
+    if weak:
+        how = (
+            f", only weakly separated (Ashman's D {separation:.2f}, under the {MIN_SEPARATION:.1f} a clean cut needs: "
+            "a weak model's faces and faces no one appears in twice both look like this; check the groups, or set "
+            "FACE_UNKNOWN_EPS)"
+        )
+    share = f"{copies:.1%}" if copies >= 0.0005 else "under 0.1%"
+    left_out = f", {share} of the pairs left out as copies of one photo" if copies > 0 else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
     return LinkThreshold(
         threshold=threshold,
-        method="kNN similarity mixture" + (" + labels" if anchored else ""),
+        method="kNN similarity mixture" + (" + labels" if anchored else "") + (", weakly separated" if weak else ""),
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {faces} "
         f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}{left_out}; "
         f"{alone:.0%} of the faces have a stranger nearest, the rest ~{own:.1f} links to their own person, so a "
@@ -269,11 +289,18 @@ def _two_modes(mixture: Mixture, min_separation: float) -> bool:
     """Whether a mixture shows two modes to cut between: not one skewed mode (faces with no one like them: a
     component under 1% of the values), not two closer than `min_separation` (Ashman's D), and a lower mode that is a
     tight peak of look-alikes, not a second kind of one person's photos (`MAX_STRANGER_SPREAD`)."""
-    means, variances, weights = mixture
-    separation = np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum())
+    _, variances, weights = mixture
     return (
-        min(weights) >= 0.01 and separation >= min_separation and variances[0] <= MAX_STRANGER_SPREAD**2 * variances[1]
+        min(weights) >= 0.01
+        and _separation(mixture) >= min_separation
+        and variances[0] <= MAX_STRANGER_SPREAD**2 * variances[1]
     )
+
+
+def _separation(mixture: Mixture) -> float:
+    """Ashman's D: the distance between the two modes' means over their pooled spread, times sqrt(2)."""
+    means, variances, _ = mixture
+    return float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
 
 
 def _mixture_without_copies(z: np.ndarray) -> tuple[np.ndarray, Mixture]:
