@@ -240,11 +240,11 @@ def _mixture_cut(
     anchored = [name for values, name in anchors if values is not None]
     if anchored:
         means, variances, weights = _anchored_em(z, [values for values, _ in anchors], means, variances, weights)
-    least = min(MIN_SEPARATION_ANCHORED, min_separation) if anchors[1][0] is not None else min_separation
-    if not _two_modes((means, variances, weights), least):
+    clean = MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION
+    if not _two_modes((means, variances, weights), min(clean, min_separation)):
         return None
     separation = _separation((means, variances, weights))
-    weak = not anchored and separation < MIN_SEPARATION
+    weak = separation < clean
 
     def same_posterior(values: np.ndarray) -> np.ndarray:
         # in logs: far above both modes (a copy of a photo) both densities underflow, and the wider mode wins
@@ -261,8 +261,8 @@ def _mixture_cut(
     precision = float(same_posterior(z[kept]).mean()) if kept.any() else None
     how = f", anchored by hand-labeled {' and '.join(anchored)} pairs" if anchored else ""
     if weak:
-        how = (
-            f", only weakly separated (Ashman's D {separation:.2f}, under the {MIN_SEPARATION:.1f} a clean cut needs: "
+        how += (
+            f", only weakly separated (Ashman's D {separation:.2f}, under the {clean:.1f} a clean cut needs: "
             "a weak model's faces and faces no one appears in twice both look like this; check the groups, or set "
             "FACE_UNKNOWN_EPS)"
         )
