@@ -15,10 +15,11 @@ from facekit.cluster.calibration import (
     sampled_neighbours,
 )
 from facekit.dual import DualModeClusterer
-from facekit.embedding import DLIB_MODEL_ID
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
 from facekit.types import FaceRecord
+
+from .conftest import DLIB
 
 
 def space(
@@ -176,7 +177,7 @@ def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tm
         assert summary["unknown_threshold_source"]["method"] == "kNN similarity mixture, weakly separated"
         assert summary["unknown_threshold"] == pytest.approx(weak.threshold, abs=1e-4)
         assert "weakly separated" in caplog.text
-    with FaceStore(tmp_path / "dlib", model_id=DLIB_MODEL_ID, dim=x.shape[1]) as store:
+    with FaceStore(tmp_path / "dlib", model_id=DLIB, dim=x.shape[1]) as store:
         fill(store, x)  # a measured value applies: it beats a weak cut
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold_source"]["method"] == "model prior"
