@@ -98,7 +98,7 @@ bench-detection: setup
 bench-clustering: setup
 	$(BIN)/python bench/clustering.py --data $(DEMO_DATA) --models dlib mobilefacenet
 
-## bench-spaces: facekit vs the peers on embedding spaces made from LFW's (a stronger, weaker, noisier model) (~10 min)
+## bench-spaces: facekit vs the peers on embedding spaces made from LFW's (a stronger, weaker, noisier model; dlib on poorer photos) (~12 min)
 bench-spaces: setup
 	$(BIN)/python bench/spaces.py --data $(DEMO_DATA)
 

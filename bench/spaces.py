@@ -13,7 +13,7 @@ it; connected components, as DBSCAN at min_samples 2 and Immich's core do) are s
 in steps of a twentieth of the room above it (`1 - cut`); facekit's own clusterer over the same cuts shows how much
 of a gap is the cut and how much the clusterer. Chinese Whispers is scored as the median over 3 visiting orders.
 
-Run: `make bench-spaces` (= `python bench/spaces.py --data ../shared/datasets/lfw`, ~10 min on 2 cores once
+Run: `make bench-spaces` (= `python bench/spaces.py --data ../shared/datasets/lfw`, ~12 min on 2 cores once
 LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/spaces.md and .json.
 """
 
