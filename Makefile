@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -101,6 +101,10 @@ bench-clustering: setup
 ## bench-spaces: facekit vs the peers on embedding spaces made from LFW's (a stronger, weaker, noisier model; dlib on poorer photos) (~12 min)
 bench-spaces: setup
 	$(BIN)/python bench/spaces.py --data $(DEMO_DATA)
+
+## bench-samples: facekit vs the peers on 8 seeded samples of the held-out set's shape (dlib, MobileFaceNet) (~6 min)
+bench-samples: setup
+	$(BIN)/python bench/samples.py --data $(DEMO_DATA)
 
 ## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~13 min)
 bench-copies: setup
