@@ -42,6 +42,7 @@ from facekit.cluster.calibration import (  # noqa: E402
 from facekit.embedding.base import l2_normalize  # noqa: E402
 
 SEEDS = (0, 1, 2)
+DLIB_POORER = "dlib with noise (sd 0.01 a dimension: poorer photos)"  # the held-out set's stand-in
 STEPS = range(-6, 7)  # the swept cuts: facekit's plus steps of STEP of the room above it
 STEP = 1 / 20
 
@@ -74,7 +75,7 @@ def spaces(xd: np.ndarray, xm: np.ndarray) -> dict[str, Callable[[], np.ndarray]
         "dlib and MobileFaceNet concatenated (a stronger model)": lambda: l2_normalize(np.hstack([xd, xm])),
         "MobileFaceNet, 24 principal components": lambda: principal(xm, 24),
         "MobileFaceNet with noise (sd 0.045 a dimension)": lambda: noisy(xm, 0.045),
-        "dlib with noise (sd 0.01 a dimension: poorer photos)": lambda: noisy(xd, 0.01),
+        DLIB_POORER: lambda: noisy(xd, 0.01),
         "dlib, 16 principal components (a weak model)": lambda: principal(xd, 16),
     }
 
