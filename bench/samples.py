@@ -27,7 +27,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, _at_most, photos_per_person, truth_of  # noqa: E402
+from bench.clustering import CACHE_DIR, _at_most, photos_per_person  # noqa: E402
 from bench.report import machine, write_suite  # noqa: E402
 from bench.spaces import DLIB_POORER, aligned, one_set, spaces  # noqa: E402
 
@@ -84,9 +84,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     args = ap.parse_args()
-    xd, xm, paths = aligned(args.data, args.cache_dir)
-    truth = truth_of(paths)
-    images = np.array(paths, dtype=object)
+    xd, xm, truth, images = aligned(args.data, args.cache_dir)
     shape = photos_per_person(truth) >= 15
     rows: dict[str, list[dict]] = {}
     for model, x in models(xd, xm).items():

@@ -47,14 +47,16 @@ STEPS = range(-6, 7)  # the swept cuts: facekit's plus steps of STEP of the room
 STEP = 1 / 20
 
 
-def aligned(data: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """LFW's dlib and MobileFaceNet embeddings of the photos both models found a face in, in one order."""
+def aligned(data: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LFW's dlib and MobileFaceNet embeddings of the photos both models found a face in, in one order, with each
+    photo's person (its folder) and path."""
     xd, pd = lfw_embeddings(data, cache_dir / "lfw_dlib.npz", "dlib")
     xm, pm = lfw_embeddings(data, cache_dir / "lfw_mobilefacenet.npz", "mobilefacenet")
     row_of = {p: i for i, p in enumerate(pm)}
     pairs = [(i, row_of[p]) for i, p in enumerate(pd) if p in row_of]
     d, m = (np.array(rows) for rows in zip(*pairs, strict=True))
-    return xd[d], xm[m], [pd[i] for i in d]
+    paths = [pd[i] for i in d]
+    return xd[d], xm[m], truth_of(paths), np.array(paths, dtype=object)
 
 
 def principal(x: np.ndarray, k: int) -> np.ndarray:
@@ -163,9 +165,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
     args = ap.parse_args()
-    xd, xm, paths = aligned(args.data, args.cache_dir)
-    truth = truth_of(paths)
-    images = np.array(paths, dtype=object)
+    xd, xm, truth, images = aligned(args.data, args.cache_dir)
     rows = []
     for space, make in spaces(xd, xm).items():
         x = make()
