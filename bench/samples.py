@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, photos_per_person  # noqa: E402
 from bench.report import machine, write_suite  # noqa: E402
-from bench.spaces import DLIB_POORER, aligned, one_set, spaces  # noqa: E402
+from bench.spaces import DLIB_POORER, aligned, one_set, result_cells, spaces  # noqa: E402
 
 SAMPLES = 8
 HELD_OUT = "the held-out set's shape (people with >= 15 photos, 22 each)"
@@ -88,12 +88,7 @@ def markdown(res: dict) -> str:
         ]
         for model, rows in by_model.items():
             for seed, r in enumerate(rows):
-                out.append(
-                    f"| {model} | {seed} | {r['faces']:,} | {r['calibration']['threshold']:.4f} "
-                    f"| **{r['facekit_f']:.4f}** | {r['best_peer']}, {r['best_peer_cut']:.4f}: {r['best_peer_f']:.4f} "
-                    f"| {r['facekit_best_cut']:.4f}: {r['facekit_best_f']:.4f} "
-                    f"| {r['facekit_f'] - r['best_peer_f']:+.4f} |"
-                )
+                out.append(f"| {model} | {seed} | {r['faces']:,} | {result_cells(r)} |")
         out += ["", "| model | facekit − best peer, median (range) | samples behind |", "|---|---|---|"]
         for model, s in res["summary"][shape].items():
             out.append(

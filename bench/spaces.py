@@ -151,13 +151,18 @@ def markdown(res: dict) -> str:
         if r["calibration"] is None:
             out.append(f"| {row['space']} | {row['set']} | {r['faces']:,} | no two modes: generic 0.5 | | | | |")
             continue
-        weak = " (weakly separated modes)" if "weakly" in r["calibration"]["method"] else ""
-        out.append(
-            f"| {row['space']} | {row['set']} | {r['faces']:,} | {r['calibration']['threshold']:.4f}{weak} "
-            f"| **{r['facekit_f']:.4f}** | {r['best_peer']}, {r['best_peer_cut']:.4f}: {r['best_peer_f']:.4f} "
-            f"| {r['facekit_best_cut']:.4f}: {r['facekit_best_f']:.4f} | {r['facekit_f'] - r['best_peer_f']:+.4f} |"
-        )
+        out.append(f"| {row['space']} | {row['set']} | {r['faces']:,} | {result_cells(r)} |")
     return "\n".join(out) + "\n"
+
+
+def result_cells(r: dict) -> str:
+    """`one_set`'s result as table cells: facekit's cut and F, the best peer's, facekit at its best cut, the gap."""
+    weak = " (weakly separated modes)" if "weakly" in r["calibration"]["method"] else ""
+    return (
+        f"{r['calibration']['threshold']:.4f}{weak} | **{r['facekit_f']:.4f}** "
+        f"| {r['best_peer']}, {r['best_peer_cut']:.4f}: {r['best_peer_f']:.4f} "
+        f"| {r['facekit_best_cut']:.4f}: {r['facekit_best_f']:.4f} | {r['facekit_f'] - r['best_peer_f']:+.4f}"
+    )
 
 
 def main() -> None:
