@@ -27,7 +27,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.report import machine, write_suite  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph, make_clusterer  # noqa: E402
 from facekit.cluster.knn import KnnGraph  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
@@ -584,12 +584,7 @@ def last_speed() -> list[dict]:
 
 
 def markdown(res: dict) -> str:
-    lines = [
-        "## Clustering",
-        "",
-        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
-        "",
-    ]
+    lines = [*heading("Clustering", res), ""]
     for model, r in res["models"].items():
         lines += model_markdown(model, r)
     lines += speed_markdown(res["speed"])

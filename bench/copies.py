@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, lfw_embeddings, truth_of  # noqa: E402
-from bench.report import machine, write_suite  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph  # noqa: E402
 from facekit.cluster.calibration import LinkThreshold, calibrate_link_threshold, sampled_neighbours  # noqa: E402
 from facekit.metrics import clustering_scores  # noqa: E402
@@ -118,9 +118,7 @@ def run_model(model: str, data: Path, cache_dir: Path) -> dict:
 
 def markdown(results: dict) -> str:
     lines = [
-        "## Copies of photos",
-        "",
-        f"Command: `{results['command']}`. Machine: {results['machine']}. Date: {results['date']}.",
+        *heading("Copies of photos", results),
         "",
         __doc__.split("\n\nRun:")[0].split("\n\n", 1)[1].replace("\n", " "),
         "",

@@ -21,6 +21,15 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
 
 
+def heading(title: str, results: dict) -> list[str]:
+    """A suite's first lines: its title, and the command, machine and date it was run with."""
+    return [
+        f"## {title}",
+        "",
+        f"Command: `{results['command']}`. Machine: {results['machine']}. Date: {results['date']}.",
+    ]
+
+
 def assemble() -> Path:
     """bench/RESULTS.md = every suite's section from bench/results/<suite>.md (SUITES first, then the rest)."""
     parts = ["# facekit benchmark results", ""]

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, photos_per_person  # noqa: E402
-from bench.report import machine, write_suite  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
 from bench.spaces import DLIB_POORER, aligned, one_set, result_cells, spaces  # noqa: E402
 
 SAMPLES = 8
@@ -72,9 +72,7 @@ def summary(rows: list[dict]) -> dict:
 
 def markdown(res: dict) -> str:
     out = [
-        "## Samples of two face sets' shapes",
-        "",
-        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
+        *heading("Samples of two face sets' shapes", res),
         "",
         (__doc__ or "").split("\n\n")[1].replace("\n", " "),
     ]

@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, median_run, photos_per_person, truth_of  # noqa: E402
-from bench.report import machine, write_suite  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
     MIN_SEPARATION_WEAK,
@@ -136,9 +136,7 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
 
 def markdown(res: dict) -> str:
     out = [
-        "## Other embedding spaces",
-        "",
-        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
+        *heading("Other embedding spaces", res),
         "",
         (__doc__ or "").split("\n\n")[1].replace("\n", " "),
         "",

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, DIMS, fill_store, lfw_embeddings, peak_rss_mb, truth_of  # noqa: E402
-from bench.report import machine, write_suite  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
 from facekit.assign import PersonAssigner  # noqa: E402
 from facekit.assign import person_assigner as pa  # noqa: E402
 from facekit.assign.pseudo_labels import clear_pseudo_labels, fit_assigner, pseudo_label  # noqa: E402
@@ -207,9 +207,7 @@ def projection_cost() -> list[dict]:
 
 def markdown(res: dict) -> str:
     lines = [
-        "## Training iterations (pseudo-labels, open-set score, triplet head)",
-        "",
-        f"Command: `{res['command']}`. Machine: {res['machine']}. Date: {res['date']}.",
+        *heading("Training iterations (pseudo-labels, open-set score, triplet head)", res),
         "",
         f"LFW main faces; people with >= {MIN_PHOTOS} photos known, their first N photos labeled by hand; "
         "everyone else unknown. P / R / FA are scored on the faces not labeled by hand against the folder "
