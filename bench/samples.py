@@ -92,8 +92,12 @@ def summary(rows: list[dict]) -> dict:
 
 def best_common_cut(rows: list[dict], name: str) -> tuple[float, float]:
     """The one cut at which clusterer `name`'s F, averaged over the samples, is highest, and that mean F: each
-    sample's F interpolated between its swept cuts, on 200 cuts across the range every sample swept."""
-    grid = np.linspace(max(r["cuts"][0] for r in rows), min(r["cuts"][-1] for r in rows), 200)
+    sample's F interpolated between its swept cuts, on 200 cuts across the range every sample swept (NaN where no cut
+    was swept in every sample)."""
+    low, high = max(r["cuts"][0] for r in rows), min(r["cuts"][-1] for r in rows)
+    if low > high:
+        return float("nan"), float("nan")
+    grid = np.linspace(low, high, 200)
     mean = np.mean([np.interp(grid, r["cuts"], r["curves"][name]) for r in rows], axis=0)
     return float(grid[int(np.argmax(mean))]), float(mean.max())
 
