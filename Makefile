@@ -102,7 +102,7 @@ bench-clustering: setup
 bench-spaces: setup
 	$(BIN)/python bench/spaces.py --data $(DEMO_DATA)
 
-## bench-samples: facekit vs the peers on 8 seeded samples each of the held-out set's shape, a family album's and a first import's (dlib, MobileFaceNet, dlib on poorer photos) (~4 min)
+## bench-samples: facekit vs the peers on 8 seeded samples each of the held-out set's shape, a family album's and a first import's (dlib, MobileFaceNet, dlib on poorer photos) (~2.5 min)
 bench-samples: setup
 	$(BIN)/python bench/samples.py --data $(DEMO_DATA)
 

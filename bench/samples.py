@@ -17,7 +17,7 @@ facekit's mean F with the best peer's at the one cut that serves all 8 samples b
 between its swept cuts), also chosen after the fact. dlib with a little noise (sd 0.01 a dimension) stands in for the
 held-out set itself, where dlib's best fixed cut is 0.93.
 
-Run: `make bench-samples` (= `python bench/samples.py --data ../shared/datasets/lfw`, ~4 min on 2 cores once LFW's
+Run: `make bench-samples` (= `python bench/samples.py --data ../shared/datasets/lfw`, ~2.5 min on 2 cores once LFW's
 embeddings are cached by `make bench-clustering`). Writes bench/results/samples.md and .json.
 """
 
