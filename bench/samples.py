@@ -1,4 +1,4 @@
-"""facekit's defaults on seeded samples of two face sets' shapes: how far one sample's figure can be trusted.
+"""facekit's defaults on seeded samples of three face sets' shapes: how far one sample's figure can be trusted.
 
 The issue's held-out set (~2K photos of 90 people) is one draw of its shape. Here that shape (people with >= 15
 photos, 22 each) is drawn from LFW 8 times. The samples are not independent: each holds the same 93 people, the 45
@@ -70,7 +70,7 @@ def models(xd: np.ndarray, xm: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def summary(rows: list[dict]) -> dict:
-    """facekit's F less the best peer's over the samples (median, range, how many behind), both cuts, and facekit's
+    """facekit's F less the best peer's over the samples (median, range, how many behind), the cuts, and facekit's
     mean F against the best peer's at the one cut that serves all the samples best (`best_common_cut`)."""
     gaps = [r["facekit_f"] - r["best_peer_f"] for r in rows]
     common = {name: best_common_cut(rows, name) for name in rows[0]["curves"] if name != "facekit"}
