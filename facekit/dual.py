@@ -580,12 +580,16 @@ class DualModeClusterer:
         if marker.get("status") != DONE or not source or space == IN_MEMORY or summary.get("projection") != space:
             return None
         reason = f"the last pass's ({marker.get('finished_at')}): {source['reason']}"
+        modes = source.get("modes")
         return LinkThreshold(
             source["threshold"],
             source["method"],
             reason,
             source.get("estimated_precision"),
             source.get("stranger_similarity"),
+            tuple(tuple(mode) for mode in modes) if modes else None,
+            source.get("decisive_chance"),
+            source.get("ratio"),
         )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:

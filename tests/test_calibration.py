@@ -11,6 +11,8 @@ from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import (
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
+    cut_between_modes,
+    decisive_ratio,
     known_pairs,
     sampled_neighbours,
 )
@@ -216,6 +218,11 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         # the clustering splits off look-alikes at the strangers' similarity the calibration read
         assert 0.85 < source["stranger_similarity"] < source["threshold"]
         assert fitted[-1].stranger_similarity == pytest.approx(source["stranger_similarity"], abs=1e-4)
+        # the numbers the cut was computed from are in the summary, and give it back
+        (strangers, _), (same, _) = source["modes"]
+        assert np.tanh(strangers) < source["threshold"] < np.tanh(same)
+        assert source["ratio"] == pytest.approx(decisive_ratio(source["decisive_chance"]), abs=1e-3)
+        assert cut_between_modes(source["modes"], source["ratio"]) == pytest.approx(source["threshold"], abs=1e-3)
         monkeypatch.setenv("FACE_UNKNOWN_EPS", "0.5")  # set, even to the default value: it wins and says so
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold"] == 0.5 and summary["unknown_threshold_source"]["method"] == "setting"

@@ -1,0 +1,169 @@
+"""How the link calibration's two constants fare on the face sets they were not fitted on.
+
+The calibration cuts between the strangers' mode and the same person's at a ratio of standard deviations,
+BASE_RATIO + DECISIVE_RATIO x the chance that a stranger link decides a face's group (2 + 3 x chance, fitted on LFW's
+14 sets of dlib and MobileFaceNet). bench/spaces.py and bench/samples.py store facekit's F over 13 cuts around its
+calibrated one on 92 other sets: LFW's 4 sets in 5 made spaces (a stronger, weaker, noisier model, dlib on poorer
+photos), and 8 samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib,
+MobileFaceNet and dlib on poorer photos. The samples draw LFW's faces again, so they are not independent of the
+fitting sets, but none of their shapes was among them. Each set's calibration is run again here, which gives its
+modes and chance (`LinkThreshold.modes`, `.decisive_chance`); any pair of constants then gives the set a cut, and the
+cut a loss: the set's best F over the swept cuts less its F at that cut (interpolated between swept cuts; a cut
+beyond them counts at the nearest one's F, which understates the loss, and the table says how many did). Each made
+space's set weighs 1 and each shape's 8 samples of one model weigh 1 together (their mean), 29 in all. The grid
+shows whether a refit on these sets would move the constants, and how flat the optimum is.
+
+Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~3 min on 2 cores once
+`make bench-spaces` and `make bench-samples` have written their results). Writes bench/results/cut_rule.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.clustering import CACHE_DIR  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.samples import SHAPES, draw, models  # noqa: E402
+from bench.spaces import aligned, face_sets, spaces  # noqa: E402
+from facekit.cluster import knn_graph  # noqa: E402
+from facekit.cluster.calibration import (  # noqa: E402
+    BASE_RATIO,
+    DECISIVE_RATIO,
+    MIN_SEPARATION_WEAK,
+    LinkThreshold,
+    calibrate_link_threshold,
+    cut_between_modes,
+    sampled_neighbours,
+)
+
+BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
+PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+
+
+def calibrate(x: np.ndarray, images: np.ndarray) -> LinkThreshold:
+    """The calibration as bench/spaces.py's `one_set` runs it."""
+    graph = knn_graph(x, 30)
+    deeper = functools.cache(sampled_neighbours(x, images))
+    link = calibrate_link_threshold(graph, deeper=deeper) or calibrate_link_threshold(
+        graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK
+    )
+    if link is None or link.modes is None:
+        raise SystemExit("a set with no two modes: bench/spaces.py and bench/samples.py never store one")
+    return link
+
+
+def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, dict]]:
+    """(group, set, embeddings, photo paths, stored result) for every set bench/spaces.py and bench/samples.py
+    stored; the group is the made space and set, or the shape and model (8 samples)."""
+    xd, xm, truth, images = aligned(data, cache_dir)
+    made, sets = spaces(xd, xm), face_sets(truth)
+    for row in json.loads((HERE / "results" / "spaces.json").read_text())["rows"]:
+        keep = sets[row["set"]]
+        yield f"{row['space']}, {row['set']}", row["set"], made[row["space"]]()[keep], images[keep], row["result"]
+    samples = json.loads((HERE / "results" / "samples.json").read_text())["rows"]
+    for shape in SHAPES:
+        for model, x in models(xd, xm).items():
+            for seed, result in enumerate(samples[shape][model]):
+                keep = draw(shape, truth, seed)
+                yield f"{shape}, {model}", f"sample {seed}", x[keep], images[keep], result
+
+
+def loss(result: dict, cut: float) -> tuple[float, bool]:
+    """The set's best F over its swept cuts less its F at `cut`, and whether `cut` lies beyond them."""
+    cuts, f = result["cuts"], result["curves"]["facekit"]
+    return max(f) - float(np.interp(cut, cuts, f)), not cuts[0] <= cut <= cuts[-1]
+
+
+def landscape(rows: list[dict]) -> list[dict]:
+    """Each pair of constants' summed loss (29 weights), by group, and how many cuts fell beyond the sweep."""
+    out = []
+    for base in BASES:
+        for per_chance in PER_CHANCE:
+            by_group: dict[str, list[float]] = {}
+            beyond = 0
+            for row in rows:
+                cut = cut_between_modes(row["modes"], base + per_chance * row["decisive_chance"])
+                value, outside = loss(row["result"], cut)
+                by_group.setdefault(row["group"], []).append(value)
+                beyond += outside
+            groups = {group: float(np.mean(v)) for group, v in by_group.items()}
+            total = sum(groups.values())
+            out.append({"base": base, "per_chance": per_chance, "loss": total, "groups": groups, "beyond": beyond})
+    return out
+
+
+def markdown(res: dict) -> str:
+    grid = {(p["base"], p["per_chance"]): p for p in res["landscape"]}
+    best = min(res["landscape"], key=lambda p: p["loss"])
+    now = grid[(BASE_RATIO, DECISIVE_RATIO)]
+    out = [
+        *heading("The link calibration's constants on other sets", res),
+        "",
+        (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        "",
+        f"Summed loss in F (29 weights) by BASE_RATIO (rows) and DECISIVE_RATIO (columns); facekit's "
+        f"({BASE_RATIO:g}, {DECISIVE_RATIO:g}) in bold:",
+        "",
+        "| BASE_RATIO | " + " | ".join(f"{c:g}" for c in PER_CHANCE) + " |",
+        "|---|" + "---|" * len(PER_CHANCE),
+    ]
+    for base in BASES:
+        cells = []
+        for c in PER_CHANCE:
+            text = f"{grid[(base, c)]['loss']:.4f}"
+            cells.append(f"**{text}**" if (base, c) == (BASE_RATIO, DECISIVE_RATIO) else text)
+        out.append(f"| {base:g} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        f"Loss by group at facekit's constants and at the grid's best ({best['base']:g}, {best['per_chance']:g}); "
+        f"cuts beyond the sweep: {now['beyond']} and {best['beyond']} of {len(res['sets'])}:",
+        "",
+        f"| group | ({BASE_RATIO:g}, {DECISIVE_RATIO:g}) | ({best['base']:g}, {best['per_chance']:g}) |",
+        "|---|---|---|",
+    ]
+    for group, value in now["groups"].items():
+        out.append(f"| {group} | {value:.4f} | {best['groups'][group]:.4f} |")
+    out.append(f"| **all** | **{now['loss']:.4f}** | **{best['loss']:.4f}** |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    args = ap.parse_args()
+    rows = []
+    for group, name, x, images, result in stored_sets(args.data, args.cache_dir):
+        link = calibrate(x, images)
+        stored = result["calibration"]["threshold"]
+        if abs(link.threshold - stored) > 1e-4:
+            raise SystemExit(
+                f"{group}, {name}: the calibration cuts at {link.threshold:.4f} where the stored result says {stored}: "
+                "run `make bench-spaces` and `make bench-samples` again with this code first"
+            )
+        chance = link.decisive_chance
+        rows.append({"group": group, "set": name, "modes": link.modes, "decisive_chance": chance, "result": result})
+        print(group, "|", name, "|", link.as_dict(), flush=True)
+    res = {
+        "command": "python bench/cut_rule.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "sets": [{k: v for k, v in row.items() if k != "result"} for row in rows],
+        "landscape": landscape(rows),
+    }
+    write_suite("cut_rule", res, markdown(res))
+
+
+if __name__ == "__main__":
+    main()
