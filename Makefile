@@ -106,7 +106,7 @@ bench-spaces: setup
 bench-samples: setup
 	$(BIN)/python bench/samples.py --data $(DEMO_DATA)
 
-## bench-cut-rule: the link calibration's two constants refitted on bench-spaces' and bench-samples' 92 sets (~3 min)
+## bench-cut-rule: the link calibration's two constants refitted on bench-spaces' and bench-samples' 92 sets (~1 min)
 bench-cut-rule: setup
 	$(BIN)/python bench/cut_rule.py --data $(DEMO_DATA)
 

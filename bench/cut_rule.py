@@ -13,7 +13,7 @@ beyond them counts at the nearest one's F, which understates the loss, and the t
 space's set weighs 1 and each shape's 8 samples of one model weigh 1 together (their mean), 29 in all. The grid
 shows whether a refit on these sets would move the constants, and how flat the optimum is.
 
-Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~3 min on 2 cores once
+Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~1 min on 2 cores once
 `make bench-spaces` and `make bench-samples` have written their results). Writes bench/results/cut_rule.md and .json.
 """
 
