@@ -12,7 +12,7 @@ from facekit.cluster.calibration import (
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
     cut_between_modes,
-    decisive_ratio,
+    cut_ratio,
     known_pairs,
     sampled_neighbours,
 )
@@ -221,7 +221,7 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         # the numbers the cut was computed from are in the summary, and give it back
         (strangers, _), (same, _) = source["modes"]
         assert np.tanh(strangers) < source["threshold"] < np.tanh(same)
-        assert source["ratio"] == pytest.approx(decisive_ratio(source["decisive_chance"]), abs=1e-3)
+        assert source["ratio"] == pytest.approx(cut_ratio(source["decisive_chance"]), abs=1e-3)
         assert cut_between_modes(source["modes"], source["ratio"]) == pytest.approx(source["threshold"], abs=1e-3)
         monkeypatch.setenv("FACE_UNKNOWN_EPS", "0.5")  # set, even to the default value: it wins and says so
         summary = DualModeClusterer(store).cluster_all_faces()

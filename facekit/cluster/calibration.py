@@ -139,7 +139,7 @@ def cut_between_modes(modes: Modes, ratio: float) -> float:
     return float(np.tanh((low * high_spread + ratio * high * low_spread) / (high_spread + ratio * low_spread)))
 
 
-def decisive_ratio(chance: float) -> float:
+def cut_ratio(chance: float) -> float:
     """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group."""
     return BASE_RATIO + DECISIVE_RATIO * chance
 
@@ -282,7 +282,7 @@ def _mixture_cut(
 
     alone, own = _alone_and_own(graph, ranks, same_posterior)
     decisive = alone + (1 - alone) / max(own, 1.0)
-    ratio = decisive_ratio(decisive)
+    ratio = cut_ratio(decisive)
     spread = np.sqrt(variances)
     modes = ((float(means[0]), float(spread[0])), (float(means[1]), float(spread[1])))
     threshold = cut_between_modes(modes, ratio)
