@@ -20,7 +20,6 @@ Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/dataset
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -35,32 +34,11 @@ sys.path.insert(0, str(HERE.parent))
 from bench.clustering import CACHE_DIR  # noqa: E402
 from bench.report import heading, machine, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
-from bench.spaces import aligned, face_sets, spaces  # noqa: E402
-from facekit.cluster import knn_graph  # noqa: E402
-from facekit.cluster.calibration import (  # noqa: E402
-    BASE_RATIO,
-    DECISIVE_RATIO,
-    MIN_SEPARATION_WEAK,
-    LinkThreshold,
-    calibrate_link_threshold,
-    cut_between_modes,
-    sampled_neighbours,
-)
+from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
+from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes  # noqa: E402
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
 PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
-
-
-def calibrate(x: np.ndarray, images: np.ndarray) -> LinkThreshold:
-    """The calibration as bench/spaces.py's `one_set` runs it."""
-    graph = knn_graph(x, 30)
-    deeper = functools.cache(sampled_neighbours(x, images))
-    link = calibrate_link_threshold(graph, deeper=deeper) or calibrate_link_threshold(
-        graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK
-    )
-    if link is None or link.modes is None:
-        raise SystemExit("a set with no two modes: bench/spaces.py and bench/samples.py never store one")
-    return link
 
 
 def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, dict]]:
@@ -86,7 +64,7 @@ def loss(result: dict, cut: float) -> tuple[float, bool]:
 
 
 def landscape(rows: list[dict]) -> list[dict]:
-    """Each pair of constants' summed loss (29 weights), by group, and how many cuts fell beyond the sweep."""
+    """Each pair of constants' summed loss (each group's mean), by group, and how many cuts fell beyond the sweep."""
     out = []
     for base in BASES:
         for per_chance in PER_CHANCE:
@@ -112,7 +90,7 @@ def markdown(res: dict) -> str:
         "",
         (__doc__ or "").split("\n\n")[1].replace("\n", " "),
         "",
-        f"Summed loss in F (29 weights) by BASE_RATIO (rows) and DECISIVE_RATIO (columns); facekit's "
+        f"Summed loss in F ({len(now['groups'])} weights) by BASE_RATIO (rows) and DECISIVE_RATIO (columns); facekit's "
         f"({BASE_RATIO:g}, {DECISIVE_RATIO:g}) in bold:",
         "",
         "| BASE_RATIO | " + " | ".join(f"{c:g}" for c in PER_CHANCE) + " |",
@@ -145,11 +123,12 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for group, name, x, images, result in stored_sets(args.data, args.cache_dir):
-        link = calibrate(x, images)
+        link = calibrate(x, images)[1]
         stored = result["calibration"]["threshold"]
-        if abs(link.threshold - stored) > 1e-4:
+        if link is None or link.modes is None or abs(link.threshold - stored) > 1e-4:
+            found = "no two modes" if link is None or link.modes is None else f"a cut at {link.threshold:.4f}"
             raise SystemExit(
-                f"{group}, {name}: the calibration cuts at {link.threshold:.4f} where the stored result says {stored}: "
+                f"{group}, {name}: the calibration finds {found} where the stored result says {stored}: "
                 "run `make bench-spaces` and `make bench-samples` again with this code first"
             )
         chance = link.decisive_chance

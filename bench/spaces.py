@@ -33,9 +33,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, median_run, photos_per_person, truth_of  # noqa: E402
 from bench.report import heading, machine, write_suite  # noqa: E402
-from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph  # noqa: E402
+from facekit.cluster import ChineseWhispers, ConnectedComponents, KnnGraph, knn_graph  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
     MIN_SEPARATION_WEAK,
+    LinkThreshold,
     calibrate_link_threshold,
     sampled_neighbours,
 )
@@ -92,13 +93,20 @@ def face_sets(truth: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
-    """facekit's calibrated cut and F, and each clusterer's F over the swept cuts."""
+def calibrate(x: np.ndarray, images: np.ndarray) -> tuple[KnnGraph, LinkThreshold | None]:
+    """The set's 30-nearest-neighbour graph and its link calibration, as a pass runs it for a model with no measured
+    value (between weakly separated modes where no two clean ones show)."""
     graph = knn_graph(x, 30)
     deeper = functools.cache(sampled_neighbours(x, images))
     link = calibrate_link_threshold(graph, deeper=deeper) or calibrate_link_threshold(
         graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK
-    )  # the second: as a pass does for a model with no measured value
+    )
+    return graph, link
+
+
+def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
+    """facekit's calibrated cut and F, and each clusterer's F over the swept cuts."""
+    graph, link = calibrate(x, images)
     if link is None:
         return {"faces": len(x), "calibration": None}
     strangers = link.stranger_similarity
