@@ -5,8 +5,9 @@ BASE_RATIO + DECISIVE_RATIO x the chance that a stranger link decides a face's g
 14 sets of dlib and MobileFaceNet). bench/spaces.py and bench/samples.py store facekit's F over 13 cuts around its
 calibrated one on 92 other sets: LFW's 4 sets in 5 made spaces (a stronger, weaker, noisier model, dlib on poorer
 photos), and 8 samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib,
-MobileFaceNet and dlib on poorer photos. The samples draw LFW's faces again, so they are not independent of the
-fitting sets, but none of their shapes was among them. Each set's calibration is run again here, which gives its
+MobileFaceNet and dlib on poorer photos. The made spaces are models the constants never saw (on LFW's shapes), the
+album and the first import shapes they never saw (on LFW's faces); the held-out shape was one of the 7 they were
+fitted on, drawn again. Each set's calibration is run again here, which gives its
 modes and chance (`LinkThreshold.modes`, `.decisive_chance`); any pair of constants then gives the set a cut, and the
 cut a loss: the set's best F over the swept cuts less its F at that cut (interpolated between swept cuts; a cut
 beyond them counts at the nearest one's F, which understates the loss, and the table says how many did). Each made

@@ -65,8 +65,8 @@ MAX_STRANGER_SPREAD = 0.7
 # The cut's distance above the strangers' mode over its distance below the same-person mode (each in its mode's
 # standard deviations): BASE_RATIO where stranger links decide no face's group, and DECISIVE_RATIO more per unit
 # of the chance that one does. Fitted on LFW's 14 sets (7 shapes, dlib and MobileFaceNet), where a ratio of 3 is
-# within 0.0005 F of the best cut on every set without dense people, for both models. On 92 sets they were not fitted
-# on (made spaces, three shapes' samples), a refit on a grid gains 0.002 F summed over 29 weights
+# within 0.0005 F of the best cut on every set without dense people, for both models. Refitted on 92 other sets (made
+# models, new shapes, draws of the held-out shape), a grid's best gains 0.002 F summed over 29 weights
 # (bench/results/cut_rule.md).
 BASE_RATIO = 2.0
 DECISIVE_RATIO = 3.0
