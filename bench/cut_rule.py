@@ -36,7 +36,7 @@ from bench.clustering import CACHE_DIR  # noqa: E402
 from bench.report import heading, machine, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
-from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes  # noqa: E402
+from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes, cut_ratio  # noqa: E402
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
 PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -72,7 +72,7 @@ def landscape(rows: list[dict]) -> list[dict]:
             by_group: dict[str, list[float]] = {}
             beyond = 0
             for row in rows:
-                cut = cut_between_modes(row["modes"], base + per_chance * row["decisive_chance"])
+                cut = cut_between_modes(row["modes"], cut_ratio(row["decisive_chance"], base, per_chance))
                 value, outside = loss(row["result"], cut)
                 by_group.setdefault(row["group"], []).append(value)
                 beyond += outside

@@ -139,9 +139,10 @@ def cut_between_modes(modes: Modes, ratio: float) -> float:
     return float(np.tanh((low * high_spread + ratio * high * low_spread) / (high_spread + ratio * low_spread)))
 
 
-def cut_ratio(chance: float) -> float:
-    """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group."""
-    return BASE_RATIO + DECISIVE_RATIO * chance
+def cut_ratio(chance: float, base: float = BASE_RATIO, per_chance: float = DECISIVE_RATIO) -> float:
+    """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group (`base` and
+    `per_chance`: the rule's constants, facekit's by default)."""
+    return base + per_chance * chance
 
 
 def _fisher(s: np.ndarray) -> np.ndarray:
