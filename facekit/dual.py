@@ -585,11 +585,11 @@ class DualModeClusterer:
             source["threshold"],
             source["method"],
             reason,
-            source.get("estimated_precision"),
-            source.get("stranger_similarity"),
-            tuple(tuple(mode) for mode in modes) if modes else None,
-            source.get("decisive_chance"),
-            source.get("ratio"),
+            estimated_precision=source.get("estimated_precision"),
+            stranger_similarity=source.get("stranger_similarity"),
+            modes=tuple(tuple(mode) for mode in modes) if modes else None,
+            decisive_chance=source.get("decisive_chance"),
+            ratio=source.get("ratio"),
         )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
