@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-cut-rule bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-cut-rule bench-link-precision bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -109,6 +109,10 @@ bench-samples: setup
 ## bench-cut-rule: the link calibration's two constants refitted on bench-spaces' and bench-samples' 92 sets (~1 min)
 bench-cut-rule: setup
 	$(BIN)/python bench/cut_rule.py --data $(DEMO_DATA)
+
+## bench-link-precision: the link calibration's estimated precision against LFW's truth on 100 sets (~2 min)
+bench-link-precision: setup
+	$(BIN)/python bench/link_precision.py --data $(DEMO_DATA)
 
 ## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~13 min)
 bench-copies: setup

@@ -8,7 +8,19 @@ import platform
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("indexing", "detection", "clustering", "spaces", "samples", "cut_rule", "copies", "training", "scale", "jobs")
+SUITES = (
+    "indexing",
+    "detection",
+    "clustering",
+    "spaces",
+    "samples",
+    "cut_rule",
+    "link_precision",
+    "copies",
+    "training",
+    "scale",
+    "jobs",
+)
 
 
 def machine() -> str:
