@@ -202,6 +202,8 @@ def threshold_sweep(
                     "revoked_by_groups": result.calibration.get("revoked_by_groups", 0),
                     "unknown_threshold": clusterer.link_.threshold if clusterer.link_ else None,
                     "unknown_threshold_method": clusterer.link_.method if clusterer.link_ else None,
+                    "unknown_threshold_precision": clusterer.link_.estimated_precision if clusterer.link_ else None,
+                    "unknown_threshold_reason": clusterer.link_.reason if clusterer.link_ else None,
                 }
             )
     return rows
