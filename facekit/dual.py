@@ -93,7 +93,11 @@ IN_MEMORY = "in memory"  # a pass's space when its head was never saved to a fil
 # When neither a setting, a measured prior nor the data gives a link threshold (a handful of faces of an
 # unknown model): ArcFace-style models' same-person cosines mostly sit above it.
 GENERIC_LINK_THRESHOLD = 0.5
-# Below this many faces the mixture has too little to go on: the model's prior (or the generic value).
+# Below this many faces the mixture has too little to go on where the model has a measured prior. A model with none
+# is calibrated on fewer (down to the calibration's MIN_EDGES neighbour similarities, ~20 faces): its alternative is
+# the generic guess, which links everyone in a dlib-like space. LFW's dlib without a model id, 8 draws each of 20-94
+# faces (a few people with 6-8 photos, a third as many seen once): mean BCubed F 0.90-0.98 calibrated, 0.12-0.33 at
+# 0.5; MobileFaceNet 0.98-0.99 either way (bench/results/small_sets.md).
 MIN_CALIBRATION_FACES = 100
 
 
@@ -464,7 +468,7 @@ class DualModeClusterer:
         the `same` person or `different` ones where there are enough; `deeper` as `calibrate_link_threshold`
         takes it), else the model's measured prior, else a cut between weakly separated modes (logged), else a
         generic one (logged). What the data says is kept in `data_link_` either way."""
-        enough = graph.n >= MIN_CALIBRATION_FACES
+        enough = graph.n >= MIN_CALIBRATION_FACES or self._link_prior is None
         deeper = functools.cache(deeper) if deeper is not None else None  # read once for both tries below
         self.data_link_ = (
             calibrate_link_threshold(graph, same=same, different=different, deeper=deeper) if enough else None

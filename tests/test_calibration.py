@@ -250,7 +250,12 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         assert summary["unknown_threshold_source"]["method"] == "argument"
     monkeypatch.delenv("FACE_UNKNOWN_EPS")
     with FaceStore(tmp_path / "small", model_id="precomputed_unknown", dim=x.shape[1]) as store:
-        fill(store, x[:40])  # too few faces to calibrate, and no prior for this model
+        fill(store, x[:40])  # under 100 faces, and no prior for this model: calibrated all the same
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == "kNN similarity mixture"
+        assert 0.85 < summary["unknown_threshold"] < 0.95  # where 0.5 would link everyone
+    with FaceStore(tmp_path / "tiny", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x[:15])  # 150 neighbour similarities: too few for any mixture
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold_source"]["method"] == "generic fallback"
         assert "FACE_UNKNOWN_EPS" in summary["unknown_threshold_source"]["reason"]
