@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-cut-rule bench-link-precision bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-cut-rule bench-link-precision bench-small-sets bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -113,6 +113,10 @@ bench-cut-rule: setup
 ## bench-link-precision: the link calibration's estimated precision against LFW's truth on 100 sets (~2 min)
 bench-link-precision: setup
 	$(BIN)/python bench/link_precision.py --data $(DEMO_DATA)
+
+## bench-small-sets: small collections (20-94 faces) of a model with no measured value: calibrated link against the generic 0.5 (~1 min)
+bench-small-sets: setup
+	$(BIN)/python bench/small_sets.py --data $(DEMO_DATA)
 
 ## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~13 min)
 bench-copies: setup

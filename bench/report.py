@@ -16,6 +16,7 @@ SUITES = (
     "samples",
     "cut_rule",
     "link_precision",
+    "small_sets",
     "copies",
     "training",
     "scale",

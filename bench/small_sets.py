@@ -1,0 +1,122 @@
+"""Small collections of a model facekit has no measured value for: the pass's calibrated link against the generic one.
+
+Below 100 faces a pass links unknown faces at the model's measured value. A model with none (embeddings imported
+without a model id, an ONNX model facekit never measured) is calibrated from the data down to ~20 faces (200
+neighbour similarities): its alternative is the generic 0.5, which links everyone in a space like dlib's. Here LFW's
+dlib and MobileFaceNet embeddings are imported with no model id in 8 seeded draws each of 4 small shapes (a few
+people with 6-8 photos, and a third as many people seen once), and clustered by a full pass (store, DualModeClusterer,
+evaluate): with its defaults, at the generic 0.5, and at the model's measured value (what a pass with the model id
+takes for so few faces).
+
+Run: `make bench-small-sets` (= `python bench/small_sets.py --data ../shared/datasets/lfw`, ~1 min on 2 cores once
+LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/small_sets.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.clustering import CACHE_DIR, fill_store, photos_per_person  # noqa: E402
+from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.spaces import aligned  # noqa: E402
+from facekit.dual import GENERIC_LINK_THRESHOLD, DualModeClusterer  # noqa: E402
+from facekit.embedding import defaults_for, model_id_for  # noqa: E402
+from facekit.evaluation import evaluate  # noqa: E402
+from facekit.store import FaceStore  # noqa: E402
+
+SAMPLES = 8
+SHAPES = ((2, 6, 8), (3, 8, 10), (5, 8, 20), (8, 8, 30))  # people, photos each, people seen once
+NO_MODEL_ID = "precomputed"
+
+
+def draw(truth: np.ndarray, shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    """The rows of one seeded draw: `shape`'s people with their photos, and its people seen once."""
+    people_count, photos, singles = shape
+    rng = np.random.default_rng(seed)
+    people, counts = np.unique(truth, return_counts=True)
+    keep = np.zeros(len(truth), bool)
+    for person in rng.choice(people[counts >= photos], people_count, replace=False):
+        keep[rng.choice(np.flatnonzero(truth == person), photos, replace=False)] = True
+    keep[rng.choice(np.flatnonzero(photos_per_person(truth) == 1), singles, replace=False)] = True
+    return keep
+
+
+def one_pass(x: np.ndarray, paths: list[str], threshold: float | None) -> tuple[float, dict]:
+    """BCubed F of a full pass over `x` imported with no model id (`threshold`: given, else its own), and the link."""
+    with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=NO_MODEL_ID, dim=x.shape[1]) as store:
+        fill_store(store, x, paths)
+        summary = DualModeClusterer(store, unknown_threshold=threshold).cluster_all_faces()
+        return evaluate(store)["clustering"]["bcubed_f"], summary["unknown_threshold_source"]
+
+
+def markdown(res: dict) -> str:
+    out = [
+        *heading("Small collections of a model with no measured value", res),
+        "",
+        (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        "",
+        "Mean BCubed F over the draws (the pass's cut: its range, and how many draws it calibrated):",
+        "",
+        "| model | faces | pass's defaults | calibrated | its cut | generic 0.5 | measured value |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        out.append(
+            f"| {r['model']} | {r['faces']} | **{r['defaults']:.4f}** | {r['calibrated']} of {SAMPLES} | "
+            f"{r['cuts'][0]:.3f}-{r['cuts'][1]:.3f} | {r['generic']:.4f} | {r['prior']:.4f} ({r['prior_cut']:.3f}) |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    args = ap.parse_args()
+    xd, xm, truth, images = aligned(args.data, args.cache_dir)
+    rows = []
+    for model, x in (("dlib", xd), ("mobilefacenet", xm)):
+        prior = 1.0 - defaults_for(model_id_for(model)).unknown_eps
+        for shape in SHAPES:
+            scores: dict[str, list[float]] = {"defaults": [], "generic": [], "prior": []}
+            cuts, calibrated = [], 0
+            for seed in range(SAMPLES):
+                keep = draw(truth, shape, seed)
+                paths = [str(p) for p in images[keep]]
+                f, source = one_pass(x[keep], paths, None)
+                scores["defaults"].append(f)
+                cuts.append(source["threshold"])
+                calibrated += source["method"].startswith("kNN similarity mixture")
+                scores["generic"].append(one_pass(x[keep], paths, GENERIC_LINK_THRESHOLD)[0])
+                scores["prior"].append(one_pass(x[keep], paths, prior)[0])
+            rows.append(
+                {
+                    "model": model,
+                    "faces": int(keep.sum()),
+                    **{name: float(np.mean(v)) for name, v in scores.items()},
+                    "calibrated": calibrated,
+                    "cuts": [min(cuts), max(cuts)],
+                    "prior_cut": prior,
+                }
+            )
+            print(rows[-1], flush=True)
+    res = {
+        "command": "python bench/small_sets.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }
+    write_suite("small_sets", res, markdown(res))
+
+
+if __name__ == "__main__":
+    main()
