@@ -6,7 +6,7 @@ edges of the pass's 30-nearest-neighbour graph at or above the cut (each pair on
 LFW's 4 (the held-out set's shape, people with >= 10 photos, with 2-9 photos, all of LFW) for dlib and MobileFaceNet,
 the same 4 in bench-spaces' 5 made models, and bench-samples' 8 draws each of three shapes for dlib, MobileFaceNet
 and dlib on poorer photos: 100 sets. "Times off" is the larger of the reported and the measured share of stranger
-links over the smaller (each at least 1e-4); under 1 is never shown.
+links over the smaller (each taken as at least 1e-4).
 
 Run: `make bench-link-precision` (= `python bench/link_precision.py --data ../shared/datasets/lfw`, ~2 min on 2
 cores once LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/link_precision.md and .json.
