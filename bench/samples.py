@@ -48,20 +48,28 @@ SHAPES = (HELD_OUT, ALBUM, FIRST_IMPORT)
 
 def draw(shape: str, truth: np.ndarray, seed: int) -> np.ndarray:
     """The rows of one seeded sample of `shape` (one of `SHAPES`)."""
-    per_person = photos_per_person(truth)
     if shape == HELD_OUT:
-        return _at_most(truth, per_person >= 15, 22, seed=seed)
-    rng = np.random.default_rng(seed)
-    people, counts = np.unique(truth, return_counts=True)
+        return _at_most(truth, photos_per_person(truth) >= 15, 22, seed=seed)
     if shape == ALBUM:
-        keep = np.isin(truth, rng.choice(people[counts >= ALBUM_MIN_PHOTOS], ALBUM_PEOPLE, replace=False))
-        singles = ALBUM_SINGLES
+        return people_and_singles(truth, ALBUM_PEOPLE, ALBUM_MIN_PHOTOS, ALBUM_SINGLES, seed, all_photos=True)
+    return people_and_singles(truth, FIRST_PEOPLE, FIRST_PHOTOS, FIRST_SINGLES, seed)
+
+
+def people_and_singles(
+    truth: np.ndarray, people: int, photos: int, singles: int, seed: int, *, all_photos: bool = False
+) -> np.ndarray:
+    """The rows of `people` seeded people with at least `photos` photos (`photos` of each, or `all_photos`) and of
+    `singles` people seen once."""
+    rng = np.random.default_rng(seed)
+    names, counts = np.unique(truth, return_counts=True)
+    chosen = rng.choice(names[counts >= photos], people, replace=False)
+    if all_photos:
+        keep = np.isin(truth, chosen)
     else:
         keep = np.zeros(len(truth), bool)
-        for person in rng.choice(people[counts >= FIRST_PHOTOS], FIRST_PEOPLE, replace=False):
-            keep[rng.choice(np.flatnonzero(truth == person), FIRST_PHOTOS, replace=False)] = True
-        singles = FIRST_SINGLES
-    keep[rng.choice(np.flatnonzero(per_person == 1), singles, replace=False)] = True
+        for person in chosen:
+            keep[rng.choice(np.flatnonzero(truth == person), photos, replace=False)] = True
+    keep[rng.choice(np.flatnonzero(photos_per_person(truth) == 1), singles, replace=False)] = True
     return keep
 
 

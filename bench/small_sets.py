@@ -25,8 +25,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, fill_store, photos_per_person  # noqa: E402
+from bench.clustering import CACHE_DIR, fill_store  # noqa: E402
 from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.samples import people_and_singles  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
 from facekit.dual import GENERIC_LINK_THRESHOLD, DualModeClusterer  # noqa: E402
 from facekit.embedding import defaults_for, model_id_for  # noqa: E402
@@ -36,18 +37,6 @@ from facekit.store import FaceStore  # noqa: E402
 SAMPLES = 8
 SHAPES = ((2, 6, 8), (3, 8, 10), (5, 8, 20), (8, 8, 30))  # people, photos each, people seen once
 NO_MODEL_ID = "precomputed"
-
-
-def draw(truth: np.ndarray, shape: tuple[int, int, int], seed: int) -> np.ndarray:
-    """The rows of one seeded draw: `shape`'s people with their photos, and its people seen once."""
-    people_count, photos, singles = shape
-    rng = np.random.default_rng(seed)
-    people, counts = np.unique(truth, return_counts=True)
-    keep = np.zeros(len(truth), bool)
-    for person in rng.choice(people[counts >= photos], people_count, replace=False):
-        keep[rng.choice(np.flatnonzero(truth == person), photos, replace=False)] = True
-    keep[rng.choice(np.flatnonzero(photos_per_person(truth) == 1), singles, replace=False)] = True
-    return keep
 
 
 def one_pass(x: np.ndarray, paths: list[str], threshold: float | None) -> tuple[float, dict]:
@@ -90,7 +79,7 @@ def main() -> None:
             scores: dict[str, list[float]] = {"defaults": [], "generic": [], "prior": []}
             cuts, calibrated = [], 0
             for seed in range(SAMPLES):
-                keep = draw(truth, shape, seed)
+                keep = people_and_singles(truth, *shape, seed)
                 paths = [str(p) for p in images[keep]]
                 f, source = one_pass(x[keep], paths, None)
                 scores["defaults"].append(f)
