@@ -27,7 +27,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, knn_graph, make_clusterer  # noqa: E402
 from facekit.cluster.knn import KnnGraph  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
@@ -747,9 +747,7 @@ def main() -> None:
             "other_sets": other_sets(x, paths, model),
         }
     res = {
-        "command": "python bench/clustering.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "models": per_model,
         "speed": speed(args.sizes) if not args.keep_speed else last_speed(),
     }

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
 from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes, cut_ratio  # noqa: E402
@@ -136,9 +135,7 @@ def main() -> None:
         rows.append({"group": group, "set": name, "modes": link.modes, "decisive_chance": chance, "result": result})
         print(group, "|", name, "|", link.as_dict(), flush=True)
     res = {
-        "command": "python bench/cut_rule.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "sets": [{k: v for k, v in row.items() if k != "result"} for row in rows],
         "landscape": landscape(rows),
     }

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SAMPLES, SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
 from facekit.cluster import KnnGraph  # noqa: E402
@@ -119,9 +118,7 @@ def main() -> None:
         rows.append({**row, "reported": reported, "times_off": times_off(reported, measured)})
         print(group, "|", name, "|", {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()})
     res = {
-        "command": "python bench/link_precision.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "sets": rows,
         "no_cut": no_cut,
     }

@@ -1,10 +1,13 @@
-"""Shared pieces of the benchmarks: the machine line and bench/RESULTS.md assembled from the suites."""
+"""Shared pieces of the benchmarks: the machine line, what ran a suite, and bench/RESULTS.md assembled from the
+suites."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +35,15 @@ def machine() -> str:
         cpu = names[0] if names else cpu
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, {platform.system()}"
+
+
+def provenance() -> dict[str, str]:
+    """What ran this suite: its command (`python bench/<script> <arguments>`), the machine and today's date."""
+    return {
+        "command": f"python bench/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def heading(title: str, results: dict) -> list[str]:

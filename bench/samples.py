@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, photos_per_person  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.spaces import DLIB_POORER, aligned, one_set, result_cells, spaces  # noqa: E402
 
 SAMPLES = 8
@@ -163,9 +162,7 @@ def main() -> None:
                 print(shape, "|", model, "| sample", seed, "|", brief, flush=True)
                 rows.setdefault(shape, {}).setdefault(model, []).append(result)
     res = {
-        "command": "python bench/samples.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "rows": rows,
         "summary": {shape: {model: summary(r) for model, r in by_model.items()} for shape, by_model in rows.items()},
     }

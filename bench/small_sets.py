@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, fill_store  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import people_and_singles  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
 from facekit.dual import GENERIC_LINK_THRESHOLD, DualModeClusterer  # noqa: E402
@@ -99,9 +98,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     res = {
-        "command": "python bench/small_sets.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "rows": rows,
     }
     write_suite("small_sets", res, markdown(res))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, median_run, photos_per_person, truth_of  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, KnnGraph, knn_graph  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
     MIN_SEPARATION_WEAK,
@@ -185,9 +184,7 @@ def main() -> None:
             print(space, "|", name, "|", {k: v for k, v in result.items() if k not in ("curves", "cuts")}, flush=True)
             rows.append({"space": space, "set": name, "result": result})
     res = {
-        "command": "python bench/spaces.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "rows": rows,
     }
     write_suite("spaces", res, markdown(res))

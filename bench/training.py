@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import CACHE_DIR, DIMS, fill_store, lfw_embeddings, peak_rss_mb, truth_of  # noqa: E402
-from bench.report import heading, machine, write_suite  # noqa: E402
+from bench.report import heading, provenance, write_suite  # noqa: E402
 from facekit.assign import PersonAssigner  # noqa: E402
 from facekit.assign import person_assigner as pa  # noqa: E402
 from facekit.assign.pseudo_labels import clear_pseudo_labels, fit_assigner, pseudo_label  # noqa: E402
@@ -309,9 +309,7 @@ def main() -> None:
     lfw_embeddings(args.data, cache, "dlib")
     speed = subprocess.run([sys.executable, __file__, "--speed-one"], check=True, capture_output=True, text=True)
     res = {
-        "command": "python bench/training.py " + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
+        **provenance(),
         "speed": json.loads(speed.stdout.strip().splitlines()[-1]),
         "projection_cost": projection_cost(),
         "models": models,
