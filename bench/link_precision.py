@@ -28,7 +28,7 @@ from bench.clustering import CACHE_DIR  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SAMPLES, SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
-from facekit.cluster import KnnGraph  # noqa: E402
+from facekit.metrics import link_precision  # noqa: E402
 
 FLOOR = 1e-4  # the least share of stranger links told apart from none
 
@@ -48,15 +48,6 @@ def all_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray
             for seed in range(SAMPLES):
                 keep = draw(shape, truth, seed)
                 yield f"{shape}, {model}", f"sample {seed}", x[keep], truth[keep], images[keep]
-
-
-def measured_precision(graph: KnnGraph, truth: np.ndarray, cut: float) -> tuple[float, int]:
-    """The share of one person's pairs among the graph's edges at or above `cut` (each pair once), and how many."""
-    rows, ranks = np.nonzero(graph.sims >= cut)
-    pairs = np.unique(np.sort(np.stack([rows, graph.indices[rows, ranks]], axis=1), axis=1), axis=0)
-    if not len(pairs):
-        return 1.0, 0
-    return float(np.mean(truth[pairs[:, 0]] == truth[pairs[:, 1]])), len(pairs)
 
 
 def times_off(reported: float, measured: float) -> float:
@@ -112,7 +103,8 @@ def main() -> None:
             no_cut.append(f"{group}, {name}")
             print(group, "|", name, "| no cut from the data", flush=True)
             continue
-        measured, pairs = measured_precision(graph, truth, link.threshold)
+        measured, pairs = link_precision(graph.indices, graph.sims, truth, link.threshold)
+        measured = 1.0 if measured is None else measured  # no pair linked: none wrongly
         reported = link.estimated_precision
         row = {"group": group, "set": name, "cut": link.threshold, "pairs": pairs, "measured": measured}
         rows.append({**row, "reported": reported, "times_off": times_off(reported, measured)})

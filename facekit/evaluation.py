@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from facekit.dual import READ_FIELDS, DualModeClusterer
-from facekit.metrics import assignment_scores, clustering_scores
-from facekit.projection import Projection
+from facekit.cluster import knn_graph
+from facekit.dual import IN_MEMORY, READ_FIELDS, DualModeClusterer
+from facekit.errors import CheckpointError
+from facekit.metrics import assignment_scores, clustering_scores, link_precision
+from facekit.projection import Projection, load_projection
 from facekit.store import FaceStore, StoredFaces
 from facekit.store import schema as S
 
@@ -77,7 +79,38 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
         k: last.get(k)
         for k in ("unknown_method", "unknown_threshold", "unknown_threshold_source", "unknown_threshold_from_data")
     }
+    scores["last_pass"]["measured_link_precision"] = measured_link_precision(store, last)
     return scores
+
+
+LINK_NEIGHBOURS = 30  # as a pass's kNN graph
+
+
+def measured_link_precision(store: FaceStore, summary: dict[str, Any]) -> dict[str, Any]:
+    """What the link precision a pass estimates (`unknown_threshold_source`) is with folder truth: the share of one
+    person's pairs among the pairs of faces now unknown (no person; each photo's main face) that its threshold links
+    among their `LINK_NEIGHBOURS` nearest, in the pass's space. `not_measured` says why where it cannot be."""
+    threshold, space = summary.get("unknown_threshold"), summary.get("projection")
+    if threshold is None:
+        return {"not_measured": "no finished clustering pass: run `facekit cluster-dual`"}
+    if space == IN_MEMORY:
+        return {"not_measured": "the pass ran in a trained head that was never saved to a file"}
+    faces = store.scroll_all(with_embeddings=True, fields=[S.IMAGE_PATH, S.FACE_INDEX, S.PERSON_ID])
+    unknown = [
+        i for i, pl in enumerate(faces.payloads) if int(pl.get(S.FACE_INDEX, 0)) == 0 and not pl.get(S.PERSON_ID)
+    ]
+    if len(unknown) < 2:
+        return {"not_measured": f"{len(unknown)} unknown faces: nothing to link"}
+    x = faces.embeddings[unknown]
+    if space is not None:
+        try:
+            x = load_projection(space, model_id=store.model_id).transform(x)
+        except CheckpointError as exc:
+            return {"not_measured": f"the pass's head cannot be read: {exc}"}
+    truth = np.array([folder_truth(faces.payloads[i].get(S.IMAGE_PATH, "")) for i in unknown])
+    graph = knn_graph(x, min(LINK_NEIGHBOURS, len(unknown) - 1))
+    precision, pairs = link_precision(graph.indices, graph.sims, truth, threshold)
+    return {"precision": precision, "pairs": pairs, "faces": len(unknown), "threshold": threshold}
 
 
 def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Sequence[str | None]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Clustering and open-set assignment metrics: arrays in, dict out.
+"""Clustering, link and open-set assignment metrics: arrays in, numbers or a dict out.
 
 Noise and singletons: a predicted label of -1 or None ("noise") counts as a cluster of its own for
 every metric here, so a clusterer cannot gain by declaring hard faces noise.
@@ -125,3 +125,19 @@ def assignment_scores(
         "known_faces": n_known,
         "unknown_faces": n_unknown,
     }
+
+
+def link_precision(
+    indices: np.ndarray, sims: np.ndarray, truth: np.ndarray, threshold: float
+) -> tuple[float | None, int]:
+    """The share of one person's pairs (same `truth`) among the pairs a threshold links in a kNN graph (`indices`,
+    `sims`: each face's nearest, -1 / -inf where none), each pair once, and how many pairs; None where there are none.
+
+    >>> link_precision(np.array([[1], [0], [1]]), np.array([[0.9], [0.9], [0.8]]), np.array(["a", "a", "b"]), 0.7)
+    (0.5, 2)
+    """
+    rows, ranks = np.nonzero(sims >= threshold)
+    pairs = np.unique(np.sort(np.stack([rows, indices[rows, ranks]], axis=1), axis=1), axis=0)
+    if not len(pairs):
+        return None, 0
+    return float(np.mean(truth[pairs[:, 0]] == truth[pairs[:, 1]])), len(pairs)

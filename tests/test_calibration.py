@@ -17,6 +17,7 @@ from facekit.cluster.calibration import (
     sampled_neighbours,
 )
 from facekit.dual import DualModeClusterer
+from facekit.evaluation import evaluate
 from facekit.metrics import clustering_scores
 from facekit.store import FaceStore
 from facekit.types import FaceRecord
@@ -204,12 +205,13 @@ def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tm
         assert summary["unknown_threshold_from_data"] is None
 
 
-def fill(store: FaceStore, x: np.ndarray) -> None:
+def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None) -> None:
+    """One face a photo; each photo in its person's folder (`people`), else all in one."""
     records = [
         FaceRecord(
             face_id=f"00000000-0000-0000-0000-{i:012d}",
             image_id=f"img{i}",
-            image_path=f"/synthetic/{i}.jpg",
+            image_path=f"/synthetic/{'' if people is None else f'person{people[i]}/'}{i}.jpg",
             face_index=0,
             bbox=None,
             det_score=None,
@@ -259,6 +261,27 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold_source"]["method"] == "generic fallback"
         assert "FACE_UNKNOWN_EPS" in summary["unknown_threshold_source"]["reason"]
+
+
+def test_evaluate_measures_the_link_precision_a_pass_estimates(tmp_path):
+    """With folder truth, `evaluate` measures what a pass's estimated precision claims: the share of one person's
+    pairs among the pairs its threshold links."""
+    x, who = space(0.8, 0.3, seed=3)
+    with FaceStore(tmp_path / "store", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x, who)
+        assert "no finished clustering pass" in evaluate(store)["last_pass"]["measured_link_precision"]["not_measured"]
+        summary = DualModeClusterer(store).cluster_all_faces()
+        measured = evaluate(store)["last_pass"]["measured_link_precision"]
+        assert measured["faces"] == len(x) and measured["threshold"] == summary["unknown_threshold"]
+        estimated = summary["unknown_threshold_source"]["estimated_precision"]
+        assert (
+            measured["pairs"] > len(x)
+            and measured["precision"] > 0.95
+            and abs(estimated - measured["precision"]) < 0.05
+        )
+        DualModeClusterer(store, unknown_threshold=0.25).cluster_all_faces()  # links strangers too
+        loose = evaluate(store)["last_pass"]["measured_link_precision"]
+        assert loose["pairs"] > 2 * measured["pairs"] and loose["precision"] < 0.5
 
 
 def test_hand_labeled_pairs_anchor_the_same_person_mode_only_where_the_data_shows_no_two_modes():

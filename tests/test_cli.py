@@ -138,6 +138,8 @@ def test_cluster_dual_and_edits_from_the_cli(indexed):
     assert out["unknown_threshold_source"]["method"] in {"kNN similarity mixture", "model prior"}
     last = cli("evaluate", "--store", store)["last_pass"]  # evaluate says what the pass chose, and why
     assert last["unknown_threshold"] == out["unknown_threshold"] and last["unknown_threshold_source"]["reason"]
+    measured = last["measured_link_precision"]  # and, with folder truth, what that threshold's links are worth
+    assert measured["threshold"] == out["unknown_threshold"] and measured["faces"] > 0 and measured["pairs"] >= 0
     old_name = cli("cluster", "--store", store)  # the old command name still works
     assert old_name["faces_written"] == 0
     fixed = cli("cluster-dual", "--store", store, "--person-threshold", "0.99", "--max-faces", "5")
