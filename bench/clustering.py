@@ -50,6 +50,16 @@ PEER_GRIDS = {
 
 
 # -- data ------------------------------------------------------------------------------------------
+
+
+def lfw_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A bench's argument parser with what every bench on LFW takes: `--data` (LFW's folder) and `--cache-dir`."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    return ap
+
+
 def lfw_embeddings(data: Path, cache: Path, model: str = "dlib") -> tuple[np.ndarray, list[str]]:
     """A model's embedding of each LFW photo's main face (`main_face_order`: nearest the centre), with
     its path; indexed once by `facekit index` and cached."""
@@ -718,9 +728,7 @@ def speed_markdown(sp: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap = lfw_parser(__doc__)
     ap.add_argument("--models", nargs="+", default=["dlib", "mobilefacenet"], choices=sorted(PEER_GRIDS))
     ap.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     ap.add_argument("--no-hdbscan", action="store_true", help="skip the slow exact HDBSCAN peer (~1 min)")

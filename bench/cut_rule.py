@@ -20,7 +20,6 @@ Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/dataset
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR  # noqa: E402
+from bench.clustering import lfw_parser  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
@@ -117,9 +116,7 @@ def markdown(res: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap = lfw_parser(__doc__)
     args = ap.parse_args()
     rows = []
     for group, name, x, images, result in stored_sets(args.data, args.cache_dir):

@@ -23,7 +23,6 @@ embeddings are cached by `make bench-clustering`). Writes bench/results/samples.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, _at_most, photos_per_person  # noqa: E402
+from bench.clustering import _at_most, lfw_parser, photos_per_person  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.spaces import DLIB_POORER, aligned, one_set, result_cells, spaces  # noqa: E402
 
@@ -144,9 +143,7 @@ def markdown(res: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap = lfw_parser(__doc__)
     ap.add_argument("--samples", type=int, default=SAMPLES)
     args = ap.parse_args()
     xd, xm, truth, images = aligned(args.data, args.cache_dir)

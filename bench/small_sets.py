@@ -14,7 +14,6 @@ LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/sm
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, fill_store  # noqa: E402
+from bench.clustering import fill_store, lfw_parser  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import people_and_singles  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
@@ -66,9 +65,7 @@ def markdown(res: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap = lfw_parser(__doc__)
     args = ap.parse_args()
     xd, xm, truth, images = aligned(args.data, args.cache_dir)
     rows = []

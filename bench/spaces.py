@@ -19,7 +19,6 @@ LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/sp
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from collections.abc import Callable
@@ -30,7 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import CACHE_DIR, _at_most, lfw_embeddings, median_run, photos_per_person, truth_of  # noqa: E402
+from bench.clustering import _at_most, lfw_embeddings, lfw_parser, median_run, photos_per_person, truth_of  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, ConnectedComponents, KnnGraph, knn_graph  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
@@ -171,9 +170,7 @@ def result_cells(r: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="where lfw_<model>.npz are kept")
+    ap = lfw_parser(__doc__)
     args = ap.parse_args()
     xd, xm, truth, images = aligned(args.data, args.cache_dir)
     rows = []
