@@ -26,6 +26,11 @@ def folder_truth(image_path: str) -> str:
     return Path(image_path).parent.name
 
 
+def is_main_face(payload: dict[str, Any]) -> bool:
+    """Whether a face is its photo's main face (face_index 0, `main_face_order`): the one its folder names."""
+    return int(payload.get(S.FACE_INDEX, 0)) == 0
+
+
 def label_from_folders(
     store: FaceStore, *, min_photos: int = 5, per_person: int = 3, only: Collection[str] | None = None
 ) -> dict[str, int]:
@@ -43,7 +48,7 @@ def label_from_folders(
     faces = store.scroll_all(with_embeddings=False, fields=_FIELDS)
     main_faces: dict[str, list[tuple[str, str, dict[str, Any]]]] = defaultdict(list)
     for face_id, pl in zip(faces.ids, faces.payloads, strict=True):
-        if int(pl.get(S.FACE_INDEX, 0)) == 0:
+        if is_main_face(pl):
             main_faces[folder_truth(pl[S.IMAGE_PATH])].append((pl[S.IMAGE_PATH], face_id, pl))
     people, labeled = 0, 0
     for name in sorted(main_faces):
@@ -72,39 +77,37 @@ def read_faces(store: FaceStore, *, with_embeddings: bool = True) -> StoredFaces
 
 def evaluate(store: FaceStore) -> dict[str, Any]:
     """Clustering and assignment scores of the store, truth = each face's image folder (see `score`)."""
-    faces = read_faces(store, with_embeddings=False)
+    faces = read_faces(store)  # with embeddings: the link precision reads them
     scores = score(faces, [p.get(S.PERSON_ID) for p in faces.payloads], [p.get(S.CLUSTER_ID) for p in faces.payloads])
     last = store.history.run_marker().get("summary") or {}
     scores["last_pass"] = {  # what the clustering pass behind these labels chose, and why
         k: last.get(k)
         for k in ("unknown_method", "unknown_threshold", "unknown_threshold_source", "unknown_threshold_from_data")
     }
-    scores["last_pass"]["measured_link_precision"] = measured_link_precision(store, last)
+    scores["last_pass"]["measured_link_precision"] = measured_link_precision(faces, last, store.model_id)
     return scores
 
 
 LINK_NEIGHBOURS = 30  # as a pass's kNN graph
 
 
-def measured_link_precision(store: FaceStore, summary: dict[str, Any]) -> dict[str, Any]:
+def measured_link_precision(faces: StoredFaces, summary: dict[str, Any], model_id: str) -> dict[str, Any]:
     """What the link precision a pass estimates (`unknown_threshold_source`) is with folder truth: the share of one
     person's pairs among the pairs of faces now unknown (no person; each photo's main face) that its threshold links
-    among their `LINK_NEIGHBOURS` nearest, in the pass's space. `not_measured` says why where it cannot be."""
+    among their `LINK_NEIGHBOURS` nearest, in the pass's space (`faces`: the store's, with embeddings; `model_id`: its
+    model, which a saved head must fit). `not_measured` says why where it cannot be."""
     threshold, space = summary.get("unknown_threshold"), summary.get("projection")
     if threshold is None:
         return {"not_measured": "no finished clustering pass: run `facekit cluster-dual`"}
     if space == IN_MEMORY:
         return {"not_measured": "the pass ran in a trained head that was never saved to a file"}
-    faces = store.scroll_all(with_embeddings=True, fields=[S.IMAGE_PATH, S.FACE_INDEX, S.PERSON_ID])
-    unknown = [
-        i for i, pl in enumerate(faces.payloads) if int(pl.get(S.FACE_INDEX, 0)) == 0 and not pl.get(S.PERSON_ID)
-    ]
+    unknown = [i for i, pl in enumerate(faces.payloads) if is_main_face(pl) and not pl.get(S.PERSON_ID)]
     if len(unknown) < 2:
         return {"not_measured": f"{len(unknown)} unknown faces: nothing to link"}
     x = faces.embeddings[unknown]
     if space is not None:
         try:
-            x = load_projection(space, model_id=store.model_id).transform(x)
+            x = load_projection(space, model_id=model_id).transform(x)
         except CheckpointError as exc:
             return {"not_measured": f"the pass's head cannot be read: {exc}"}
     truth = np.array([folder_truth(faces.payloads[i].get(S.IMAGE_PATH, "")) for i in unknown])
@@ -123,7 +126,7 @@ def score(faces: StoredFaces, person_ids: Sequence[str | None], cluster_ids: Seq
     false accepts over faces of people nobody labeled. A person stands for the folder most of their
     hand-labeled faces come from.
     """
-    main = [i for i, pl in enumerate(faces.payloads) if int(pl.get(S.FACE_INDEX, 0)) == 0]
+    main = [i for i, pl in enumerate(faces.payloads) if is_main_face(pl)]
     if not main:
         raise ValueError("the store holds no faces to evaluate")
     # the folder names the photo's main face only; other faces in it are strangers
