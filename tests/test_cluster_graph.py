@@ -174,6 +174,41 @@ def test_a_person_whose_photos_spread_widely_is_not_split_as_a_chain(seed):
     assert people(labels) == [1, 1] and labels[0] != labels[100] and (labels == -1).sum() <= 2
 
 
+def test_a_chain_is_split_where_it_is_an_outlier_among_the_collections_groups():
+    """The line of faces of the test above, among 12 tight people: its mean similarity is far below theirs, and
+    below the floor, so it is still split where the floor is compared with the collection's groups."""
+    angles = np.linspace(0, 1.2, 13)
+    line = np.zeros((13, 64))
+    line[:, 40], line[:, 41] = np.cos(angles), np.sin(angles)
+    rng = np.random.default_rng(0)
+    people = np.vstack([np.eye(64)[p] + rng.normal(0, 0.003, (8, 64)) for p in range(12)])
+    x = np.vstack([people, line])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    t = float(np.cos(0.11))
+    whole = ChineseWhispers(t, split_chains=False).fit_predict(x)
+    assert len(set(whole[96:])) <= 2 and len(set(whole[:96])) == 12
+    for split in (ChineseWhispers(t).fit_predict(x), ChineseWhispers(t, stranger_similarity=0.9).fit_predict(x)):
+        assert (split[96:] == -1).sum() >= 8 and len(set(split[:96])) == 12
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_people_a_weak_model_spreads_are_not_split_where_all_spread_alike(seed):
+    """12 people of 60 photos each, as a weak model places them: a person's photos average ~0.39 where a link asks
+    0.45. The floor midway to the stranger similarity (0.40) lies above most of them and cuts them apart; no one of
+    them is an outlier among the 12, so the floor compared with the collection's groups keeps each whole."""
+    rng = np.random.default_rng(seed)
+    x = np.vstack([np.eye(64)[person] + rng.normal(0, 0.155, (60, 64)) for person in range(12)])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    def parts(labels: np.ndarray) -> list[int]:  # groups (lone faces aside) each person's photos fall in
+        return [len(set(labels[p * 60 : (p + 1) * 60]) - {-1}) for p in range(12)]
+
+    assert parts(ChineseWhispers(0.45, split_chains=False).fit_predict(x)).count(1) >= 11
+    midway = ChineseWhispers(0.45, stranger_similarity=0.35, chain_slack=0.05 / 0.55).fit_predict(x)
+    assert sum(n > 1 for n in parts(midway)) >= 3
+    assert parts(ChineseWhispers(0.45, stranger_similarity=0.35).fit_predict(x)) == [1] * 12
+
+
 def test_the_consensus_of_visiting_orders_does_not_depend_on_the_order():
     """Overlapping people: one Chinese Whispers order differs from the next; the consensus of 9 orders
     comes out the same from any first seed, and scores at least the orders' mean."""

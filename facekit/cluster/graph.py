@@ -19,6 +19,15 @@ from facekit.cluster.whisper_pass import whisper_pass
 # Chain splitting's floor below the threshold, as a fraction of the room above it, where no stranger similarity
 # is known (fitted on LFW, dlib).
 CHAIN_SLACK = 0.09
+# A group is split as a chain only where its mean pairwise similarity (Fisher z) is also this many robust standard
+# deviations (1.4826 median absolute deviations) below the median of the collection's groups of >= 3 faces: a chain
+# of look-alikes is an outlier among a collection's groups, a person whose photos a weak model spreads widely is not.
+# On LFW's sets in dlib's space (also with noise, or with MobileFaceNet's joined) the derived floor lies 1.7-3.9 of
+# them below the median; in dlib cut to 16 principal components 0.9-1.5, where it split 3-45 one-person groups a set.
+# Of 1.5, 2, 2.5 and 3 only 1.5 leaves every LFW set of the 6 other spaces as it was (bench/results/spaces.md); 2
+# gains the weak model 0.004 more (summed) and costs them up to 0.0007. Below 10 such groups the floor stands.
+CHAIN_OUTLIER_SPREADS = 1.5
+MIN_GROUPS_COMPARED = 10
 
 
 def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -122,7 +131,9 @@ class ChineseWhispers(GraphClusterer):
     nothing about how widely one person's photos spread, and on a weaker model they spread more: on dlib's
     embeddings cut to 16 principal components (bench/results/spaces.md) a floor 0.09 of the room down cut that
     model's people apart (held-out shape F 0.8265, all of LFW 0.7383); the midway floor gives 0.8658 and 0.7776,
-    and moves LFW's sets of both real models by at most 0.0004.
+    and moves LFW's sets of both real models by at most 0.0004. Even the midway floor lies above many of that
+    model's one-person groups, so a derived floor is lowered to where a group is an outlier among the collection's
+    groups (`CHAIN_OUTLIER_SPREADS`): 0.8817 and 0.7874 there, and no set of a real model moves.
 
     With `stranger_similarity` (the similarity up to which two faces are no closer than look-alike strangers usually
     are; the pass reads it off its link calibration), a group that a cut `split_step` stricter divides is split
@@ -322,12 +333,28 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
     return float((total @ total - n) / (n * n - n))
 
 
+def _outlying_coherence(x: np.ndarray, groups: list[np.ndarray]) -> float:
+    """The mean pairwise similarity `CHAIN_OUTLIER_SPREADS` robust standard deviations (in Fisher z) below the median
+    of the `groups` of >= 3 faces; +inf where fewer than `MIN_GROUPS_COMPARED` groups have that many."""
+    coherence = [_mean_pairwise_similarity(x[members]) for members in groups if len(members) >= 3]
+    if len(coherence) < MIN_GROUPS_COMPARED:
+        return float("inf")
+    z = np.arctanh(np.clip(coherence, -0.9999, 0.9999))
+    median = np.median(z)
+    spread = 1.4826 * np.median(np.abs(z - median))
+    return float(np.tanh(median - CHAIN_OUTLIER_SPREADS * spread))
+
+
 def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> list[np.ndarray]:
     """Split groups whose mean pairwise similarity is below `cw.chain_floor` (recursively, each time
-    `cw.chain_step` of the room 1 - `cw.threshold` stricter)."""
+    `cw.chain_step` of the room 1 - `cw.threshold` stricter); a floor `cw` derives (no `chain_slack` given) only
+    where a group is an outlier among the collection's groups (`_outlying_coherence`)."""
     out: list[np.ndarray] = []
+    groups = _groups(labels)
     floor, step = cw.chain_floor, cw.chain_step * (1.0 - cw.threshold)
-    stack = [(members, cw.threshold) for members in _groups(labels)]
+    if cw.chain_slack is None:
+        floor = min(floor, _outlying_coherence(x, groups))
+    stack = [(members, cw.threshold) for members in groups]
     while stack:
         members, t = stack.pop()
         if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
