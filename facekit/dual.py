@@ -34,6 +34,7 @@ from facekit.cluster.calibration import (
     LinkThreshold,
     calibrate_link_threshold,
     known_pairs,
+    linked_precision,
     sampled_neighbours,
 )
 from facekit.cluster.knn import knn_subgraph
@@ -176,6 +177,7 @@ class DualModeClusterer:
         self._link_prior = _prior_link_threshold(store.model_id, projection)
         self.link_: LinkThreshold | None = self._link_fixed  # the last one used (a pass may calibrate it)
         self.data_link_: LinkThreshold | None = None  # what the data alone says, from the last pass
+        self.linked_precision_: dict[str, Any] | None = None  # of the links the last pass made (`_linked_precision`)
         self.target_precision = target_precision
         try:  # validate early, with the setting's name
             make_clusterer(self.unknown_method, self.unknown_threshold or 0.5, self.unknown_min_size)
@@ -224,6 +226,7 @@ class DualModeClusterer:
             "unknown_threshold": round(self.unknown_threshold, 4) if self.unknown_threshold is not None else None,
             "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
             "unknown_threshold_from_data": self.data_link_.as_dict() if self.data_link_ else None,
+            "unknown_link_precision": self.linked_precision_,
             "unknown_min_size": self.unknown_min_size,
             "completed_interrupted_run": interrupted,
             "projection": self._space(),
@@ -357,6 +360,7 @@ class DualModeClusterer:
 
         `overwrite_embeddings`: the unknown faces' embeddings are moved to the front of
         `faces.embeddings` instead of copied (the other rows are lost): for a caller that owns them."""
+        self.linked_precision_ = {"not_estimated": "no face left unknown"}
         if all(p is not None for p in result.person_ids) and S.SOURCE_AUTO not in result.sources:
             return result
         all_images = np.array([p.get(S.IMAGE_ID, "") for p in faces.payloads], dtype=object)
@@ -383,6 +387,7 @@ class DualModeClusterer:
             x = _front_rows(faces.embeddings, idx) if overwrite_embeddings else faces.embeddings[idx]
             graph = _without_same_image_edges(knn_subgraph(whole, idx, x, clusterer.edge_floor), images)
         del whole
+        self.linked_precision_ = self._linked_precision(graph, link.threshold)
         start = time.perf_counter()
         labels = clusterer.fit(x, graph=graph).labels_
         log.info("%s at cosine %.4f: %.1f s", self.unknown_method, link.threshold, time.perf_counter() - start)
@@ -429,6 +434,20 @@ class DualModeClusterer:
             "%d of %d automatic assignments revoked by a clustering of every face: %.1f s",
             len(revoked), automatic.sum(), time.perf_counter() - start,
         )  # fmt: skip
+
+    def _linked_precision(self, graph: KnnGraph, threshold: float) -> dict[str, Any]:
+        """The estimated precision of the links `threshold` makes among the unknown faces (`graph`: their kNN graph),
+        as the pass's summary reports it (`linked_precision`), or why there is none."""
+        if self.data_link_ is None or self.data_link_.tail_modes is None:
+            return {"not_estimated": "the pass did not calibrate its link from the data"}
+        precision = linked_precision(graph, self.data_link_, threshold)
+        if precision is None:
+            if graph.sims.shape[1] < (self.data_link_.ranks or 0):
+                why = f"the calibration read {self.data_link_.ranks} neighbours deep, the pass's graph fewer"
+            else:
+                why = "no pair of unknown faces is linked"
+            return {"not_estimated": why}
+        return {"estimated_precision": round(precision, 4), "faces": graph.n, "threshold": round(threshold, 4)}
 
     @property
     def unknown_threshold(self) -> float | None:
@@ -594,6 +613,8 @@ class DualModeClusterer:
             modes=tuple(tuple(mode) for mode in modes) if modes else None,
             decisive_chance=source.get("decisive_chance"),
             ratio=source.get("ratio"),
+            tail_modes=tuple(tuple(mode) for mode in tails) if (tails := source.get("tail_modes")) else None,
+            ranks=source.get("ranks"),
         )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:

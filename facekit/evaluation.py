@@ -82,7 +82,13 @@ def evaluate(store: FaceStore) -> dict[str, Any]:
     last = store.history.run_marker().get("summary") or {}
     scores["last_pass"] = {  # what the clustering pass behind these labels chose, and why
         k: last.get(k)
-        for k in ("unknown_method", "unknown_threshold", "unknown_threshold_source", "unknown_threshold_from_data")
+        for k in (
+            "unknown_method",
+            "unknown_threshold",
+            "unknown_threshold_source",
+            "unknown_threshold_from_data",
+            "unknown_link_precision",
+        )
     }
     scores["last_pass"]["measured_link_precision"] = measured_link_precision(faces, last, store.model_id)
     return scores

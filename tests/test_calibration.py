@@ -14,6 +14,7 @@ from facekit.cluster.calibration import (
     cut_between_modes,
     cut_ratio,
     known_pairs,
+    linked_precision,
     sampled_neighbours,
 )
 from facekit.dual import DualModeClusterer
@@ -152,6 +153,38 @@ def test_the_estimated_precision_counts_the_strangers_heavy_tail(seed):
     assert true_share > 0.002 and true_share / 1.5 < reported_share < true_share * 1.5
 
 
+def _t_tailed_neighbours(rng: np.random.Generator, faces: int, strangers: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's 10 nearest neighbours' similarities, most similar first, a share `strangers` of them from a
+    heavy-tailed strangers' mode (Student t, 4 degrees of freedom, in Fisher z), the rest from a same-person one; and
+    which are strangers."""
+    values = faces * 10
+    stranger = np.arange(values) < round(strangers * values)
+    z = np.where(stranger, 0.5 + 0.1 * rng.standard_t(4, values), 1.2 + 0.25 * rng.standard_t(4, values))
+    order = rng.permutation(values)
+    sims, stranger = np.tanh(z[order]).reshape(faces, 10), stranger[order].reshape(faces, 10)
+    ranked = np.argsort(-sims, axis=1)
+    return np.take_along_axis(sims, ranked, 1), np.take_along_axis(stranger, ranked, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_precision_of_the_links_among_the_faces_left_is_read_off_their_own_mix(seed):
+    """A collection whose neighbours are 40% strangers, and the faces left once its people are labeled, whose
+    neighbours are 95% strangers: the collection's estimate puts 3% stranger links among them where ~45% are;
+    the collection's modes with the faces' own mix put the true share within 1.25 times. On the collection
+    itself it gives the collection's estimate."""
+    rng = np.random.default_rng(seed)
+    sims, _ = _t_tailed_neighbours(rng, 1000, 0.4)
+    link = calibrate_link_threshold(KnnGraph(indices=np.zeros(sims.shape, int), sims=sims))
+    assert link.tail_modes is not None and link.ranks == 10
+    left, stranger = _t_tailed_neighbours(rng, 400, 0.95)
+    true_share = stranger[left >= link.threshold].mean()
+    reported = 1 - linked_precision(KnnGraph(indices=np.zeros(left.shape, int), sims=left), link)
+    assert true_share / 1.25 < reported < true_share * 1.25 and 1 - link.estimated_precision < true_share / 5
+    itself = linked_precision(KnnGraph(indices=np.zeros(sims.shape, int), sims=sims), link)
+    assert abs(itself - link.estimated_precision) < 1e-3
+    assert linked_precision(KnnGraph(indices=np.zeros((400, 5), int), sims=left[:, :5]), link) is None  # too shallow
+
+
 def test_two_modes_of_one_persons_photos_are_not_cut_between():
     """Near-duplicates above a person's other photos, and no strangers near: two modes as wide as each
     other are no look-alike peak, and a cut between them would split everyone."""
@@ -279,9 +312,21 @@ def test_evaluate_measures_the_link_precision_a_pass_estimates(tmp_path):
             and measured["precision"] > 0.95
             and abs(estimated - measured["precision"]) < 0.05
         )
+        linked = summary["unknown_link_precision"]  # no one labeled: the links are among all faces
+        assert linked["faces"] == len(x) and abs(linked["estimated_precision"] - estimated) < 1e-3
+        assert evaluate(store)["last_pass"]["unknown_link_precision"] == linked
         DualModeClusterer(store, unknown_threshold=0.25).cluster_all_faces()  # links strangers too
         loose = evaluate(store)["last_pass"]["measured_link_precision"]
         assert loose["pairs"] > 2 * measured["pairs"] and loose["precision"] < 0.5
+        people, sizes = np.unique(who, return_counts=True)
+        for p in people[sizes >= 6]:
+            person = store.create_person(f"person {p}")
+            store.label_faces(
+                [f"00000000-0000-0000-0000-{i:012d}" for i in np.flatnonzero(who == p)[:3]], person.person_id
+            )
+        linked = DualModeClusterer(store).cluster_all_faces()["unknown_link_precision"]
+        left = evaluate(store)["last_pass"]["measured_link_precision"]
+        assert linked["faces"] == left["faces"] < len(x) and linked["estimated_precision"] > 0.9
 
 
 def test_hand_labeled_pairs_anchor_the_same_person_mode_only_where_the_data_shows_no_two_modes():
