@@ -98,10 +98,10 @@ LINK_NEIGHBOURS = 30  # as a pass's kNN graph
 
 
 def measured_link_precision(faces: StoredFaces, summary: dict[str, Any], model_id: str) -> dict[str, Any]:
-    """What the link precision a pass estimates (`unknown_threshold_source`) is with folder truth: the share of one
-    person's pairs among the pairs of faces now unknown (no person; each photo's main face) that its threshold links
-    among their `LINK_NEIGHBOURS` nearest, in the pass's space (`faces`: the store's, with embeddings; `model_id`: its
-    model, which a saved head must fit). `not_measured` says why where it cannot be."""
+    """What the link precision a pass estimates (`unknown_link_precision`, for the faces it left unknown) is with
+    folder truth: the share of one person's pairs among the pairs of faces now unknown (no person; each photo's main
+    face) that its threshold links among their `LINK_NEIGHBOURS` nearest, in the pass's space (`faces`: the store's,
+    with embeddings; `model_id`: its model, which a saved head must fit). `not_measured` says why where it cannot be."""
     threshold, space = summary.get("unknown_threshold"), summary.get("projection")
     if threshold is None:
         return {"not_measured": "no finished clustering pass: run `facekit cluster-dual`"}

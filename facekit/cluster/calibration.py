@@ -379,14 +379,16 @@ def linked_precision(graph: KnnGraph, link: LinkThreshold, threshold: float | No
     """The share of same-person pairs among the pairs that `threshold` (`link`'s own by default) links among the
     nearest `link.ranks` neighbours of `graph`'s faces, by `link`'s Student t modes with their mix read off those
     faces: the faces a pass links are often not those it calibrated on (once people are labeled, the faces left are
-    the harder ones), and the mix of strangers among their neighbours is theirs. Two kinds of pairs spread alike in one
-    model, so the modes stay the collection's; fitted afresh on the faces left, the same-person mode took in their
-    strangers. None where `link` has no t modes, `graph` reads fewer ranks than `link` did, or no pair is linked.
+    the harder ones), and the mix of strangers among their neighbours is theirs, while how one person's pairs and
+    strangers' pairs spread is the model's: the modes stay the collection's. None where `link` has no t modes, `graph`
+    reads fewer ranks than `link` did, or no pair is linked.
 
-    Once people with >= 10 photos are assigned (perfectly) the faces left link strangers at a share of 20% on all of
-    LFW (dlib) and 2.0% (MobileFaceNet): the collection's estimate says 2.2% and 0.48%, this one 15% and 3.6%; in a
-    family album with the family assigned, where only faces seen once are left and every link is wrong, 0.1% (dlib,
-    8 draws) against 100% (bench/results/link_precision.md)."""
+    With LFW's people with >= 10 photos assigned (as perfect labels would), the faces left link strangers at a share of
+    20.4% (all of LFW, dlib) and 2.0% (MobileFaceNet): the collection's estimate says 2.2% and 0.48%, this one 14.7%
+    and 3.6%. In a family album with the family assigned only faces seen once are left, and every link among them is
+    wrong: this says 100% (dlib, median of 8 draws), the collection's estimate 0.4% (bench/results/link_precision.md).
+    Fitted afresh on the faces left, the two modes took those faces' strangers into the same-person one (the album:
+    80-89% precision where none is)."""
     if link.tail_modes is None or link.ranks is None or graph.sims.shape[1] < link.ranks:
         return None
     s = graph.sims[:, : link.ranks].ravel()
