@@ -246,6 +246,7 @@ def threshold_sweep(
                     "unknown_threshold_method": clusterer.link_.method if clusterer.link_ else None,
                     "unknown_threshold_precision": clusterer.link_.estimated_precision if clusterer.link_ else None,
                     "unknown_threshold_reason": clusterer.link_.reason if clusterer.link_ else None,
+                    "unknown_link_precision": (clusterer.linked_precision_ or {}).get("estimated_precision"),
                 }
             )
     return rows

@@ -82,6 +82,7 @@ def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
     # 42 faces: too few to calibrate the unknown link, so dlib's measured prior, reported as such
     assert m["unknown_threshold_method"] == "model prior" and m["unknown_threshold"] == 0.945
     assert m["unknown_threshold_precision"] is None  # a prior, not a mixture: nothing to estimate it from
+    assert m["unknown_link_precision"] is None and "among the faces left unknown" not in run.html.read_text()
     said = "linked at cosine 0.945 (model prior; estimated pairwise precision not estimated): measured for dlib"
     assert said in run.html.read_text() and "not calibrated: 4" in run.html.read_text()  # 42 or so faces
     recalls = [r["recall"] for r in m["rows"][1:]]
