@@ -25,7 +25,10 @@ CHAIN_SLACK = 0.09
 # On LFW's sets in dlib's space (also with noise, or with MobileFaceNet's joined) the derived floor lies 1.7-3.9 of
 # them below the median; in dlib cut to 16 principal components 0.9-1.5, where it split 3-45 one-person groups a set.
 # Of 1.5, 2, 2.5 and 3 only 1.5 leaves every LFW set of the 6 other spaces as it was (bench/results/spaces.md); 2
-# gains the weak model 0.004 more (summed) and costs them up to 0.0007. Below 10 such groups the floor stands.
+# gains the weak model 0.004 more (summed) and costs them up to 0.0007. The price is some of the hold chain splitting
+# has where a cut lands far too low, where chains are many and pull the median down: 0.2 of the room below the cut,
+# dlib on poorer photos, all of LFW, 0.9071 -> 0.8607; 1.0 and 1.25 keep more of it and gain the weak model less
+# (0.003, 0.018 against 0.026 summed at its cut; README). Below 10 such groups the floor stands.
 CHAIN_OUTLIER_SPREADS = 1.5
 MIN_GROUPS_COMPARED = 10
 
