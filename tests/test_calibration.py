@@ -183,6 +183,8 @@ def test_the_precision_of_the_links_among_the_faces_left_is_read_off_their_own_m
     itself = linked_precision(KnnGraph(indices=np.zeros(sims.shape, int), sims=sims), link)
     assert abs(itself - link.estimated_precision) < 1e-3
     assert linked_precision(KnnGraph(indices=np.zeros((400, 5), int), sims=left[:, :5]), link) is None  # too shallow
+    lone = KnnGraph(indices=np.full((1, 10), -1), sims=np.full((1, 10), -np.inf))  # one face left: no neighbours
+    assert linked_precision(lone, link) is None
 
 
 def test_two_modes_of_one_persons_photos_are_not_cut_between():

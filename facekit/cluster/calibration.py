@@ -393,6 +393,8 @@ def linked_precision(graph: KnnGraph, link: LinkThreshold, threshold: float | No
         return None
     s = graph.sims[:, : link.ranks].ravel()
     z = _fisher(s[np.isfinite(s) & (s < COPY_SIMILARITY)].astype(np.float64))
+    if not len(z):
+        return None
     if len(z) > MAX_TAIL_VALUES:
         z = np.random.default_rng(0).choice(z, MAX_TAIL_VALUES, replace=False)
     means = np.array([mode[0] for mode in link.tail_modes])
