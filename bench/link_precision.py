@@ -22,7 +22,7 @@ cores once LFW's embeddings are cached by `make bench-clustering`). Writes bench
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -106,21 +106,11 @@ def markdown(res: dict) -> str:
         "| set | cut | pairs linked | stranger links: measured | reported | times off |",
         "|---|---|---|---|---|---|",
     ]
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["group"], []).append(r)
-    for group, members in groups.items():
-        for name, part in (
-            [(r["set"], [r]) for r in members] if len(members) < SAMPLES else [(f"{len(members)} draws", members)]
-        ):
-
-            def median(key: str, part: list[dict] = part) -> float:
-                return float(np.median([r[key] for r in part]))
-
-            out.append(
-                f"| {group}, {name} | {median('cut'):.4f} | {median('pairs'):.0f} | {1 - median('measured'):.4f} | "
-                f"{1 - median('reported'):.4f} | {median('times_off'):.1f} |"
-            )
+    for label, median in by_set(rows):
+        out.append(
+            f"| {label} | {median('cut'):.4f} | {median('pairs'):.0f} | {1 - median('measured'):.4f} | "
+            f"{1 - median('reported'):.4f} | {median('times_off'):.1f} |"
+        )
     return "\n".join(out) + "\n" + markdown_left(rows)
 
 
@@ -149,23 +139,24 @@ def markdown_left(rows: list[dict]) -> str:
         "collection's estimate | times off |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    groups: dict[str, list[dict]] = {}
-    for r, f in left:
-        groups.setdefault(r["group"], []).append({**f, "set": r["set"]})
-    for group, members in groups.items():
-        for name, part in (
-            [(f["set"], [f]) for f in members] if len(members) < SAMPLES else [(f"{len(members)} draws", members)]
-        ):
-
-            def median(key: str, part: list[dict] = part) -> float:
-                return float(np.median([f[key] for f in part]))
-
-            out.append(
-                f"| {group}, {name} | {median('faces'):.0f} | {median('pairs'):.0f} | {1 - median('measured'):.4f} | "
-                f"{1 - median('faces_left'):.4f} | {median('times_off'):.1f} | {1 - median('collection'):.4f} | "
-                f"{median('times_off_collection'):.1f} |"
-            )
+    for label, median in by_set([{**f, "group": r["group"], "set": r["set"]} for r, f in left]):
+        out.append(
+            f"| {label} | {median('faces'):.0f} | {median('pairs'):.0f} | {1 - median('measured'):.4f} | "
+            f"{1 - median('faces_left'):.4f} | {median('times_off'):.1f} | {1 - median('collection'):.4f} | "
+            f"{median('times_off_collection'):.1f} |"
+        )
     return "\n".join(out) + "\n"
+
+
+def by_set(rows: list[dict]) -> Iterator[tuple[str, Callable[[str], float]]]:
+    """Each table row's label and the median of a field over its rows: a set alone, or a shape's draws together."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["group"], []).append(r)
+    for group, members in groups.items():
+        parts = [(r["set"], [r]) for r in members] if len(members) < SAMPLES else [(f"{len(members)} draws", members)]
+        for name, part in parts:
+            yield f"{group}, {name}", lambda key, part=part: float(np.median([r[key] for r in part]))
 
 
 def main() -> None:
