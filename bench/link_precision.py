@@ -68,10 +68,11 @@ def times_off(reported: float, measured: float) -> float:
 
 def faces_left(graph: KnnGraph, link: LinkThreshold, x: np.ndarray, truth: np.ndarray) -> dict | None:
     """The links among the faces left once people with >= `ASSIGNED_PHOTOS` photos are assigned: their measured
-    precision, the collection's estimate and `linked_precision`'s; None where no one or too few would be left."""
+    precision, the collection's estimate and `linked_precision`'s; None where no one or too few would be left, or the
+    calibration read its modes deeper than a pass's graph (a sample of faces, 100 or 300 deep)."""
     people, photos = np.unique(truth, return_counts=True)
     left = np.flatnonzero(~np.isin(truth, people[photos >= ASSIGNED_PHOTOS]))
-    if len(left) < MIN_LEFT or len(left) == len(truth):
+    if len(left) < MIN_LEFT or len(left) == len(truth) or (link.ranks or 0) > graph.sims.shape[1]:
         return None
     sub = knn_subgraph(graph, left, x[left], link.threshold)
     measured, pairs = link_precision(sub.indices, sub.sims, truth[left], link.threshold)
