@@ -92,6 +92,20 @@ def test_early_stopping_keeps_the_best_epoch_on_held_out_labels():
     assert result.epochs_run - result.best_epoch <= 3 or result.epochs_run == 30
 
 
+def test_the_held_out_split_does_not_depend_on_the_people_s_ids():
+    """A person's id is a random UUID: the same labels under other ids hold out the same faces (sorted ids drew other
+    people on every run of bench-training)."""
+    import uuid
+
+    ids = np.repeat([f"p{i:02d}" for i in range(30)], 4)
+    renamed = {p: str(uuid.uuid4()) for p in np.unique(ids)}
+    other = np.array([renamed[p] for p in ids])
+    trainer = FaceTrainer()
+    for mine, theirs in zip(trainer.split(ids), trainer.split(other), strict=True):
+        assert (mine == theirs).all()
+    assert trainer.split(ids)[2].sum() == 6 * 4  # a fifth of the 30 people held out, with all their faces
+
+
 def test_training_refuses_too_few_labels_and_bad_settings():
     x = np.eye(4, dtype=np.float32)
     with pytest.raises(TrainingError, match="at least 2 labeled people"):
