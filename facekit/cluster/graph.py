@@ -336,10 +336,9 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
     return float((total @ total - n) / (n * n - n))
 
 
-def _outlying_coherence(x: np.ndarray, groups: list[np.ndarray]) -> float:
+def _outlying_coherence(coherence: list[float]) -> float:
     """The mean pairwise similarity `CHAIN_OUTLIER_SPREADS` robust standard deviations (in Fisher z) below the median
-    of the `groups` of >= 3 faces; +inf where fewer than `MIN_GROUPS_COMPARED` groups have that many."""
-    coherence = [_mean_pairwise_similarity(x[members]) for members in groups if len(members) >= 3]
+    of the groups' `coherence` (their mean pairwise similarities); +inf where fewer than `MIN_GROUPS_COMPARED`."""
     if len(coherence) < MIN_GROUPS_COMPARED:
         return float("inf")
     z = np.arctanh(np.clip(coherence, -0.9999, 0.9999))
@@ -351,16 +350,23 @@ def _outlying_coherence(x: np.ndarray, groups: list[np.ndarray]) -> float:
 def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> list[np.ndarray]:
     """Split groups whose mean pairwise similarity is below `cw.chain_floor` (recursively, each time
     `cw.chain_step` of the room 1 - `cw.threshold` stricter); a floor `cw` derives (no `chain_slack` given) only
-    where a group is an outlier among the collection's groups (`_outlying_coherence`)."""
+    where a group is an outlier among the collection's groups of >= 3 faces (`_outlying_coherence`)."""
     out: list[np.ndarray] = []
-    groups = _groups(labels)
-    floor, step = cw.chain_floor, cw.chain_step * (1.0 - cw.threshold)
+    step = cw.chain_step * (1.0 - cw.threshold)
+    # each group's mean pairwise similarity, read once for the floor and the first split (None: read when needed)
+    stack = [
+        (members, cw.threshold, _mean_pairwise_similarity(x[members]) if len(members) >= 3 else None)
+        for members in _groups(labels)
+    ]
+    floor = cw.chain_floor
     if cw.chain_slack is None:
-        floor = min(floor, _outlying_coherence(x, groups))
-    stack = [(members, cw.threshold) for members in groups]
+        floor = min(floor, _outlying_coherence([c for _, _, c in stack if c is not None]))
     while stack:
-        members, t = stack.pop()
-        if len(members) < 3 or t + step > 1 or step <= 0 or _mean_pairwise_similarity(x[members]) >= floor:
+        members, t, coherence = stack.pop()
+        if len(members) < 3 or t + step > 1 or step <= 0:
+            out.append(members)
+            continue
+        if (coherence if coherence is not None else _mean_pairwise_similarity(x[members])) >= floor:
             out.append(members)
             continue
         inner = ChineseWhispers(
@@ -372,7 +378,7 @@ def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> 
             orders=cw.orders,
             split_chains=False,
         ).fit_predict(x[members])
-        stack.extend((members[group], t + step) for group in _groups(inner))
+        stack.extend((members[group], t + step, None) for group in _groups(inner))
     return out
 
 
