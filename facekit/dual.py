@@ -555,24 +555,28 @@ class DualModeClusterer:
         return len(updates)
 
     # -- incremental ----------------------------------------------------------------------------
-    def add_faces_incrementally(self, face_ids: Iterable[str]) -> dict[str, int]:
+    def add_faces_incrementally(self, face_ids: Iterable[str]) -> dict[str, Any]:
         """Place new faces one by one: a known person, else the nearest unknown group, else alone.
 
         Known people are those of the last fit (the first call, or `cluster_all_faces`, fits them).
 
         A face joins a group when one of its nearest stored faces in that group is at least
         `unknown_threshold` similar (and the group holds no face of the same photo); a lone close
-        neighbour forms a new group with it. Returns counts per outcome.
+        neighbour forms a new group with it. Returns counts per outcome, and the link threshold the faces
+        left unknown were placed at and where it came from (None where none was needed yet).
         """
         ids = list(face_ids)
         counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0, "labeled_by_hand": 0}
-        if not ids:
-            return counts
-        if not self._fitted:  # the people as of the last fit (cluster_all_faces refits them)
-            self.fit_assigner(self.project(self.store.scroll_labeled()))
-        for face_id in ids:
-            counts[self._place(face_id)] += 1
-        return counts
+        if ids:
+            if not self._fitted:  # the people as of the last fit (cluster_all_faces refits them)
+                self.fit_assigner(self.project(self.store.scroll_labeled()))
+            for face_id in ids:
+                counts[self._place(face_id)] += 1
+        return {
+            **counts,
+            "unknown_threshold": round(self.link_.threshold, 4) if self.link_ else None,
+            "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
+        }
 
     def _incremental_link_threshold(self) -> float:
         """The last pass's threshold (this clusterer's, else the one the store's run marker kept for the same
@@ -619,7 +623,8 @@ class DualModeClusterer:
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are
-        at most `incremental_limit`, else one full pass. Returns the counts or the full summary."""
+        at most `incremental_limit`, else one full pass. Returns the counts and the link threshold used, or the full
+        pass's summary."""
         payloads = self.store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.CLUSTER_ID])
         new = [
             fid

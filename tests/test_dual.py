@@ -215,7 +215,7 @@ def test_a_run_killed_midway_is_completed_by_the_next(store, tmp_path):
 
 def test_incremental_add_joins_the_nearest_cluster(store):
     d = DualModeClusterer(store)
-    d.cluster_all_faces()
+    summary = d.cluster_all_faces()
     schroeder = faces_of(store, "Gerhard_Schroeder")
     home = Counter(store.get_face(f, with_embedding=False).cluster_id for f in schroeder).most_common(1)[0][0]
     newcomer = next(f for f in schroeder if store.get_face(f, with_embedding=False).cluster_id == home)
@@ -223,6 +223,9 @@ def test_incremental_add_joins_the_nearest_cluster(store):
     counts = d.add_faces_incrementally([newcomer])
     assert counts["joined_clusters"] == 1
     assert store.get_face(newcomer, with_embedding=False).cluster_id == home
+    # it says what it linked at, and why: the pass's own threshold
+    assert counts["unknown_threshold"] == summary["unknown_threshold"]
+    assert counts["unknown_threshold_source"] == summary["unknown_threshold_source"]
 
 
 def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_store(store, monkeypatch):
@@ -238,6 +241,9 @@ def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_stor
     assert later.link_.method == summary["unknown_threshold_source"]["method"]
     assert later.link_.reason.startswith("the last pass's")
     monkeypatch.undo()
+    placed = later.cluster_new_faces()  # nothing new: it still says what it links at, and why
+    assert placed["new_faces"] == 0 and placed["unknown_threshold"] == summary["unknown_threshold"]
+    assert placed["unknown_threshold_source"]["reason"].startswith("the last pass's")
     store.history.start_run("killed")  # a pass that never finished: its marker holds no threshold to trust
     fresh = DualModeClusterer(store)
     assert fresh._incremental_link_threshold() > 0 and not fresh.link_.reason.startswith("the last pass's")
