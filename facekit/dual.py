@@ -223,8 +223,7 @@ class DualModeClusterer:
             "faces_written": written,
             "person_calibration": result.calibration,
             "unknown_method": self.unknown_method,
-            "unknown_threshold": round(self.unknown_threshold, 4) if self.unknown_threshold is not None else None,
-            "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
+            **self._link_used(),
             "unknown_threshold_from_data": self.data_link_.as_dict() if self.data_link_ else None,
             "unknown_link_precision": self.linked_precision_,
             "unknown_min_size": self.unknown_min_size,
@@ -454,6 +453,13 @@ class DualModeClusterer:
         """The cosine that links unknown faces (None until a pass has calibrated it from the data)."""
         return self.link_.threshold if self.link_ is not None else None
 
+    def _link_used(self) -> dict[str, Any]:
+        """The link threshold unknown faces were linked at, and where it came from (both None before any)."""
+        return {
+            "unknown_threshold": round(self.link_.threshold, 4) if self.link_ else None,
+            "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
+        }
+
     @staticmethod
     def _labeled_pairs(faces: StoredFaces, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour similarities known to be one person or two from the hand-labeled faces' neighbours
@@ -572,11 +578,7 @@ class DualModeClusterer:
                 self.fit_assigner(self.project(self.store.scroll_labeled()))
             for face_id in ids:
                 counts[self._place(face_id)] += 1
-        return {
-            **counts,
-            "unknown_threshold": round(self.link_.threshold, 4) if self.link_ else None,
-            "unknown_threshold_source": self.link_.as_dict() if self.link_ else None,
-        }
+        return {**counts, **self._link_used()}
 
     def _incremental_link_threshold(self) -> float:
         """The last pass's threshold (this clusterer's, else the one the store's run marker kept for the same
