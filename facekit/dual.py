@@ -90,6 +90,8 @@ def _is_pinned_cluster(payload: dict[str, Any]) -> bool:
 
 
 IN_MEMORY = "in memory"  # a pass's space when its head was never saved to a file
+# Where placing faces one by one puts each (`add_faces_incrementally` counts them)
+PLACEMENTS = ("assigned_to_people", "joined_clusters", "new_clusters", "noise", "labeled_by_hand")
 
 # When neither a setting, a measured prior nor the data gives a link threshold (a handful of faces of an
 # unknown model): ArcFace-style models' same-person cosines mostly sit above it.
@@ -572,7 +574,7 @@ class DualModeClusterer:
         left unknown were placed at and where it came from (None where none was needed yet).
         """
         ids = list(face_ids)
-        counts = {"assigned_to_people": 0, "joined_clusters": 0, "new_clusters": 0, "noise": 0, "labeled_by_hand": 0}
+        counts = dict.fromkeys(PLACEMENTS, 0)
         if ids:
             if not self._fitted:  # the people as of the last fit (cluster_all_faces refits them)
                 self.fit_assigner(self.project(self.store.scroll_labeled()))
