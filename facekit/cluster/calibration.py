@@ -348,7 +348,7 @@ def _t_log_density(z: np.ndarray, mixture: Mixture) -> np.ndarray:
 def _tail_modes(z: np.ndarray, gaussians: Mixture) -> Mixture:
     """Two Student t modes (`TAIL_DF`) fitted by EM to `z` (Fisher-transformed similarities; a seeded sample of
     `MAX_TAIL_VALUES` beyond that many), started from the `gaussians`."""
-    fit = z if len(z) <= MAX_TAIL_VALUES else np.random.default_rng(0).choice(z, MAX_TAIL_VALUES, replace=False)
+    fit = _tail_sample(z)
     means, variances, weights = (np.asarray(v, dtype=np.float64) for v in gaussians)
     for _ in range(TAIL_ITERATIONS):
         share = _shares(fit, (means, variances, weights))
@@ -359,6 +359,11 @@ def _tail_modes(z: np.ndarray, gaussians: Mixture) -> Mixture:
         if np.abs(means - previous).max() < 1e-7:
             break
     return means, variances, weights
+
+
+def _tail_sample(z: np.ndarray) -> np.ndarray:
+    """`z`, or a seeded sample of `MAX_TAIL_VALUES` of it beyond that many: what t modes and their mix fit on."""
+    return z if len(z) <= MAX_TAIL_VALUES else np.random.default_rng(0).choice(z, MAX_TAIL_VALUES, replace=False)
 
 
 def _shares(z: np.ndarray, mixture: Mixture) -> np.ndarray:
@@ -397,7 +402,7 @@ def linked_precision(graph: KnnGraph, link: LinkThreshold, threshold: float | No
     z = _fisher(s[np.isfinite(s) & (s < COPY_SIMILARITY)].astype(np.float64))
     if not len(z):
         return None
-    fit = z if len(z) <= MAX_TAIL_VALUES else np.random.default_rng(0).choice(z, MAX_TAIL_VALUES, replace=False)
+    fit = _tail_sample(z)
     means = np.array([mode[0] for mode in link.tail_modes])
     variances = np.array([mode[1] for mode in link.tail_modes]) ** 2
     weights = np.array([0.5, 0.5])
