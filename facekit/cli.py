@@ -405,11 +405,22 @@ def index_cmd(
                 f"{d['images']} images: {d['faces_added']} faces added ({d['already_indexed']} images already "
                 f"indexed), {d['faces_total']} in the store, {len(d['skipped'])} skipped, {d['seconds']:.1f} s"
                 + "".join(f"\n  skipped {s['path']}: {s['reason']}" for s in d["skipped"])
-                + (f"\nclustering: {json.dumps(d['clustering'])}" if "clustering" in d else "")
+                + (f"\n{_placement_text(d['clustering'])}" if "clustering" in d else "")
             ),
         )
 
     _run(as_json, body)
+
+
+def _placement_text(placed: dict[str, Any]) -> str:
+    """`index --cluster`'s placement in words: how many faces went where (one by one, or a full pass's counts over
+    1,000 new faces), and the link threshold used and why."""
+    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in placed.items() if type(v) is int)
+    source = placed.get("unknown_threshold_source")
+    if source is None:
+        return f"placed: {counts}"
+    threshold = f"link threshold {placed['unknown_threshold']:.4f} ({source['method']})"
+    return f"placed: {counts}\n{threshold}: {source['reason']}"
 
 
 @app.command("import-embeddings")

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from facekit.cli import app
+from facekit.dual import PLACEMENTS
 from facekit.metrics import assignment_scores, clustering_scores
 from facekit.store import open_store
 from facekit.store import schema as S
@@ -162,6 +163,19 @@ def test_cluster_dual_and_edits_from_the_cli(indexed):
     assert "kmeans" in err["error"] and "chinese_whispers" in err["error"]
     err = cli("merge", "unknown_cluster_999", "unknown_cluster_998", "--store", store, ok=False)
     assert "no faces in cluster" in err["error"]
+
+
+def test_index_with_cluster_says_where_new_faces_went_and_at_what_threshold(indexed, lfw):
+    store, _, _ = indexed
+    cli("cluster-dual", "--store", store)
+    result = runner.invoke(app, ["index", str(lfw / "Aaron_Peirsol"), "--store", store, "--model", "dlib", "--cluster"])
+    assert result.exit_code == 0, result.output
+    placed = next(line for line in result.stdout.splitlines() if line.startswith("placed: "))
+    counts = dict(part.rsplit(" ", 1) for part in placed.removeprefix("placed: ").split(", "))
+    assert counts["new faces"] == "4" and sum(int(counts[name.replace("_", " ")]) for name in PLACEMENTS) == 4, placed
+    assert "link threshold 0." in result.stdout and "the last pass's" in result.stdout, result.stdout
+    again = cli("index", str(lfw / "Aaron_Peirsol"), "--store", store, "--model", "dlib", "--cluster")
+    assert again["faces_added"] == 0 and sum(again["clustering"][name] for name in PLACEMENTS) == 0
 
 
 def test_usage_and_unexpected_errors_honour_json(tmp_path):
