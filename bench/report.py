@@ -17,6 +17,7 @@ SUITES = (
     "clustering",
     "spaces",
     "samples",
+    "growth",
     "cut_rule",
     "link_precision",
     "small_sets",

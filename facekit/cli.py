@@ -413,14 +413,14 @@ def index_cmd(
 
 
 def _placement_text(placed: dict[str, Any]) -> str:
-    """`index --cluster`'s placement in words: how many faces went where (one by one, or a full pass's counts over
-    1,000 new faces), and the link threshold used and why."""
+    """`index --cluster`'s placement in words: how many faces went where (one by one, or a full pass's counts, and
+    why it ran), and the link threshold used and why."""
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in placed.items() if type(v) is int)
+    head = f"a full pass ({placed['full_pass']}): {counts}" if "full_pass" in placed else f"placed: {counts}"
     source = placed.get("unknown_threshold_source")
     if source is None:
-        return f"placed: {counts}"
-    threshold = f"link threshold {placed['unknown_threshold']:.4f} ({source['method']})"
-    return f"placed: {counts}\n{threshold}: {source['reason']}"
+        return head
+    return f"{head}\nlink threshold {placed['unknown_threshold']:.4f} ({source['method']}): {source['reason']}"
 
 
 @app.command("import-embeddings")

@@ -102,6 +102,14 @@ GENERIC_LINK_THRESHOLD = 0.5
 # faces (a few people with 6-8 photos, a third as many seen once): mean BCubed F 0.90-0.98 calibrated, 0.12-0.33 at
 # 0.5; MobileFaceNet 0.98-0.99 either way (bench/results/small_sets.md).
 MIN_CALIBRATION_FACES = 100
+# New faces are placed one by one (`index --cluster`, the index job) at the last pass's link threshold, until the store
+# holds this many times the faces that pass clustered: then one full pass clusters them all, at a cut calibrated on all
+# of them. The cut a collection needs moves as it grows and changes shape, and placing faces one by one has no stranger
+# or chain splitting. LFW grown by batches of 1,000 from a first import of 300 faces (25 people with 8 photos, 100 seen
+# once), every batch placed at that import's cut: dlib BCubed F 0.738-0.868 (3 draws), MobileFaceNet 0.934-0.945; with a
+# pass at each doubling 0.931-0.932 and 0.975-0.976, where a pass on all of LFW scores 0.948 and 0.981
+# (bench/results/growth.md). Each pass reads every face, so doubling keeps their cost within twice one at the end.
+RECLUSTER_GROWTH = 2.0
 
 
 def _fixed_link_threshold(given: float | None, settings: Settings) -> LinkThreshold | None:
@@ -627,17 +635,24 @@ class DualModeClusterer:
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are
-        at most `incremental_limit`, else one full pass. Returns the counts and the link threshold used, or the full
-        pass's summary."""
+        at most `incremental_limit`, else one full pass; a full pass too once the store holds `RECLUSTER_GROWTH`
+        times the faces its last pass clustered. Returns the counts and the link threshold used, or the full pass's
+        summary with why it ran (`full_pass`)."""
         payloads = self.store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.CLUSTER_ID])
         new = [
             fid
             for fid, p in zip(payloads.ids, payloads.payloads, strict=True)
             if not p.get(S.PERSON_ID) and not p.get(S.CLUSTER_ID)
         ]
+        marker = self.store.history.run_marker()
+        last = (marker.get("summary") or {}).get("total_processed") if marker.get("status") == DONE else None
         if len(new) > incremental_limit:
-            return self.cluster_all_faces()
-        return {"new_faces": len(new), **self.add_faces_incrementally(new)}
+            why = f"{len(new)} new faces, over the {incremental_limit} placed one by one"
+        elif last is not None and len(payloads.ids) >= RECLUSTER_GROWTH * max(last, 1):
+            why = f"{len(payloads.ids)} faces, {len(payloads.ids) / max(last, 1):.1f} times the {last} of the last pass"
+        else:
+            return {"new_faces": len(new), **self.add_faces_incrementally(new)}
+        return {"new_faces": len(new), "full_pass": why, **self.cluster_all_faces()}
 
     add_face_to_cluster = add_faces_incrementally  # the seed's name (takes a list of ids here)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekit.dual import DualModeClusterer
+from facekit.dual import PLACEMENTS, DualModeClusterer
 from facekit.edits import ClusterEditor
 from facekit.errors import NotFoundError, StoreError
 from facekit.metrics import clustering_scores
@@ -247,6 +247,45 @@ def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_stor
     store.history.start_run("killed")  # a pass that never finished: its marker holds no threshold to trust
     fresh = DualModeClusterer(store)
     assert fresh._incremental_link_threshold() > 0 and not fresh.link_.reason.startswith("the last pass's")
+
+
+def _grow(store: FaceStore, times: float) -> int:
+    """Add new faces (the stored ones moved a little, in new photos) until the store holds `times` its faces."""
+    faces = store.scroll_all()
+    rng = np.random.default_rng(0)
+    extra = int(np.ceil((times - 1) * len(faces.ids)))
+    rows = rng.choice(len(faces.ids), extra)
+    moved = faces.embeddings[rows] + rng.normal(0, 0.02, (extra, faces.embeddings.shape[1]))
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    records = [
+        FaceRecord(S.face_point_id(f"new{i}", 0, DLIB), f"new{i}", f"/new/{i}.jpg", 0, None, None, None, DLIB,
+                   embedding=v.astype(np.float32)) for i, v in enumerate(moved, start=len(faces.ids))
+    ]  # fmt: skip
+    store.add_faces(records)
+    return len(faces.ids) + extra
+
+
+def test_new_faces_are_clustered_by_a_full_pass_once_the_store_has_doubled(store):
+    """The cut a collection needs moves as it grows: placing faces one by one does not keep a small store's forever."""
+    first = DualModeClusterer(store).cluster_all_faces()
+    almost = _grow(store, 1.5)
+    placed = DualModeClusterer(store).cluster_new_faces()  # not grown enough yet: placed at the pass's threshold
+    assert "full_pass" not in placed and sum(placed[name] for name in PLACEMENTS) == placed["new_faces"] > 0
+    assert placed["unknown_threshold_source"]["reason"].startswith("the last pass's")
+    total = _grow(store, 2 * first["total_processed"] / almost)
+    grown = DualModeClusterer(store).cluster_new_faces()
+    assert grown["full_pass"] == f"{total} faces, 2.0 times the {first['total_processed']} of the last pass"
+    assert grown["total_processed"] == total == store.count() and grown["new_faces"] == total - almost
+    assert f"{total} faces" in grown["unknown_threshold_source"]["reason"]  # chosen on all of them
+    assert all(p.get(S.PERSON_ID) or p.get(S.CLUSTER_ID) for p in store.scroll_all(with_embeddings=False).payloads)
+    _grow(store, 1.2)  # the next faces are placed at that pass's threshold
+    later = DualModeClusterer(store).cluster_new_faces()
+    assert "full_pass" not in later and later["unknown_threshold"] == grown["unknown_threshold"]
+    # a threshold the user fixed still wins in the pass
+    _grow(store, 2.0)
+    fixed = DualModeClusterer(store, unknown_threshold=0.93).cluster_new_faces()
+    assert "full_pass" in fixed and fixed["unknown_threshold"] == 0.93
+    assert fixed["unknown_threshold_source"]["method"] == "argument"
 
 
 def test_cluster_edits_and_undo(store):
