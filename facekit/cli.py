@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from facekit.config import get_settings
-from facekit.dual import DualModeClusterer
+from facekit.dual import PLACEMENTS, DualModeClusterer
 from facekit.edits import ClusterEditor
 from facekit.embedding import (
     load_embedder,
@@ -415,7 +415,8 @@ def index_cmd(
 def _placement_text(placed: dict[str, Any]) -> str:
     """`index --cluster`'s placement in words: how many faces went where (one by one, or a full pass's counts, and
     why it ran), and the link threshold used and why."""
-    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in placed.items() if type(v) is int)
+    shown = ("new_faces", *PLACEMENTS, "unknown_clusters", "total_processed")  # one by one, or a pass's counts
+    counts = ", ".join(f"{k.replace('_', ' ')} {placed[k]}" for k in shown if k in placed)
     head = f"a full pass ({placed['full_pass']}): {counts}" if "full_pass" in placed else f"placed: {counts}"
     source = placed.get("unknown_threshold_source")
     if source is None:
