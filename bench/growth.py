@@ -1,8 +1,8 @@
 """A collection that grows: a first import clustered by a pass, then new photos placed one by one.
 
 A user's first import is small, and the photos that follow come in batches: `facekit index --cluster` (and the index
-job) places up to 1,000 new faces one by one, each in the group of its nearest neighbour at or above the link
-threshold, without a pass. Here each of 3 first-import draws of LFW (bench/samples.py: 25 people with >= 8 photos, 8
+job) places up to 1,000 new faces one by one, each in the group its nearest neighbours at or above the link threshold
+vote for, without a pass. Here each of 3 first-import draws of LFW (bench/samples.py: 25 people with >= 8 photos, 8
 each, and 100 people seen once: 300 faces) is clustered by a pass, and the rest of LFW is then added in batches of
 1,000 in a seeded order, each placed by a new `DualModeClusterer` (a new process) through an embedded store, until it
 holds all of LFW's 13,166 main faces. BCubed F is scored on all of them (truth: the photo's folder) at the end:
@@ -115,7 +115,8 @@ def main() -> None:
             row[DOUBLING]["cuts"] = cuts
             print(model, row, flush=True)
             rows.setdefault(model, []).append(row)
-    write_suite("growth", {**provenance(), "rows": rows}, markdown({**provenance(), "rows": rows}))
+    res = {**provenance(), "rows": rows}
+    write_suite("growth", res, markdown(res))
 
 
 if __name__ == "__main__":
