@@ -44,7 +44,7 @@ from facekit.errors import ConfigError
 from facekit.projection import Projection, load_projection
 from facekit.store import schema as S
 from facekit.store.face_store import FaceStore, StoredFaces
-from facekit.store.history import DONE
+from facekit.store.history import DONE, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -635,9 +635,9 @@ class DualModeClusterer:
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
         """Place faces that have neither person nor cluster (just indexed): one by one when there are
-        at most `incremental_limit`, else one full pass; a full pass too where there are some and the store holds
-        `RECLUSTER_GROWTH` times the faces its last pass clustered. Returns the counts and the link threshold used,
-        or the full pass's summary with why it ran (`full_pass`)."""
+        at most `incremental_limit`, else one full pass; a full pass too where there are some and the last pass did
+        not finish, or the store holds `RECLUSTER_GROWTH` times the faces it clustered. Returns the counts and the
+        link threshold used, or the full pass's summary with why it ran (`full_pass`)."""
         payloads = self.store.scroll_all(with_embeddings=False, fields=[S.PERSON_ID, S.CLUSTER_ID])
         new = [
             fid
@@ -648,6 +648,8 @@ class DualModeClusterer:
         last = (marker.get("summary") or {}).get("total_processed") if marker.get("status") == DONE else None
         if len(new) > incremental_limit:
             why = f"{len(new)} new faces, over the {incremental_limit} placed one by one"
+        elif new and marker.get("status") == RUNNING:
+            why = f"the last pass ({marker.get('run_id')}) did not finish: this one completes it"
         elif new and last is not None and len(payloads.ids) >= RECLUSTER_GROWTH * max(last, 1):
             why = f"{len(payloads.ids)} faces, {len(payloads.ids) / max(last, 1):.1f} times the {last} of the last pass"
         else:

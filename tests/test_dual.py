@@ -281,6 +281,12 @@ def test_new_faces_are_clustered_by_a_full_pass_once_the_store_has_doubled(store
     _grow(store, 1.2)  # the next faces are placed at that pass's threshold
     later = DualModeClusterer(store).cluster_new_faces()
     assert "full_pass" not in later and later["unknown_threshold"] == grown["unknown_threshold"]
+    # a pass that never finished is completed by the next placement, not calibrated around on every call
+    store.history.start_run("killed")
+    _grow(store, 1.1)
+    completed = DualModeClusterer(store).cluster_new_faces()
+    assert completed["full_pass"] == "the last pass (killed) did not finish: this one completes it"
+    assert completed["completed_interrupted_run"] == "killed" and store.history.run_marker()["status"] == "done"
     # a threshold the user fixed still wins in the pass
     _grow(store, 2.0)
     fixed = DualModeClusterer(store, unknown_threshold=0.93).cluster_new_faces()
