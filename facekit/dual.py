@@ -107,7 +107,8 @@ MIN_CALIBRATION_FACES = 100
 # of them. The cut a collection needs moves as it grows and changes shape, and placing faces one by one has no stranger
 # or chain splitting. LFW grown by batches of 1,000 from a first import of 300 faces (25 people with 8 photos, 100 seen
 # once), every batch placed at that import's cut: dlib BCubed F 0.738-0.868 (3 draws), MobileFaceNet 0.934-0.945; with a
-# pass at each doubling 0.931-0.932 and 0.975-0.976, where a pass on all of LFW scores 0.948 and 0.981
+# pass at each doubling 0.931-0.932 and 0.975-0.976, where a pass on all of LFW scores 0.948 and 0.981. dlib with no
+# model id, from a first import of 38 faces (the generic cut 0.5, kept for every later face): 0.155 -> 0.933
 # (bench/results/growth.md). Each pass reads every face, so doubling keeps their cost within twice one at the end.
 RECLUSTER_GROWTH = 2.0
 
