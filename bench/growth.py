@@ -50,9 +50,23 @@ MODELS = {"dlib": "dlib_resnet_v1", "MobileFaceNet": "mobilefacenet_sirius_192"}
 KEPT, DOUBLING, FIXED = "placed at the first cut", "a pass at each doubling", "placed at the full pass's cut"
 
 
-def grow(x: np.ndarray, paths: list[str], model_id: str, first: np.ndarray, order: np.ndarray, cut: float | None):
-    """The first pass's threshold, each batch's, how many batches ran a full pass, and the scores once every face is
-    in (`cut`: fixed throughout); then a pass's scores and threshold on the grown collection."""
+def _scores(clustering: dict) -> dict:
+    return {k: round(clustering[k], 4) for k in ("bcubed_f", "bcubed_p", "bcubed_r")}
+
+
+def grow(
+    x: np.ndarray,
+    paths: list[str],
+    model_id: str,
+    first: np.ndarray,
+    order: np.ndarray,
+    cut: float | None,
+    *,
+    end_pass: bool = False,
+) -> tuple[dict, dict | None]:
+    """The scores once every face is in, with the first pass's threshold and each batch's (`cuts`) and how many
+    batches ran a full pass (`cut`: fixed throughout); with `end_pass`, also a pass's scores and threshold on the
+    grown collection."""
     fixed = {"unknown_threshold": cut} if cut is not None else {}
     with tempfile.TemporaryDirectory() as tmp, FaceStore(tmp, model_id=model_id, dim=x.shape[1]) as store:
         fill_store(store, x[first], [paths[i] for i in first])
@@ -63,11 +77,11 @@ def grow(x: np.ndarray, paths: list[str], model_id: str, first: np.ndarray, orde
             placed = DualModeClusterer(store, **fixed).cluster_new_faces()
             cuts.append(placed["unknown_threshold"])
             passes += "full_pass" in placed
-        grown = evaluate(store)["clustering"]
+        grown = {**_scores(evaluate(store)["clustering"]), "passes": passes, "cuts": cuts}
+        if not end_pass:
+            return grown, None
         full = DualModeClusterer(store).cluster_all_faces()["unknown_threshold"]
-        passed = evaluate(store)["clustering"]
-    scores = {**{k: round(grown[k], 4) for k in ("bcubed_f", "bcubed_p", "bcubed_r")}, "passes": passes}
-    return cuts, scores, {**{k: round(passed[k], 4) for k in ("bcubed_f", "bcubed_p", "bcubed_r")}, "cut": full}
+        return grown, {**_scores(evaluate(store)["clustering"]), "cut": full}
 
 
 def markdown(res: dict) -> str:
@@ -113,12 +127,9 @@ def main() -> None:
         order = np.random.default_rng(seed).permutation(np.setdiff1d(np.arange(len(x)), first))
         row: dict = {"seed": seed}
         with mock.patch.object(dual, "RECLUSTER_GROWTH", math.inf):
-            cuts, row[KEPT], row["pass"] = grow(x, paths, model_id, first, order, None)
-            row[KEPT]["cuts"] = cuts
-            cuts, row[FIXED], _ = grow(x, paths, model_id, first, order, row["pass"]["cut"])
-            row[FIXED]["cuts"] = cuts
-        cuts, row[DOUBLING], _ = grow(x, paths, model_id, first, order, None)
-        row[DOUBLING]["cuts"] = cuts
+            row[KEPT], row["pass"] = grow(x, paths, model_id, first, order, None, end_pass=True)
+            row[FIXED], _ = grow(x, paths, model_id, first, order, row["pass"]["cut"])
+        row[DOUBLING], _ = grow(x, paths, model_id, first, order, None)
         print(model, row, flush=True)
         rows.setdefault(model, []).append(row)
     res = {**provenance(), "rows": rows}

@@ -646,13 +646,14 @@ class DualModeClusterer:
             if not p.get(S.PERSON_ID) and not p.get(S.CLUSTER_ID)
         ]
         marker = self.store.history.run_marker()
-        last = (marker.get("summary") or {}).get("total_processed") if marker.get("status") == DONE else None
+        status, faces = marker.get("status"), len(payloads.ids)
+        last = (marker.get("summary") or {}).get("total_processed") if status == DONE else None
         if len(new) > incremental_limit:
             why = f"{len(new)} new faces, over the {incremental_limit} placed one by one"
-        elif new and marker.get("status") == RUNNING:
+        elif new and status == RUNNING:
             why = f"the last pass ({marker.get('run_id')}) did not finish: this one completes it"
-        elif new and last is not None and len(payloads.ids) >= RECLUSTER_GROWTH * max(last, 1):
-            why = f"{len(payloads.ids)} faces, {len(payloads.ids) / max(last, 1):.1f} times the {last} of the last pass"
+        elif new and last is not None and faces >= RECLUSTER_GROWTH * max(last, 1):
+            why = f"{faces} faces, {faces / max(last, 1):.1f} times the {last} of the last pass"
         else:
             return {"new_faces": len(new), **self.add_faces_incrementally(new)}
         return {"new_faces": len(new), "full_pass": why, **self.cluster_all_faces()}
