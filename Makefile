@@ -28,7 +28,7 @@ ITERATIONS_LOG ?= reports/iterations.json
 # numba (UMAP) compiles once into this cache, not in every notebook kernel
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
-.PHONY: setup browser demo report sweep test lint bench bench-detection bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
+.PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
 	faces-train-iteration bench-training bench-spaces bench-samples bench-growth bench-cut-rule bench-link-precision bench-small-sets bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
@@ -93,6 +93,10 @@ bench: setup
 ## bench-detection: detectors for MobileFaceNet on LFW, tight crops and turned crops (~25 min)
 bench-detection: setup
 	$(BIN)/python bench/detection.py --data $(DEMO_DATA) --models $(FACEKIT_MODELS_DIR)
+
+## bench-large-photos: faces 60-240 px wide in 12-megapixel photos, found or not, before and now (~17 min)
+bench-large-photos: setup
+	$(BIN)/python bench/large_photos.py --data $(DEMO_DATA) --models $(FACEKIT_MODELS_DIR)
 
 ## bench-clustering: facekit vs the peers on LFW (dlib and MobileFaceNet), dual mode, speed at 1K/10K/100K (~40 min)
 bench-clustering: setup

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 SUITES = (
     "indexing",
     "detection",
+    "large_photos",
     "clustering",
     "spaces",
     "samples",

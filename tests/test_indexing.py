@@ -49,6 +49,31 @@ def test_same_person_is_nearest(store, photos, dlib_embedder):
     assert [h.face.image_path.split("/")[-2] for h in hits[:3]] == ["Arnold_Schwarzenegger"] * 3
 
 
+def test_a_face_100_px_wide_in_a_12_megapixel_photo_is_found(store, photos, dlib_embedder, tmp_path):
+    """A phone's photo (4032 x 3024; scikit-learn's temple photo behind the face) with a face 100 px wide: HOG not
+    upsampled on the photo scaled to 1600 px finds faces from ~160 px and misses it; facekit's first look, upsampled
+    once, finds it, and the same person's photos are its nearest (bench/results/large_photos.md)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    from facekit.embedding.dlib_resnet import DlibEmbedder
+
+    large = Image.fromarray(load_sample_image("china.jpg")).resize((4032, 3024), Image.Resampling.BICUBIC)
+    large.paste(Image.open(photos[0]).convert("RGB").resize((234, 234), Image.Resampling.LANCZOS), (2900, 700))
+    path = tmp_path / "phone.jpg"
+    large.save(path, quality=92)
+    assert DlibEmbedder(upsample=0).detect_and_embed(load_image(path).pixels) == []
+
+    index_batch(store, photos[1:], embedder=dlib_embedder, progress=False)
+    summary = index(store, path, embedder=dlib_embedder, progress=False)
+    assert summary.faces_added == 1 and not summary.skipped
+    (face,) = [f for f in store.get_by_filter(with_embedding=True) if f.image_path == str(path)]
+    x1, y1, x2, y2 = face.bbox
+    assert 2900 < x1 < x2 < 2900 + 234 and 700 < y1 < y2 < 700 + 234 and 80 < x2 - x1 < 130
+    hits = store.search(face.embedding, top_k=4)
+    assert [h.face.image_path.split("/")[-2] for h in hits[1:4]] == ["Arnold_Schwarzenegger"] * 3
+
+
 def test_every_face_in_a_photo_is_a_record(store, lfw, dlib_embedder):
     group = lfw / "Abdel_Nasser_Assidi" / "Abdel_Nasser_Assidi_0001.jpg"  # three faces, the subject largest
     summary = index(store, group, embedder=dlib_embedder, progress=False)

@@ -84,6 +84,23 @@ def test_tight_crops_and_turned_faces_are_found(lfw):
     assert np.abs(points[0] - expected).max() < 8
 
 
+def test_a_face_100_px_wide_in_a_12_megapixel_photo_is_found_on_the_first_look(lfw, mobilefacenet):
+    """Faces from ~40 px of the photo scaled to 1600 px (HOG upsampled once): a phone photo's 100-px face is found
+    by the first look, where not upsampled every retry ran and found nothing; its embedding is its person's."""
+    from sklearn.datasets import load_sample_image
+
+    own = sorted((lfw / "Tony_Blair").glob("*.jpg"))[:2]
+    large = Image.fromarray(load_sample_image("flower.jpg")).resize((4032, 3024), Image.Resampling.BICUBIC)
+    large.paste(Image.open(own[0]).convert("RGB").resize((234, 234), Image.Resampling.LANCZOS), (600, 2000))
+    px = np.asarray(large)
+    assert len(FivePointDetector(upsample=0).detect(px)[0]) == 0
+    boxes, scores, _ = FivePointDetector().detect(px)
+    assert len(boxes) == 1 and scores[0] >= 0  # found at HOG's own threshold, not by a retry
+    (face,) = mobilefacenet.detect_and_embed(px)
+    other = mobilefacenet.detect_and_embed(load_image(own[1]).pixels)[0]
+    assert float(face.embedding @ other.embedding) > 1 - mobilefacenet.defaults.unknown_eps
+
+
 def test_rolled_faces_are_landmarked_level(lfw):
     """A face turned ±20° is found and landmarked again upright: its points land nearer where the upright
     photo's points went than the predictor's first guess does (measured: 0.33 / 0.38 px against 0.52 /

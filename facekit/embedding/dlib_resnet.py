@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from facekit.embedding.base import ModelDefaults, face_quality, l2_normalize, main_face_order, resize
-from facekit.embedding.landmarks import dlib_weights
+from facekit.embedding.landmarks import FIRST_LOOK_UPSAMPLE, dlib_weights
 from facekit.errors import ModelNotFoundError
 from facekit.types import DetectedFace
 
@@ -31,7 +31,8 @@ class DlibEmbedder:
     Parameters
     ----------
     upsample : int or None
-        Times to upsample the image for the detector; None: once for images up to 1000 px, else 0.
+        Times to upsample the image for the detector; None: `FIRST_LOOK_UPSAMPLE` (once: faces from ~40 px of the
+        image scaled to `max_side`, ~100 px in a 12-megapixel photo).
     max_side : int
         Larger images are scaled down to this long side for detection (boxes are mapped back).
     """
@@ -71,7 +72,7 @@ class DlibEmbedder:
         h, w = pixels.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         small = pixels if scale == 1.0 else resize(pixels, scale)
-        upsample = self.upsample if self.upsample is not None else (1 if max(small.shape[:2]) <= 1000 else 0)
+        upsample = self.upsample if self.upsample is not None else FIRST_LOOK_UPSAMPLE
         rects, scores, _ = self._detector.run(small, upsample, 0.0)
         if not rects:
             return []
