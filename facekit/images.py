@@ -1,4 +1,4 @@
-"""Reading photos safely: EXIF orientation, odd pixel formats, size limits, clear reasons for bad files."""
+"""Reading photos safely: EXIF orientation, odd pixel formats, HEIC, size limits, clear reasons for bad files."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pi_heif import register_heif_opener
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facekit.errors import ImageError
 
 DEFAULT_MAX_PIXELS = 80_000_000
+
+register_heif_opener()  # HEIC/HEIF (iPhones' photos) for Pillow: decoded by libheif, orientation applied once
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,22 @@ def test_exif_orientation_is_applied(tmp_path, face_jpg):
     assert load_image(path).pixels.shape == (250, 200, 3)  # (H, W) swapped back
 
 
+def test_heic_photos_are_read_upright_as_jpegs_are(tmp_path, face_jpg):
+    """An iPhone's photo is HEIC, stored turned with an orientation to view it by: read through pi-heif, turned once,
+    the same pixels as the JPEG of it (the HEIC written by pillow-heif's encoder, a test dependency)."""
+    import pillow_heif
+
+    stored = Image.open(face_jpg).convert("RGB").rotate(90, expand=True).crop((0, 0, 250, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    heic, jpeg = tmp_path / "IMG_0001.HEIC", tmp_path / "rotated.jpg"
+    pillow_heif.from_pillow(stored).save(heic, quality=95, exif=exif.tobytes())
+    stored.save(jpeg, quality=95, exif=exif)
+    from_heic, from_jpeg = load_image(heic).pixels, load_image(jpeg).pixels
+    assert from_heic.shape == from_jpeg.shape == (250, 200, 3)
+    assert np.abs(from_heic.astype(int) - from_jpeg.astype(int)).mean() < 4
+
+
 @pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "LA", "P", "I;16"])
 def test_pixel_formats_become_rgb(tmp_path, face_jpg, mode):
     src = Image.open(face_jpg)
