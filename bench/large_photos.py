@@ -114,8 +114,8 @@ def run(find: Finder, photos: list[Photo], dim: int) -> tuple[np.ndarray, np.nda
     return x, found, times
 
 
-def scored(model: str, setting: str, x, found, times, truth, widths, prior: float) -> dict:
-    f, link = cluster_f(x, found, truth, prior)
+def scored(model: str, setting: str, x, found, times, truth, widths) -> dict:
+    f, link = cluster_f(x, found, truth)
     row = {
         "model": model,
         "setting": setting,
@@ -148,29 +148,21 @@ def main() -> None:
     native = [own_photo(p) for p in paths]
     print(f"{len(paths)} photos of {len(set(truth))} people", flush=True)
     mobilefacenet = load_mobilefacenet(args.models, threads=1)
-    # facekit before: HOG not upsampled in photos over 1000 px; the dlib model ran it alone, with no retries
     models = {
         "MobileFaceNet": (
             mobilefacenet.dim,
-            1 - mobilefacenet.defaults.unknown_eps,
-            lambda detector: onnx_finder(mobilefacenet, detector),
-            FivePointDetector(upsample=0),
+            lambda upsample: onnx_finder(mobilefacenet, FivePointDetector(upsample=upsample)),
         ),
-        "dlib": (
-            DlibEmbedder.dim,
-            1 - DlibEmbedder.defaults.unknown_eps,
-            lambda detector: dlib_finder(DlibEmbedder(detector)),
-            FivePointDetector(upsample=0, retry_threshold=0.0, pad=0.0, retry_angle=0.0),
-        ),
+        "dlib": (DlibEmbedder.dim, lambda upsample: dlib_finder(DlibEmbedder(upsample=upsample))),
     }
+    settings = {"first look not upsampled (facekit before)": 0, "facekit default (first look upsampled once)": None}
     rows = []
-    for model, (dim, prior, finder, before) in models.items():
-        for setting, detector, sample in (
-            ("facekit before (first look not upsampled)", before, photos),
-            ("facekit default (first look upsampled once)", FivePointDetector(), photos),
-            ("the same faces in their own 250-px photos", FivePointDetector(), native),
-        ):
-            rows.append(scored(model, setting, *run(finder(detector), sample, dim), truth, widths, prior))
+    for model, (dim, finder) in models.items():
+        for setting, upsample in settings.items():
+            rows.append(scored(model, setting, *run(finder(upsample), photos, dim), truth, widths))
+        rows.append(
+            scored(model, "the same faces in their own 250-px photos", *run(finder(None), native, dim), truth, widths)
+        )
     load = Path("/proc/loadavg").read_text().split()[:3]
     lines = [
         "## Faces in large photos",
