@@ -170,7 +170,7 @@ class FivePointDetector:
         """Times HOG upsamples the (scaled) photo on the first look and on the retries."""
         if self.upsample is not None:
             return self.upsample, self.upsample
-        side = max(pixels.shape[:2]) * min(1.0, self.max_side / max(pixels.shape[:2]))
+        side = min(self.max_side, max(pixels.shape[:2]))  # the scaled photo's long side
         return FIRST_LOOK_UPSAMPLE, 1 if side <= 1000 else 0
 
     def _detect_upright(
