@@ -147,14 +147,16 @@ def run_setting(
     return x, found, times
 
 
-def cluster_f(x: np.ndarray, found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def cluster_f(
+    x: np.ndarray, found: np.ndarray, truth: np.ndarray, prior: float = 1 - DEFAULTS.unknown_eps
+) -> tuple[float, float]:
     """BCubed F of facekit's Chinese Whispers (the consensus of its visiting orders) on the found faces at
     facekit's default link threshold (calibrated on these faces, `facekit.cluster.calibration`; the
-    model's prior if that fails), and the threshold."""
+    model's `prior` if that fails: MobileFaceNet's by default), and the threshold."""
     idx = np.flatnonzero(found)
     graph = knn_graph(x[idx], 30)
     link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x[idx]))
-    threshold = link.threshold if link else 1 - DEFAULTS.unknown_eps
+    threshold = link.threshold if link else prior
     strangers = link.stranger_similarity if link else None
     labels = np.full(len(x), -1)
     clusterer = ChineseWhispers(threshold, min_cluster_size=1, stranger_similarity=strangers)
