@@ -165,10 +165,17 @@ def cluster_f(
 
 
 def scored_row(
-    set_name: str, detector: str, x: np.ndarray, found: np.ndarray, times: list[float], truth: np.ndarray
+    set_name: str,
+    detector: str,
+    x: np.ndarray,
+    found: np.ndarray,
+    times: list[float],
+    truth: np.ndarray,
+    prior: float = 1 - DEFAULTS.unknown_eps,
 ) -> dict:
-    """One table row: faces found, TAR, clustering F and time a photo (printed as it is made)."""
-    f, link = cluster_f(x, found, truth)
+    """One table row: faces found, TAR, clustering F (`cluster_f`, the model's `prior` as its fallback) and time a
+    photo (printed as it is made)."""
+    f, link = cluster_f(x, found, truth, prior)
     row = {
         "photos": set_name,
         "detector": detector,

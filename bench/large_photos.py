@@ -7,8 +7,9 @@ a 4032 x 3024 photo whose background is one of scikit-learn's two sample photos 
 up. A face counts as found when a box's centre lies within a quarter of the pasted photo's side of its centre (LFW's
 subject is centred); its embedding is that box's. For each model and detector setting: the share found (by face
 width), TAR at FAR 1e-4 and BCubed F as bench/detection.py scores them (a face not found fails its pairs and is a
-singleton), and seconds a photo (detection, alignment and embedding of every face found, one thread). The same faces
-in their own 250-px photos give the ceiling.
+singleton; bench/detection.py's `scored_row`), and milliseconds a photo (detection, alignment and embedding of every
+face found, one thread; also on the backgrounds alone, where every retry runs). The same faces in their own 250-px
+photos give the ceiling.
 
 Run: `make bench-large-photos` (= `python bench/large_photos.py --data ../shared/datasets/lfw --models
 ../shared/models`, ~17 min). Writes bench/results/large_photos.md and .json, then re-assembles bench/RESULTS.md.
@@ -29,7 +30,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.detection import cluster_f, subset, tar_at_far  # noqa: E402
+from bench.detection import scored_row, subset  # noqa: E402
 from bench.report import machine, write_suite  # noqa: E402
 from facekit.embedding.dlib_resnet import DlibEmbedder  # noqa: E402
 from facekit.embedding.landmarks import FivePointDetector  # noqa: E402
@@ -114,30 +115,14 @@ def run(find: Finder, photos: list[Photo], dim: int) -> tuple[np.ndarray, np.nda
     return x, found, times
 
 
-def seconds_without_faces(find: Finder, photos: list[np.ndarray], repeats: int = 3) -> float:
-    """Median seconds `find` takes on photos with no face (every retry runs)."""
+def ms_without_faces(find: Finder, photos: list[np.ndarray], repeats: int = 3) -> float:
+    """Median milliseconds `find` takes on photos with no face (every retry runs)."""
     times = []
     for pixels in photos * repeats:
         start = time.perf_counter()
         find(pixels)
         times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 3)
-
-
-def scored(model: str, setting: str, x, found, times, truth, widths, prior: float) -> dict:
-    f, link = cluster_f(x, found, truth, prior)
-    row = {
-        "model": model,
-        "setting": setting,
-        "found": round(float(found.mean()), 4),
-        "found_by_width": {int(w): round(float(found[widths == w].mean()), 4) for w in WIDTHS},
-        "tar_far_1e-4": round(tar_at_far(x, found, truth), 4),
-        "bcubed_f": round(f, 4),
-        "link": round(link, 4),
-        "s_median": round(statistics.median(times), 3),
-    }
-    print(row, flush=True)
-    return row
+    return round(1000 * statistics.median(times), 1)
 
 
 def main() -> None:
@@ -170,38 +155,43 @@ def main() -> None:
             lambda upsample: dlib_finder(DlibEmbedder(upsample=upsample)),
         ),
     }
+    large, own = f"{SIZE[0]} x {SIZE[1]}", "their own 250-px photos"
     settings = {"first look not upsampled (facekit before)": 0, "facekit default (first look upsampled once)": None}
     faceless = [np.asarray(ground) for ground in grounds]
     rows = []
     for model, (dim, prior, finder) in models.items():
         for setting, upsample in settings.items():
-            rows.append(scored(model, setting, *run(finder(upsample), photos, dim), truth, widths, prior))
-            rows[-1]["s_no_face"] = seconds_without_faces(finder(upsample), faceless)
-        own = run(finder(None), native, dim)
-        rows.append(scored(model, "the same faces in their own 250-px photos", *own, truth, widths, prior))
+            find = finder(upsample)
+            x, found, times = run(find, photos, dim)
+            by_width = {int(w): round(float(found[widths == w].mean()), 4) for w in WIDTHS}
+            row = {"model": model, **scored_row(large, setting, x, found, times, truth, prior)}
+            rows.append({**row, "found_by_width": by_width, "ms_no_face": ms_without_faces(find, faceless)})
+        rows.append(
+            {"model": model, **scored_row(own, "facekit default", *run(finder(None), native, dim), truth, prior)}
+        )
     load = Path("/proc/loadavg").read_text().split()[:3]
     lines = [
         "## Faces in large photos",
         "",
         f"Command: `make bench-large-photos`. Machine: {machine()}, load average {' '.join(load)} at the end. "
         f"Date: {time.strftime('%Y-%m-%d')}. {len(paths)} LFW photos of {len(set(truth))} people (people with >= 2 "
-        f"photos among the first {args.folders} folders), each pasted into a {SIZE[0]} x {SIZE[1]} photo (a "
+        f"photos among the first {args.folders} folders), each pasted into a {large} photo (a "
         "scikit-learn sample photo with no face, scaled up) with its face one of "
         f"{', '.join(map(str, WIDTHS))} px wide (a sixth of the photos each). Found: a box centred within a quarter "
         "of the pasted photo's side of its centre. TAR at FAR 1e-4 and BCubed F (facekit's calibrated link and "
-        "Chinese Whispers) count a face not found as failing its pairs and as a singleton. s: median a photo, one "
-        "thread, detection + alignment + embedding of every face found; with no face: the two background photos "
-        "alone, 3 times each (every retry runs).",
+        "Chinese Whispers, bench/detection.py's `scored_row`) count a face not found as failing its pairs and as a "
+        "singleton. ms: median a photo, one thread, detection + alignment + embedding of every face found; with no "
+        "face: the two background photos alone, 3 times each (every retry runs).",
         "",
-        "| model | detector | found | " + " | ".join(f"{w} px" for w in WIDTHS) + " | TAR @ FAR 1e-4 | BCubed F (link) "
-        "| s / photo | s / photo with no face |",
-        "|---|---|---|" + "---|" * len(WIDTHS) + "---|---|---|---|",
+        "| model | photos | detector | found | " + " | ".join(f"{w} px" for w in WIDTHS) + " | TAR @ FAR 1e-4 | "
+        "BCubed F (link) | ms / photo | ms / photo with no face |",
+        "|---|---|---|---|" + "---|" * len(WIDTHS) + "---|---|---|---|",
     ]
     for r in rows:
-        by_width = " | ".join(f"{r['found_by_width'][w]:.0%}" for w in WIDTHS)
+        by_width = " | ".join(f"{r['found_by_width'][w]:.0%}" if "found_by_width" in r else "" for w in WIDTHS)
         lines.append(
-            f"| {r['model']} | {r['setting']} | {r['found']:.1%} | {by_width} | {r['tar_far_1e-4']} | "
-            f"{r['bcubed_f']} ({r['link']}) | {r['s_median']} | {r.get('s_no_face', '')} |"
+            f"| {r['model']} | {r['photos']} | {r['detector']} | {r['found']:.1%} | {by_width} | {r['tar_far_1e-4']} | "
+            f"{r['bcubed_f']} ({r['link']}) | {r['ms_median']} | {r.get('ms_no_face', '')} |"
         )
     lines.append("")
     write_suite("large_photos", {"machine": machine(), "photos": len(paths), "rows": rows}, "\n".join(lines) + "\n")

@@ -34,7 +34,7 @@ LEVEL_FACE_PX = 200  # the widest a levelled face is searched at (larger photos'
 # its long side, as SCRFD at 640 does (Immich, insightface). Not upsampled (photos over 1000 px before), a 12-megapixel
 # photo's faces were found from ~160 px: of LFW's faces pasted 80, 100 and 130 px wide into 4032 x 3024 photos 0%, 2%
 # and 51% were found, now 98%, 100% and 100% (60 px: 10%), in 0.75 s a photo where the retries that found nothing had
-# taken 2.2 s (a photo with no face: 2.0 -> 2.5 s); MobileFaceNet's BCubed F on them 0.556 -> 0.858
+# taken 2.2 s (a photo with no face: 2.2 -> 2.7 s); MobileFaceNet's BCubed F on them 0.556 -> 0.858
 # (bench/results/large_photos.md).
 FIRST_LOOK_UPSAMPLE = 1
 
