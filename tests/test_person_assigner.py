@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from facekit.assign import UNASSIGNED, PersonAssigner
+from facekit.assign.person_assigner import impostor_rate
 
 
 def people(n_people: int, per: int, *, spread: float, dim: int = 32, seed: int = 0):
@@ -78,3 +79,13 @@ def test_calibration_picks_a_margin_from_the_grid_and_reports_it():
     assigner = PersonAssigner().fit(x, y)
     assert assigner.calibration_["margin"] in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
     assert assigner.margin_ == assigner.calibration_["margin"]
+
+
+def test_the_false_accept_rate_beyond_the_top_impostor_scores_is_estimated_not_counted():
+    # Impostor scores with an exponential tail in Fisher z (logistic), whose rate at t is known: 1e-3.
+    # Counting 1,000 tests reads 0 at t in a third of the draws and 0.003 in some; the tail fit does not.
+    rng = np.random.default_rng(0)
+    t = np.array([np.tanh(0.3 + 0.05 * np.log(999))])
+    rates = np.array([impostor_rate(np.tanh(rng.logistic(0.3, 0.05, 1000)), t, 1000, 0.0)[0] for _ in range(200)])
+    assert 0.7e-3 < np.median(rates) < 1.5e-3
+    assert np.quantile(rates, 0.05) > 0.4e-3 and np.quantile(rates, 0.95) < 2.5e-3

@@ -22,6 +22,10 @@ DEFAULT_UNKNOWN_RATIO = 2.0
 # The estimate needs this many labeled faces to test and unlabeled faces to read the mixture from.
 MIN_RATIO_TESTS = 30
 MIN_RATIO_FACES = 100
+# The impostor scores' top share (at least MIN_TAIL of them) is read as an exponential tail in Fisher z
+# (peaks over a threshold), so that the rate above a threshold is not the count of its few highest scores.
+TAIL_SHARE = 0.10
+MIN_TAIL = 10
 
 
 class PersonAssigner:
@@ -41,9 +45,10 @@ class PersonAssigner:
     them) and known-face scores (a mode started where the labels put it), and the mixture's weight gives
     the ratio (`known_fraction`). A labeled face that matches another person better than half the
     labeled faces match their own is taken for a labeling mistake: it is left out of the calibration and
-    listed in ``calibration_["suspect_labels"]``. False accepts are rare events counted on few labels, so
-    their rate is taken at its upper bound (Wilson, `sigmas` standard errors up); where the labels are
-    too few for any threshold to pass that way, the point estimate is used and the calibration says so.
+    listed in ``calibration_["suspect_labels"]``. False accepts are rare events counted on few labels:
+    above the impostor scores' top `TAIL_SHARE` their rate is an exponential tail fitted to those scores
+    (`impostor_rate`), and it is taken at its upper bound (`sigmas` standard errors up); where the labels
+    are too few for any threshold to pass that way, the point estimate is used and the calibration says so.
 
     Parameters
     ----------
@@ -229,9 +234,7 @@ class PersonAssigner:
             return len(values) - np.searchsorted(np.sort(values), candidates, side="left")
 
         tp = above(right) / max(n_known, 1)
-        # False accepts are rare events counted on few labels: use their one-sigma upper bound (Wilson), so
-        # that a small labeled set does not promise more precision than it can show.
-        errors = above(wrong) / max(n_known, 1) + ratio * _upper_rate(above(impostor), n_known, z)
+        errors = above(wrong) / max(n_known, 1) + ratio * impostor_rate(impostor, candidates, n_known, z)
         with np.errstate(invalid="ignore", divide="ignore"):
             ok = (tp > 0) & (tp / (tp + errors) >= self.target_precision)
         if not ok.any():
@@ -290,6 +293,29 @@ def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, it
         mean = float((weight * zm).sum() / weight.sum())
         spread = max(float(np.sqrt((weight * (zm - mean) ** 2).sum() / weight.sum())), 1e-3)
     return share
+
+
+def impostor_rate(impostor: np.ndarray, thresholds: np.ndarray, n: int, z: float) -> np.ndarray:
+    """Upper bound (`z` standard errors up) of the rate of `n` tested faces whose impostor score reaches
+    each threshold. Below the top `TAIL_SHARE` of the scores it is their count (Wilson bound); above, an
+    exponential tail in Fisher z fitted to those top scores (peaks over a threshold), its scale taken `z`
+    standard errors up. Counting there made the threshold the second or third highest impostor score:
+    on LFW (dlib, 5 random draws of 3 labels a person) recall ranged 0.65-0.92, and 0.83-0.90 with the tail.
+
+    >>> s = np.random.default_rng(0).normal(0.3, 0.1, 1000)
+    >>> bool(impostor_rate(s, np.array([0.9]), 1000, 0.0)[0] > 0)  # beyond the highest score, not zero
+    True
+    """
+    s = np.sort(np.asarray(impostor, dtype=np.float64))
+    counted = _upper_rate(len(s) - np.searchsorted(s, thresholds, side="left"), n, z)
+    k = max(MIN_TAIL, int(TAIL_SHARE * len(s)))
+    if len(s) < 2 * k:
+        return counted
+    fisher = np.arctanh(np.clip(np.r_[s[-k - 1 :], thresholds], -0.9999, 0.9999))
+    start, top, at = fisher[0], fisher[1 : k + 1], fisher[k + 1 :]
+    scale = float(np.mean(top - start)) * (1 + z / np.sqrt(k))
+    tail = _upper_rate(np.array([k]), n, z)[0] * np.exp(-np.maximum(at - start, 0) / max(scale, 1e-9))
+    return np.where(at > start, tail, counted)
 
 
 def _upper_rate(hits: np.ndarray, n: int, z: float) -> np.ndarray:
