@@ -391,11 +391,9 @@ def dual(x: np.ndarray, paths: list[str], model_id: str) -> dict:
     return out
 
 
-def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
-    """PersonAssigner defaults under other labeling budgets: people with >= min_photos photos known,
-    their first `per_person` photos labeled; scored on every other face."""
-    from facekit.assign import UNASSIGNED, PersonAssigner
-
+def label_budgets(x: np.ndarray, paths: list[str], draws: int = 5) -> list[dict]:
+    """PersonAssigner defaults under other labeling budgets: people with >= min_photos photos known, their first
+    `per_person` photos labeled, and `draws` random draws of as many; scored on every other face."""
     truth = truth_of(paths)
     names, counts = np.unique(truth, return_counts=True)
     rows = []
@@ -406,25 +404,42 @@ def label_budgets(x: np.ndarray, paths: list[str]) -> list[dict]:
         for i, t in enumerate(truth):  # paths are sorted: the first photos by file name
             if t in known and seen.get(t, 0) < per_person:
                 labeled[i], seen[t] = True, seen.get(t, 0) + 1
-        assigner = PersonAssigner().fit(x[labeled], truth[labeled], unlabeled=x[~labeled])  # as a pass does
-        pred, t = assigner.predict(x[~labeled]), truth[~labeled]
-        is_known, accepted = np.isin(t, known), pred != UNASSIGNED
-        rows.append(
-            {
-                "per_person": per_person,
-                "min_photos": min_photos,
-                "people": len(known),
-                "threshold": round(assigner.threshold_, 4),
-                "margin": assigner.margin_,
-                "score_weight": assigner.score_weight_,
-                "unknown_ratio": assigner.calibration_["unknown_ratio"],
-                "precision": round(float(np.mean(pred[accepted] == t[accepted])), 4) if accepted.any() else None,
-                "recall": round(float(np.sum((pred == t) & is_known) / is_known.sum()), 4),
-                "false_accept": round(float(np.mean(accepted[~is_known])), 4),
-            }
-        )
-        print(rows[-1], flush=True)
+        row = {"per_person": per_person, "min_photos": min_photos, "people": len(known)}
+        row.update(assigned(x, truth, known, labeled))
+        random_draws = []
+        for seed in range(draws):
+            rng, labeled = np.random.default_rng(seed), np.zeros(len(x), bool)
+            for name in known:
+                labeled[rng.choice(np.flatnonzero(truth == name), per_person, replace=False)] = True
+            random_draws.append(assigned(x, truth, known, labeled))
+        row["random_draws"] = random_draws
+        rows.append(row)
+        print(row, flush=True)
     return rows
+
+
+def assigned(x: np.ndarray, truth: np.ndarray, known: np.ndarray, labeled: np.ndarray) -> dict:
+    """`PersonAssigner()` fitted on the `labeled` faces as a pass fits it, and scored on the others."""
+    from facekit.assign import UNASSIGNED, PersonAssigner
+
+    assigner = PersonAssigner().fit(x[labeled], truth[labeled], unlabeled=x[~labeled])
+    pred, t = assigner.predict(x[~labeled]), truth[~labeled]
+    is_known, accepted = np.isin(t, known), pred != UNASSIGNED
+    return {
+        "threshold": round(assigner.threshold_, 4),
+        "margin": assigner.margin_,
+        "score_weight": assigner.score_weight_,
+        "unknown_ratio": assigner.calibration_["unknown_ratio"],
+        "precision": round(float(np.mean(pred[accepted] == t[accepted])), 4) if accepted.any() else None,
+        "recall": round(float(np.sum((pred == t) & is_known) / is_known.sum()), 4),
+        "false_accept": round(float(np.mean(accepted[~is_known])), 4),
+    }
+
+
+def draw_range(row: dict, key: str) -> tuple[float, float]:
+    """Lowest and highest `key` over a budget's random draws."""
+    values = [d[key] for d in row["random_draws"] if d[key] is not None]
+    return min(values), max(values)
 
 
 def label_effect(x: np.ndarray, paths: list[str], model_id: str) -> list[dict]:
@@ -658,13 +673,16 @@ def model_markdown(model: str, r: dict) -> list[str]:
         "",
         f"`cluster_all_faces` here: {d['summary']}.",
         "",
-        "Other labeling budgets, same defaults (`PersonAssigner()` on the arrays; first photos by file name labeled):",
+        "Other labeling budgets, same defaults (`PersonAssigner()` on the arrays; first photos by file name labeled, "
+        f"and {len(lb[0]['random_draws'])} random draws of as many photos, seeds 0-{len(lb[0]['random_draws']) - 1}):",
         "",
-        "| labeled per person | known people (≥ N photos) | threshold | margin | precision | recall | false accept |",
-        "|---|---|---|---|---|---|---|",
+        "| labeled per person | known people (≥ N photos) | threshold | margin | precision | recall | false accept "
+        "| random draws: precision (lowest) | random draws: recall (range) |",
+        "|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {r['per_person']} | {r['people']} (≥ {r['min_photos']}) | {r['threshold']} | {r['margin']} | "
-            f"{r['precision']} | {r['recall']} | {r['false_accept']} |"
+            f"{r['precision']} | {r['recall']} | {r['false_accept']} | {draw_range(r, 'precision')[0]} | "
+            "{:.4f}–{:.4f} |".format(*draw_range(r, "recall"))
             for r in lb
         ],
         "",
