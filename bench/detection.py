@@ -1,4 +1,4 @@
-"""Detection and alignment for MobileFaceNet: which detector settings find the faces, and what they cost.
+"""Detection and alignment for MobileFaceNet and the dlib model: which detector settings find the faces, at what cost.
 
 On the LFW subset of shared/models/README.md (people with >= 2 photos among the first 1,500 folders),
 each photo is also cut to the inner 85% of its face box (the square ArcFace's alignment covers, forehead
@@ -6,7 +6,9 @@ to chin, as detectors such as SCRFD draw it: a photo that is nothing but a tight
 that crop is turned by +20 and -20 degrees. For each detector setting: the share of photos where a
 face is found, TAR at FAR 1e-4 (all pairs of the subset; a photo with no face fails its genuine pairs),
 Chinese Whispers BCubed F at the model's default threshold (a photo with no face is a singleton), and
-milliseconds a photo.
+milliseconds a photo. The dlib model (dlib's 5-point predictor and descriptor in the boxes found) is scored on the
+photos of the first 300 folders with HOG alone at its default threshold (face_recognition's way, and facekit's before)
+and with facekit's detector.
 
 Run: `make bench-detection` (= `python bench/detection.py --data ../shared/datasets/lfw --models ../shared/models`).
 Writes bench/results/detection.md and .json, then re-assembles bench/RESULTS.md.
@@ -30,8 +32,10 @@ from bench.report import machine, write_suite  # noqa: E402
 from facekit.cluster import ChineseWhispers, knn_graph  # noqa: E402
 from facekit.cluster.calibration import calibrate_link_threshold, sampled_neighbours  # noqa: E402
 from facekit.embedding.base import ARCFACE_TEMPLATE, main_face_order, similarity_transform  # noqa: E402
+from facekit.embedding.dlib_resnet import DlibEmbedder  # noqa: E402
 from facekit.embedding.landmarks import FivePointDetector, dlib_model_dir  # noqa: E402
-from facekit.embedding.mobilefacenet import DEFAULTS, load_mobilefacenet  # noqa: E402
+from facekit.embedding.mobilefacenet import DEFAULTS as MOBILEFACENET_DEFAULTS  # noqa: E402
+from facekit.embedding.mobilefacenet import load_mobilefacenet  # noqa: E402
 from facekit.metrics import clustering_scores  # noqa: E402
 
 # facekit's cascade, one retry more in each row: a row finds what the row above found, the same way, and
@@ -41,6 +45,18 @@ SETTINGS = {
     "+ retry at -0.5": {"pad": 0.0, "retry_angle": 0.0},
     "+ retry padded": {"retry_angle": 0.0},
     "+ retry turned ±20° (facekit default)": {},
+}
+
+
+# The dlib model's detection, before and now, on the photos of the first DLIB_FOLDERS folders (a prefix of the subset)
+DLIB_FOLDERS = 300
+DLIB_SETTINGS = {
+    "dlib model: HOG alone at 0 (face_recognition; facekit before)": {
+        "retry_threshold": 0.0,
+        "pad": 0.0,
+        "retry_angle": 0.0,
+    },
+    "dlib model: facekit's detector (facekit default)": {},
 }
 
 
@@ -147,8 +163,22 @@ def run_setting(
     return x, found, times
 
 
+def run_dlib(setting: dict, photos: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The dlib model's embedding of each photo's main face with `setting`'s detector, found or not, and seconds a
+    photo (detection, dlib's 5 points and the descriptor of every face found)."""
+    embedder = DlibEmbedder(FivePointDetector(**setting))
+    x, found, times = np.zeros((len(photos), embedder.dim), np.float32), np.zeros(len(photos), bool), []
+    for i, px in enumerate(photos):
+        t = time.perf_counter()
+        faces = embedder.detect_and_embed(px)
+        times.append(time.perf_counter() - t)
+        if faces:
+            x[i], found[i] = faces[0].embedding, True
+    return x, found, times
+
+
 def cluster_f(
-    x: np.ndarray, found: np.ndarray, truth: np.ndarray, prior: float = 1 - DEFAULTS.unknown_eps
+    x: np.ndarray, found: np.ndarray, truth: np.ndarray, prior: float = 1 - MOBILEFACENET_DEFAULTS.unknown_eps
 ) -> tuple[float, float]:
     """BCubed F of facekit's Chinese Whispers (the consensus of its visiting orders) on the found faces at
     facekit's default link threshold (calibrated on these faces, `facekit.cluster.calibration`; the
@@ -171,7 +201,7 @@ def scored_row(
     found: np.ndarray,
     times: list[float],
     truth: np.ndarray,
-    prior: float = 1 - DEFAULTS.unknown_eps,
+    prior: float = 1 - MOBILEFACENET_DEFAULTS.unknown_eps,
 ) -> dict:
     """One table row: faces found, TAR, clustering F (`cluster_f`, the model's `prior` as its fallback) and time a
     photo (printed as it is made)."""
@@ -220,6 +250,14 @@ def main() -> None:
         }
         rows.append(cnn)
         print(cnn, flush=True)
+    first = len(subset(args.data, DLIB_FOLDERS))
+    for set_name, photos in sets.items():
+        for name, setting in DLIB_SETTINGS.items():
+            results = run_dlib(setting, photos[:first])
+            dlib_prior = 1 - DlibEmbedder.defaults.unknown_eps
+            rows.append(
+                scored_row(f"{set_name}, first {DLIB_FOLDERS} folders", name, *results, truth[:first], dlib_prior)
+            )
     load = Path("/proc/loadavg").read_text().split()[:3]
     lines = [
         "## Detection and alignment (MobileFaceNet-192)",
@@ -232,7 +270,8 @@ def main() -> None:
         "TAR counts a photo with no face as failing; BCubed F (Chinese Whispers at facekit's default link, "
         "calibrated on each set's found faces, the consensus of 9 visiting orders) counts it as a singleton. "
         "ms: median a photo, one thread, detection + alignment + embedding (a row's time includes the retries of "
-        "the rows above).",
+        "the rows above). The dlib model's rows (its descriptor of the main face, placed by dlib's own 5-point "
+        f"predictor in the box found) take the photos of the first {DLIB_FOLDERS} folders; their ms include all of it.",
         "",
         "| photos | detector | found | missed | TAR @ FAR 1e-4 | BCubed F (link) | ms / photo |",
         "|---|---|---|---|---|---|---|",

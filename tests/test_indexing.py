@@ -57,12 +57,13 @@ def test_a_face_100_px_wide_in_a_12_megapixel_photo_is_found(store, photos, dlib
     from sklearn.datasets import load_sample_image
 
     from facekit.embedding.dlib_resnet import DlibEmbedder
+    from facekit.embedding.landmarks import FivePointDetector
 
     large = Image.fromarray(load_sample_image("china.jpg")).resize((4032, 3024), Image.Resampling.BICUBIC)
     large.paste(Image.open(photos[0]).convert("RGB").resize((234, 234), Image.Resampling.LANCZOS), (2900, 700))
     path = tmp_path / "phone.jpg"
     large.save(path, quality=92)
-    assert DlibEmbedder(upsample=0).detect_and_embed(load_image(path).pixels) == []
+    assert DlibEmbedder(FivePointDetector(upsample=0)).detect_and_embed(load_image(path).pixels) == []
 
     index_batch(store, photos[1:], embedder=dlib_embedder, progress=False)
     summary = index(store, path, embedder=dlib_embedder, progress=False)
@@ -72,6 +73,35 @@ def test_a_face_100_px_wide_in_a_12_megapixel_photo_is_found(store, photos, dlib
     assert 2900 < x1 < x2 < 2900 + 234 and 700 < y1 < y2 < 700 + 234 and 80 < x2 - x1 < 130
     hits = store.search(face.embedding, top_k=4)
     assert [h.face.image_path.split("/")[-2] for h in hits[1:4]] == ["Arnold_Schwarzenegger"] * 3
+
+
+def test_the_dlib_model_finds_tight_and_turned_faces_through_the_detectors_retries(lfw, dlib_embedder):
+    """face_recognition runs HOG alone at its default threshold, which misses a face that fills the photo or leans;
+    the dlib model takes facekit's detector (retries at -0.5, padded, turned ±20°), finds them, and each is nearer
+    its own person's photos than the other person's (bench/results/detection.md)."""
+    from PIL import Image
+
+    from facekit.embedding.dlib_resnet import DlibEmbedder
+    from facekit.embedding.landmarks import FivePointDetector
+
+    hog_alone = DlibEmbedder(FivePointDetector(retry_threshold=0.0, pad=0.0, retry_angle=0.0))
+    people = ("Hugo_Chavez", "Arnold_Schwarzenegger")
+    crops, own, means = [], [], []
+    for k, person in enumerate(people):
+        photos = [load_image(p).pixels for p in sorted((lfw / person).glob("*.jpg"))[:10]]
+        faces = [dlib_embedder.detect_and_embed(px)[0] for px in photos]
+        means.append(np.mean([f.embedding for f in faces], axis=0))
+        for px, face in zip(photos, faces, strict=True):
+            x1, y1, x2, y2 = face.bbox  # HOG's box, brows to chin; its inner 85% is a photo of its own
+            dx, dy = 0.075 * (x2 - x1), 0.075 * (y2 - y1)
+            crop = np.ascontiguousarray(px[round(y1 + dy) : round(y2 - dy), round(x1 + dx) : round(x2 - dx)])
+            crops += [crop, np.asarray(Image.fromarray(crop).rotate(20, expand=True))]
+            own += [k, k]
+    missed = [i for i, crop in enumerate(crops) if not hog_alone.detect_and_embed(crop)]
+    assert len(missed) >= 10  # 16 of 40 measured
+    for i in missed:
+        (face,) = dlib_embedder.detect_and_embed(crops[i])
+        assert np.argmax([face.embedding @ m for m in means]) == own[i]
 
 
 def test_every_face_in_a_photo_is_a_record(store, lfw, dlib_embedder):
