@@ -1,4 +1,5 @@
-"""Reading photos safely: EXIF orientation, odd pixel formats, HEIC, size limits, clear reasons for bad files."""
+"""Reading photos safely: EXIF orientation, odd pixel formats, HEIC, camera RAW, size limits, clear reasons for bad
+files."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pi_heif import register_heif_opener
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facekit.errors import ImageError
+from facekit.raw_images import develop_raw, is_raw
 
 DEFAULT_MAX_PIXELS = 80_000_000
 
@@ -95,7 +97,8 @@ def _pillow_limit_off() -> Iterator[None]:
 
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read a photo: upright (EXIF orientation applied), RGB uint8, with its sha256.
+    """Read a photo: upright (EXIF orientation applied), RGB uint8, with its sha256. Camera RAW files (by suffix)
+    are developed by LibRaw (`facekit.raw_images`).
 
     Raises `ImageError` with a short reason for missing, empty, non-image, corrupt, truncated and
     oversized (decompression bomb) files.
@@ -110,6 +113,9 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         raise ImageError(spath, f"cannot read file: {exc.strerror or exc}") from None
     if not data:
         raise ImageError(spath, "empty file (0 bytes)")
+    if is_raw(spath):
+        pixels = develop_raw(data, spath, max_pixels)
+        return LoadedImage(path=spath, sha256=hashlib.sha256(data).hexdigest(), pixels=pixels)
     try:
         with _pillow_limit_off():
             img = Image.open(io.BytesIO(data))  # reads the header only: the size is checked before decoding

@@ -48,6 +48,76 @@ def test_heic_photos_are_read_upright_as_jpegs_are(tmp_path, face_jpg):
     assert np.abs(from_heic.astype(int) - from_jpeg.astype(int)).mean() < 4
 
 
+# XYZ -> linear sRGB: a test camera whose sensor records linear sRGB, so that LibRaw's development gives the photo back
+XYZ_TO_LINEAR_SRGB = ((3.2406, -1.5372, -0.4986), (-0.9689, 1.8758, 0.0415), (0.0557, -0.2040, 1.0570))
+
+
+def write_dng(pixels: np.ndarray, path, orientation: int = 1) -> None:
+    """An RGB photo as a camera's sensor records it (RGGB mosaic of linear light, 12 bits), as a DNG file (written by
+    PiDNG, a test dependency), with an orientation tag to view it by."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
+
+    linear = (np.asarray(pixels, np.float64) / 255) ** 2.2
+    h, w = linear.shape[:2]
+    mosaic = np.empty((h, w), np.uint16)
+    for dy, dx, channel in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
+        mosaic[dy::2, dx::2] = np.round(linear[dy::2, dx::2, channel] * 4095)
+    tags = DNGTags()
+    for tag, value in (
+        (Tag.ImageWidth, w),
+        (Tag.ImageLength, h),
+        (Tag.TileWidth, w),
+        (Tag.TileLength, h),
+        (Tag.Orientation, orientation),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.SamplesPerPixel, 1),
+        (Tag.BitsPerSample, 16),
+        (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0),
+        (Tag.WhiteLevel, 4095),
+        (Tag.ColorMatrix1, [[round(v * 10000), 10000] for row in XYZ_TO_LINEAR_SRGB for v in row]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65),
+        (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
+        (Tag.Make, "facekit"),
+        (Tag.Model, "test camera"),
+        (Tag.DNGVersion, DNGVersion.V1_4),
+    ):
+        tags.set(tag, value)
+    writer = RAW2DNG()
+    writer.options(tags, path="", compress=False)
+    writer.convert(mosaic, filename=str(path.with_suffix("")))  # PiDNG adds ".dng"
+
+
+def test_camera_raw_photos_are_developed_upright(tmp_path, face_jpg, dlib_embedder):
+    """A camera's RAW file (here a DNG, stored turned with an orientation to view it by) is developed by LibRaw: the
+    photo upright, in colour, and its face embeds as the JPEG's does (Pillow cannot identify the file)."""
+    jpeg = load_image(face_jpg).pixels
+    raw = tmp_path / "IMG_0001.dng"
+    write_dng(np.rot90(jpeg), raw, orientation=6)  # "rotate 90° clockwise to view"
+    developed = load_image(raw).pixels
+    assert developed.shape == (250, 250, 3)
+    difference = np.abs(developed.astype(int) - jpeg.astype(int)).mean(axis=(0, 1))
+    assert (difference < 16).all(), difference  # each colour channel: LibRaw's tone curve is not the JPEG's
+    assert np.abs(developed.astype(int) - np.rot90(jpeg).astype(int)).mean() > 2 * difference.mean()  # turned once
+    (face,) = dlib_embedder.detect_and_embed(developed)
+    assert face.embedding @ dlib_embedder.detect_and_embed(jpeg)[0].embedding > 0.97
+
+
+def test_bad_raw_files_are_reported(tmp_path, face_jpg):
+    dng = tmp_path / "whole.dng"
+    write_dng(load_image(face_jpg).pixels, dng)
+    (tmp_path / "cut.dng").write_bytes(dng.read_bytes()[:3000])
+    (tmp_path / "renamed.nef").write_bytes(face_jpg.read_bytes())  # a JPEG
+    with pytest.raises(ImageError, match="corrupt or truncated RAW file"):
+        load_image(tmp_path / "cut.dng")
+    with pytest.raises(ImageError, match="not an image: a RAW suffix, but LibRaw cannot read the file"):
+        load_image(tmp_path / "renamed.nef")
+    with pytest.raises(ImageError, match="image too large: 250x250"):
+        load_image(dng, max_pixels=10_000)
+
+
 @pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "LA", "P", "I;16"])
 def test_pixel_formats_become_rgb(tmp_path, face_jpg, mode):
     src = Image.open(face_jpg)
