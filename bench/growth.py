@@ -5,7 +5,7 @@ job) places up to 1,000 new faces one by one, each in the group its nearest neig
 vote for, without a pass. Here each of 3 first-import draws of LFW (bench/samples.py: 25 people with >= 8 photos, 8
 each, and 100 people seen once: 300 faces) is clustered by a pass, and the rest of LFW is then added in batches of
 1,000 in a seeded order, each placed by a new `DualModeClusterer` (a new process) through an embedded store, until it
-holds all of LFW's 13,166 main faces. BCubed F is scored on all of them (truth: the photo's folder) at the end:
+holds all of LFW's main faces. BCubed F is scored on all of them (truth: the photo's folder) at the end:
 - "placed at the first cut": every batch placed one by one at the first pass's threshold, as before 2026-12-05
   (`RECLUSTER_GROWTH` set to infinity);
 - "a pass at each doubling": facekit's default, a full pass once the store holds twice the faces of its last;
@@ -14,7 +14,8 @@ holds all of LFW's 13,166 main faces. BCubed F is scored on all of them (truth: 
 - "a pass at the end": `cluster-dual` on the grown collection.
 
 One more collection starts from a tiny first import of a model with no measured value: every 8th face of dlib's draw 0
-(38 faces), imported with no model id, where the calibration finds no two modes and a pass takes the generic cut.
+(38 faces), imported with no model id: so few faces show two weakly separated modes or none (then a pass takes the
+generic cut 0.5), and every face after them is placed at that first cut unless a pass runs again.
 
 Run: `make bench-growth` (= `python bench/growth.py --data ../shared/datasets/lfw`, ~8 min on 2 cores once LFW's
 embeddings are cached by `make bench-clustering`). Writes bench/results/growth.md and .json.

@@ -1,21 +1,20 @@
 """facekit's defaults on seeded samples of three face sets' shapes: how far one sample's figure can be trusted.
 
 The issue's held-out set (~2K photos of 90 people) is one draw of its shape. Here that shape (people with >= 15
-photos, 22 each) is drawn from LFW 8 times. The samples are not independent: each holds the same 93 people, the 45
-of them with at most 22 photos bring all of them every time (821 faces), and only the other 48 bring another 22 of
-theirs (1,056 faces), so a borderline case among the first counts in every sample. A family's photo library has
-another shape, which none of bench/spaces.py's sets has: a few people in hundreds of photos, and many faces seen
-once (guests, passers-by). Each sample draws its family, 10 of LFW's 34 people with >= 30 photos, with all their
-photos (30-529 each), and 1,000 people seen once (of LFW's 4,048); the families overlap (10 of the same 34 each
-time). A user's first import is small: each sample draws 25 of LFW's 214 people with >= 8 photos, 8 photos of each,
-and 100 people seen once (300 faces). Each sample is scored as bench/spaces.py scores a set: facekit calibrates its
-cut from the data and clusters with its defaults; the peers (Chinese Whispers, median of 3 visiting orders; connected
-components) are swept over 13 cuts around facekit's, in steps of a twentieth of the room above it, and the best peer
-is taken at its best cut on that sample. That best is chosen after the fact, sample by sample: an upper bound no fixed
-setting reaches on every sample, where facekit runs once per sample with no choice made. The last columns compare
-facekit's mean F with the best peer's at the one cut that serves all 8 samples best (each sample's F interpolated
-between its swept cuts), also chosen after the fact. dlib with a little noise (sd 0.01 a dimension) stands in for the
-held-out set itself, where dlib's best fixed cut is 0.93.
+photos, 22 each) is drawn from LFW 8 times. The samples are not independent: each holds the same people, those with
+at most 22 photos bring all of them every time, and only the others bring another 22 of theirs, so a borderline case
+among the first counts in every sample. A family's photo library has another shape, which none of bench/spaces.py's
+sets has: a few people in hundreds of photos, and many faces seen once (guests, passers-by). Each sample draws its
+family, 10 of LFW's people with >= 30 photos, with all their photos, and 1,000 people seen once; the families
+overlap (10 of the same few dozen each time). A user's first import is small: each sample draws 25 of LFW's people
+with >= 8 photos, 8 photos of each, and 100 people seen once (300 faces). Each sample is scored as bench/spaces.py
+scores a set: facekit calibrates its cut from the data and clusters with its defaults; the peers (Chinese Whispers,
+median of 3 visiting orders; connected components) are swept over 13 cuts around facekit's, in steps of a twentieth
+of the room above it, and the best peer is taken at its best cut on that sample. That best is chosen after the fact,
+sample by sample: an upper bound no fixed setting reaches on every sample, where facekit runs once per sample with
+no choice made. The last columns compare facekit's mean F with the best peer's at the one cut that serves all 8
+samples best (each sample's F interpolated between its swept cuts), also chosen after the fact. dlib with a little
+noise (sd 0.01 a dimension) stands in for the held-out set itself, where dlib's best fixed cut is 0.93.
 
 Run: `make bench-samples` (= `python bench/samples.py --data ../shared/datasets/lfw`, ~2.5 min on 2 cores once LFW's
 embeddings are cached by `make bench-clustering`). Writes bench/results/samples.md and .json.
@@ -108,11 +107,31 @@ def best_common_cut(rows: list[dict], name: str) -> tuple[float, float]:
     return float(grid[int(np.argmax(mean))]), float(mean.max())
 
 
+def population(truth: np.ndarray) -> dict:
+    """How many people (and faces) the shapes draw from in this collection of main faces."""
+    photos = photos_per_person(truth)
+    held_out = photos >= 15
+    return {
+        "held_out_people": len(set(truth[held_out])),
+        "held_out_whole_people": len(set(truth[held_out & (photos <= 22)])),
+        "held_out_whole_faces": int((held_out & (photos <= 22)).sum()),
+        "album_people": len(set(truth[photos >= ALBUM_MIN_PHOTOS])),
+        "first_import_people": len(set(truth[photos >= FIRST_PHOTOS])),
+        "seen_once": int((photos == 1).sum()),
+    }
+
+
 def markdown(res: dict) -> str:
+    p = res["population"]
     out = [
         *heading("Samples of three face sets' shapes", res),
         "",
         (__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        "",
+        f"In this collection the held-out shape's samples hold the same {p['held_out_people']} people, "
+        f"{p['held_out_whole_people']} of whom bring all their photos every time ({p['held_out_whole_faces']:,} "
+        f"faces); families are drawn from {p['album_people']} people with >= {ALBUM_MIN_PHOTOS} photos, first imports "
+        f"from {p['first_import_people']} with >= {FIRST_PHOTOS}, and people seen once from {p['seen_once']:,}.",
     ]
     for shape, by_model in res["rows"].items():
         out += [
@@ -160,6 +179,7 @@ def main() -> None:
                 rows.setdefault(shape, {}).setdefault(model, []).append(result)
     res = {
         **provenance(),
+        "population": population(truth),
         "rows": rows,
         "summary": {shape: {model: summary(r) for model, r in by_model.items()} for shape, by_model in rows.items()},
     }
