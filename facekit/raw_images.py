@@ -43,7 +43,13 @@ def develop_raw(data: bytes, path: str, max_pixels: int) -> np.ndarray:
     except ImageError:
         raise
     except rawpy.LibRawFileUnsupportedError as exc:
-        raise ImageError(path, f"not an image: a RAW suffix, but LibRaw cannot read the file ({exc})") from None
+        raise ImageError(path, f"not an image: a RAW suffix, but LibRaw cannot read the file ({_text(exc)})") from None
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as exc:
-        raise ImageError(path, f"corrupt or truncated RAW file: {exc}") from None
+        raise ImageError(path, f"corrupt or truncated RAW file (LibRaw: {_text(exc)})") from None
     return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def _text(exc: Exception) -> str:
+    """An exception's message; LibRaw's come as bytes."""
+    message = exc.args[0] if exc.args else exc
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
