@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.embedding.base import l2_normalize
+from facekit.embedding.base import fisher_z, l2_normalize
 
 UNASSIGNED = -1
 
@@ -278,7 +278,7 @@ def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, it
     >>> round(known_fraction(k, u, np.r_[rng.normal(0.8, 0.05, 300), rng.normal(0.3, 0.1, 700)]), 1)
     0.3
     """
-    zk, zu, zm = (np.arctanh(np.clip(v, -0.9999, 0.9999)) for v in (known, unknown, mixed))
+    zk, zu, zm = (fisher_z(v) for v in (known, unknown, mixed))
     edges = np.histogram_bin_edges(np.r_[zu, zm], bins=40)
     counts = np.histogram(zu, edges)[0] + 0.5
     density = counts / counts.sum() / np.diff(edges)
@@ -311,7 +311,7 @@ def impostor_rate(impostor: np.ndarray, thresholds: np.ndarray, n: int, z: float
     k = max(MIN_TAIL, int(TAIL_SHARE * len(s)))
     if len(s) < 2 * k:
         return counted
-    fisher = np.arctanh(np.clip(np.r_[s[-k - 1 :], thresholds], -0.9999, 0.9999))
+    fisher = fisher_z(np.r_[s[-k - 1 :], thresholds])
     start, top, at = fisher[0], fisher[1 : k + 1], fisher[k + 1 :]
     scale = float(np.mean(top - start)) * (1 + z / np.sqrt(k))
     tail = _upper_rate(np.array([k]), n, z)[0] * np.exp(-np.maximum(at - start, 0) / max(scale, 1e-9))

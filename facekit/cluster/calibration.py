@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
+from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
 MAX_EDGES = 200_000  # a seeded sample of the edges beyond this (the mixture needs no more)
@@ -149,10 +150,6 @@ def cut_ratio(chance: float, base: float = BASE_RATIO, per_chance: float = DECIS
     """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group (`base` and
     `per_chance`: the rule's constants, facekit's by default)."""
     return base + per_chance * chance
-
-
-def _fisher(s: np.ndarray) -> np.ndarray:
-    return np.arctanh(np.clip(s, -0.9999, 0.9999))
 
 
 def calibrate_link_threshold(
@@ -267,7 +264,7 @@ def _mixture_cut(
         return None
     if len(s) > MAX_EDGES:
         s = np.random.default_rng(0).choice(s, MAX_EDGES, replace=False)
-    z, (means, variances, weights) = _mixture_without_copies(_fisher(s).astype(np.float64))
+    z, (means, variances, weights) = _mixture_without_copies(fisher_z(s).astype(np.float64))
     copies = 1 - (1 - exact.mean()) * len(z) / len(s)  # the share of the pairs left out as copies
     anchors = [
         _labeled(different, "different-person"),
@@ -399,7 +396,7 @@ def linked_precision(graph: KnnGraph, link: LinkThreshold, threshold: float | No
     if link.tail_modes is None or link.ranks is None or graph.sims.shape[1] < link.ranks:
         return None
     s = graph.sims[:, : link.ranks].ravel()
-    z = _fisher(s[np.isfinite(s) & (s < COPY_SIMILARITY)].astype(np.float64))
+    z = fisher_z(s[np.isfinite(s) & (s < COPY_SIMILARITY)].astype(np.float64))
     if not len(z):
         return None
     fit = _tail_sample(z)
@@ -482,7 +479,7 @@ def _alone_and_own(
         rows = np.random.default_rng(0).choice(rows, MAX_FACES_READ, replace=False)
     if len(rows) == 0:
         return 1.0, 1.0
-    q = same_posterior(_fisher(sims[rows].ravel())).reshape(len(rows), ranks)
+    q = same_posterior(fisher_z(sims[rows].ravel())).reshape(len(rows), ranks)
     alone = float(1 - q[:, 0].mean())
     return alone, float(q.sum(axis=1).mean() / max(1 - alone, 1e-6))
 
@@ -496,7 +493,7 @@ def _labeled(values: np.ndarray | None, name: str) -> tuple[np.ndarray | None, s
         return None, name
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values) & (values < COPY_SIMILARITY)]
-    return (_fisher(values) if len(values) >= MIN_LABELED_PAIRS else None), name
+    return (fisher_z(values) if len(values) >= MIN_LABELED_PAIRS else None), name
 
 
 def _anchored_em(

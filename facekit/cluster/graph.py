@@ -15,6 +15,7 @@ from scipy.sparse.csgraph import connected_components
 
 from facekit.cluster.knn import KnnGraph, knn_graph
 from facekit.cluster.whisper_pass import whisper_pass
+from facekit.embedding.base import fisher_z
 
 # Chain splitting's floor below the threshold, as a fraction of the room above it, where no stranger similarity
 # is known (fitted on LFW, dlib).
@@ -341,7 +342,7 @@ def _outlying_coherence(coherence: list[float]) -> float:
     of the groups' `coherence` (their mean pairwise similarities); +inf where fewer than `MIN_GROUPS_COMPARED`."""
     if len(coherence) < MIN_GROUPS_COMPARED:
         return float("inf")
-    z = np.arctanh(np.clip(coherence, -0.9999, 0.9999))
+    z = fisher_z(coherence)
     median = np.median(z)
     spread = 1.4826 * np.median(np.abs(z - median))
     return float(np.tanh(median - CHAIN_OUTLIER_SPREADS * spread))

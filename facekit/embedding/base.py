@@ -39,6 +39,11 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (v / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
+def fisher_z(similarities: np.ndarray) -> np.ndarray:
+    """Fisher's z (arctanh) of cosine similarities, clipped just inside ±1: where their spread is near normal."""
+    return np.arctanh(np.clip(similarities, -0.9999, 0.9999))
+
+
 def main_face_order(boxes: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """Face order in a photo: by the distance from the photo's centre to the face's centre, counted in
     face widths, nearest first; so a large face near the centre leads and a small one in a corner trails.
