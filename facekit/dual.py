@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from facekit.assign.group_veto import contradicted_assignments
+from facekit.assign.group_veto import contradicted_assignments, unlinked_assignments
 from facekit.assign.person_assigner import PersonAssigner
 from facekit.assign.pseudo_labels import PSEUDO_SIGMAS, PSEUDO_WEIGHT, stored_pseudo_labels
 from facekit.cluster import ConnectedComponents, GraphClusterer, KnnGraph, knn_graph, make_clusterer, match_cluster_ids
@@ -416,10 +416,12 @@ class DualModeClusterer:
         self, faces: StoredFaces, result: DualModeResult, graph: KnnGraph, clusterer: GraphClusterer
     ) -> None:
         """Take back the automatic assignments that a clustering of every face, as if nobody were labeled,
-        contradicts (`contradicted_assignments`); counted in `result.calibration["revoked_by_groups"]`. Only the
+        contradicts (`contradicted_assignments`), counted in `result.calibration["revoked_by_groups"]`, and then those
+        that link to none of their person's faces at `clusterer`'s threshold (`unlinked_assignments`; where the person
+        rule was calibrated: a threshold the user fixed is their rule), counted in `["revoked_unlinked"]`. Only the
         faces linked, by any chain of links, to an automatically assigned one are clustered where they are at most
-        half the collection: no group reaches past them (100K synthetic faces, 30 people labeled: 0.3-0.9 s
-        against 2.0 s for every face)."""
+        half the collection: no group reaches past them (100K synthetic faces, 30 people labeled: 0.3-0.9 s against
+        2.0 s for every face)."""
         automatic = np.array([s == S.SOURCE_AUTO for s in result.sources], dtype=bool)
         if not automatic.any():
             return
@@ -439,10 +441,18 @@ class DualModeClusterer:
         revoked = contradicted_assignments(groups, result.person_ids, automatic, hand)
         for i in revoked:
             result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
+        unlinked = (
+            unlinked_assignments(graph, result.person_ids, automatic, clusterer.threshold)
+            if result.calibration.get("source") == "calibrated"  # a person threshold the user fixed is their rule
+            else np.array([], dtype=int)
+        )
+        for i in unlinked:
+            result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
         result.calibration["revoked_by_groups"] = len(revoked)
+        result.calibration["revoked_unlinked"] = len(unlinked)
         log.info(
-            "%d of %d automatic assignments revoked by a clustering of every face: %.1f s",
-            len(revoked), automatic.sum(), time.perf_counter() - start,
+            "%d of %d automatic assignments revoked by a clustering of every face, %d linked to none of their "
+            "person's faces: %.1f s", len(revoked), automatic.sum(), len(unlinked), time.perf_counter() - start,
         )  # fmt: skip
 
     def _linked_precision(self, graph: KnnGraph, threshold: float) -> dict[str, Any]:
@@ -577,10 +587,12 @@ class DualModeClusterer:
 
         Known people are those of the last fit (the first call, or `cluster_all_faces`, fits them).
 
-        A face joins a group when one of its nearest stored faces in that group is at least
-        `unknown_threshold` similar (and the group holds no face of the same photo); a lone close
-        neighbour forms a new group with it. Returns counts per outcome, and the link threshold the faces
-        left unknown were placed at and where it came from (None where none was needed yet).
+        A face goes to the person the assigner picks when one of its 10 nearest stored faces that are at least
+        `unknown_threshold` similar (the link) is that person's, as a pass keeps an assignment
+        (`unlinked_assignments`; a person threshold the user fixed is their rule, and needs no link). Else it joins a
+        group when one of those faces is in that group (and the group holds no face of the same photo); a lone close
+        neighbour forms a new group with it. Returns counts per outcome, and the link threshold the faces were placed
+        at and where it came from (None where no face was).
         """
         ids = list(face_ids)
         counts = dict.fromkeys(PLACEMENTS, 0)
@@ -677,13 +689,6 @@ class DualModeClusterer:
             hits = self.store.search(emb, top_k=64, image_id=face.image_id)
             siblings = [h.face for h in hits if h.face.face_id != face_id]
         taken = {f.person_id for f in siblings} | {f.cluster_id for f in siblings}
-        if self.assigner_ is not None:
-            labels, scores = self.assigner_.predict_with_confidence(z[None])
-            person = labels[0]
-            if isinstance(person, str) and person not in rejected and person not in taken:
-                fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
-                self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
-                return "assigned_to_people"
         hits = self.store.search(emb, top_k=10, with_embeddings=self.projection is not None)
         if self.projection is not None and hits:  # candidates from the store, scored in the projected space
             scores = self._embed(np.stack([h.face.embedding for h in hits])) @ z
@@ -692,6 +697,18 @@ class DualModeClusterer:
         hits = [
             h for h in hits if h.face.face_id != face_id and h.score >= threshold and h.face.image_id != face.image_id
         ]
+        if self.assigner_ is not None:
+            labels, scores = self.assigner_.predict_with_confidence(z[None])
+            person = labels[0]
+            # as a pass does (`unlinked_assignments`): with a calibrated rule, only a face linked to one of the
+            # person's faces joins them
+            linked = self.assigner_.calibration_["source"] != "calibrated" or any(
+                h.face.person_id == person for h in hits
+            )
+            if isinstance(person, str) and linked and person not in rejected and person not in taken:
+                fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
+                self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
+                return "assigned_to_people"
         votes: dict[str, float] = {}
         for h in hits:
             cluster_id = h.face.cluster_id

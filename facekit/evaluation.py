@@ -242,6 +242,7 @@ def threshold_sweep(
                     "bcubed_f": scores["clustering"]["bcubed_f"],
                     "unknown_bcubed_f": unknown.get("bcubed_f"),
                     "revoked_by_groups": result.calibration.get("revoked_by_groups", 0),
+                    "revoked_unlinked": result.calibration.get("revoked_unlinked", 0),
                     "unknown_threshold": clusterer.link_.threshold if clusterer.link_ else None,
                     "unknown_threshold_method": clusterer.link_.method if clusterer.link_ else None,
                     "unknown_threshold_precision": clusterer.link_.estimated_precision if clusterer.link_ else None,

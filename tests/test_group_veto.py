@@ -1,4 +1,5 @@
-"""Automatic assignments that the collection's own groups contradict are taken back."""
+"""Automatic assignments that the collection's own groups contradict, or that link to none of their person's
+faces, are taken back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from facekit.dual import DualModeClusterer
 from facekit.store import FaceStore
 from facekit.store import schema as S
+from facekit.types import FaceRecord
 
 from .test_calibration import fill, space
 
@@ -52,3 +54,67 @@ def test_a_look_alike_nobody_labeled_keeps_its_photos_together(tmp_path, seed):
     assert len({p[S.CLUSTER_ID] for p in theirs}) == 1 and S.is_group(theirs[0][S.CLUSTER_ID])
     assert all(payload[ids[i]].get(S.PERSON_ID) == named[person] for i in np.flatnonzero(who == person))
     assert summary["person_calibration"]["revoked_by_groups"] >= 1
+
+
+def stranger_beside(x: np.ndarray, mine: np.ndarray, labeled: np.ndarray, cosine: float, seed: int) -> np.ndarray:
+    """A face at `cosine` to the prototype of the `labeled` faces of a person (rows `mine` of `x`) whose other part is
+    orthogonal to every face of theirs: its cosine to each of them is `cosine` times theirs to the prototype."""
+    prototype = x[labeled].sum(axis=0)
+    prototype /= np.linalg.norm(prototype)
+    basis = np.linalg.qr(x[mine].T)[0]
+    away = np.random.default_rng(seed).standard_normal(x.shape[1])
+    away -= basis @ (basis.T @ away)
+    away /= np.linalg.norm(away)
+    return (cosine * prototype + np.sqrt(1 - cosine**2) * away).astype(np.float32)
+
+
+@pytest.mark.parametrize(("within", "between", "seed"), [(0.95, 0.85, 2), (0.7, 0.3, 2)])
+def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(tmp_path, within, between, seed):
+    """A stranger seen once, built to clear the calibrated rule for a person P (as look-alikes of a demographic the
+    model compresses do, whom the few labeled people's impostor tests never meet) while every face of P is further
+    from it than the unknown faces' link threshold. The rule alone gives it to P; placed one by one, or in a pass, it
+    stays unknown, and P's own faces stay P's. In a dlib-like space and an ArcFace-like one, with seeds that leave room
+    between the rule's threshold and the link for such a face, and where no group of the other faces takes it in
+    (the older check, `contradicted_assignments`, then revokes it)."""
+    x, who = space(within, between, seed=seed)
+    ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(x) + 1)]
+    person, other = np.flatnonzero(np.bincount(who) == 12)[:2]
+    mine = np.flatnonzero(who == person)
+    with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        named = {}
+        for p in (person, other):
+            named[p] = store.create_person(f"person {p}").person_id
+            store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], named[p])
+        d = DualModeClusterer(store)
+        summary = d.cluster_all_faces()
+        rule, link = summary["person_calibration"], summary["unknown_threshold"]
+        closest = float((x[mine] @ (x[mine[:3]].sum(axis=0) / np.linalg.norm(x[mine[:3]].sum(axis=0)))).max())
+        assert rule["score_weight"] == 0 and rule["threshold"] < link / closest  # room for such a stranger
+        stranger = stranger_beside(x, mine, mine[:3], (rule["threshold"] + link / closest) / 2, seed)
+        assert (x[mine] @ stranger).max() < link
+        assert d.assigner_.predict(stranger[None])[0] == named[person]  # the rule alone takes it for P
+        store.add_faces(
+            [
+                FaceRecord(
+                    face_id=ids[-1],
+                    image_id="stranger",
+                    image_path="/synthetic/stranger.jpg",
+                    face_index=0,
+                    bbox=None,
+                    det_score=None,
+                    quality=None,
+                    model_id=store.model_id,
+                    embedding=stranger,
+                )
+            ],
+            image_face_counts={"stranger": 1},
+        )
+        placed = d.add_faces_incrementally([ids[-1]])
+        assert placed["assigned_to_people"] == 0 and store.get_face(ids[-1]).person_id is None
+        summary = d.cluster_all_faces()
+        faces = store.scroll_all(with_embeddings=False)
+    payload = dict(zip(faces.ids, faces.payloads, strict=True))
+    assert payload[ids[-1]].get(S.PERSON_ID) is None
+    assert summary["person_calibration"]["revoked_unlinked"] >= 1
+    assert all(payload[ids[i]].get(S.PERSON_ID) == named[person] for i in mine)

@@ -93,6 +93,9 @@ def test_02_threshold_sweep_recommends_a_threshold(dual_indexed, tmp_path):
     # two people nobody labeled: their faces are the false accepts' denominator and are clustered
     assert all(r["false_accept"] is not None for r in m["rows"]) and m["best_unknown_bcubed_f"] > 0.5
     assert all(r["revoked_by_groups"] >= 0 for r in m["rows"]) and "revoked_by_groups" in run.html.read_text()
+    # only the calibrated rule needs a link to the person's faces: a fixed threshold is the user's rule
+    assert all(r["revoked_unlinked"] == 0 for r in m["rows"] if not r["calibrated"])
+    assert "revoked_unlinked" in run.html.read_text()
 
 
 def test_unknown_parameters_and_failures_are_clear_errors(dual_indexed, tmp_path):
