@@ -18,6 +18,7 @@ SUITES = (
     "clustering",
     "spaces",
     "samples",
+    "albums",
     "growth",
     "cut_rule",
     "link_precision",
