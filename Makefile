@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-albums bench-growth bench-cut-rule bench-link-precision bench-small-sets bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-link-precision bench-small-sets bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -110,9 +110,9 @@ bench-spaces: setup
 bench-samples: setup
 	$(BIN)/python bench/samples.py --data $(DEMO_DATA)
 
-## bench-albums: dual mode on 8 family albums (10 people in all their photos, 1,000 seen once): strangers given to a labeled person (~4 min)
-bench-albums: setup
-	$(BIN)/python bench/albums.py --data $(DEMO_DATA)
+## bench-assignment: full passes' automatic assignments on 8 family albums (10 people in all their photos, 1,000 seen once) and on LFW, 3 / 8 / 20 labels a person (~6 min)
+bench-assignment: setup
+	$(BIN)/python bench/assignment.py --data $(DEMO_DATA)
 
 ## bench-growth: LFW grown by 1,000-face batches placed one by one from a 300-face first import: at the first cut, a pass at each doubling, at the right cut (~8 min)
 bench-growth: setup

@@ -18,7 +18,7 @@ SUITES = (
     "clustering",
     "spaces",
     "samples",
-    "albums",
+    "assignment",
     "growth",
     "cut_rule",
     "link_precision",
