@@ -32,6 +32,15 @@ def with_look_alike(seed: int, photos: int = 16, closeness: float = 0.9) -> tupl
     return np.vstack([x, extra.astype(np.float32)]), np.r_[who, np.full(photos, who.max() + 1)], person, who.max() + 1
 
 
+def label_first_three(store: FaceStore, ids: list[str], who: np.ndarray, people: tuple[int, ...]) -> dict[int, str]:
+    """Label each of `people`'s first 3 faces by hand as a person of their own; returns each one's person id."""
+    named = {}
+    for p in people:
+        named[p] = store.create_person(f"person {p}").person_id
+        store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], named[p])
+    return named
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_look_alike_nobody_labeled_keeps_its_photos_together(tmp_path, seed):
     """Without the check, one of the look-alike's photos clears the assigner's threshold for P (each seed)
@@ -42,10 +51,7 @@ def test_a_look_alike_nobody_labeled_keeps_its_photos_together(tmp_path, seed):
     other = np.flatnonzero(np.bincount(who) == 12)[1]
     with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
         fill(store, x)
-        named = {}
-        for p in (person, other):
-            named[p] = store.create_person(f"person {p}").person_id
-            store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], named[p])
+        named = label_first_three(store, ids, who, (person, other))
         summary = DualModeClusterer(store).cluster_all_faces()
         faces = store.scroll_all(with_embeddings=False)
     payload = dict(zip(faces.ids, faces.payloads, strict=True))
@@ -82,10 +88,7 @@ def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(tmp
     mine = np.flatnonzero(who == person)
     with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
         fill(store, x)
-        named = {}
-        for p in (person, other):
-            named[p] = store.create_person(f"person {p}").person_id
-            store.label_faces([ids[i] for i in np.flatnonzero(who == p)[:3]], named[p])
+        named = label_first_three(store, ids, who, (person, other))
         d = DualModeClusterer(store)
         summary = d.cluster_all_faces()
         rule, link = summary["person_calibration"], summary["unknown_threshold"]
