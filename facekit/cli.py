@@ -556,12 +556,13 @@ def pseudo_list(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt
 
 @pseudo_app.command("update")
 def pseudo_update(model: ModelOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
-    """Recompute the pseudo-labels from the hand labels (the next cluster-dual uses them)."""
+    """Recompute the pseudo-labels from the hand labels (the next cluster-dual uses them); a face that links to none
+    of its person's faces at the last pass's link threshold is none."""
     from facekit.assign.pseudo_labels import update_pseudo_labels
 
     def body() -> None:
         with _open(store, model) as fs:
-            _emit(as_json, update_pseudo_labels(fs))
+            _emit(as_json, update_pseudo_labels(fs, link_threshold=DualModeClusterer(fs).link_threshold()))
 
     _run(as_json, body)
 

@@ -37,7 +37,7 @@ from facekit.cluster.calibration import (
     linked_precision,
     sampled_neighbours,
 )
-from facekit.cluster.knn import knn_subgraph
+from facekit.cluster.knn import KNN_K, knn_subgraph
 from facekit.config import Settings, get_settings
 from facekit.embedding import MODEL_DEFAULTS
 from facekit.errors import ConfigError
@@ -58,7 +58,6 @@ READ_FIELDS = [
     S.REJECTED_PERSONS,
     S.PSEUDO_PERSON_ID,
 ]
-KNN_K = 30
 # Faces whose best-person similarity estimates the share of unknown people (a seeded sample beyond this:
 # the estimate's spread is ~0.2% at 100K, and all 1M faces' similarities would cost 2 GB of copies).
 RATIO_SAMPLE = 100_000
@@ -603,10 +602,11 @@ class DualModeClusterer:
                 counts[self._place(face_id)] += 1
         return {**counts, **self._link_used()}
 
-    def _incremental_link_threshold(self) -> float:
-        """The last pass's threshold (this clusterer's, else the one the store's run marker kept for the same
-        space); with none and nothing fixed, calibrated once on the stored faces as a pass would (hand labels
-        and one photo's faces as known pairs; a full read and kNN graph: minutes at a million faces)."""
+    def link_threshold(self) -> float:
+        """The link for faces no pass has seen (placed one by one, pseudo-labels): the last pass's threshold (this
+        clusterer's, else the one the store's run marker kept for the same space); with none and nothing fixed,
+        calibrated once on the stored faces as a pass would (hand labels and one photo's faces as known pairs; a
+        full read and kNN graph: minutes at a million faces)."""
         if self.link_ is None:
             self.link_ = self._stored_link_threshold()
         if self.link_ is None:
@@ -693,7 +693,7 @@ class DualModeClusterer:
         if self.projection is not None and hits:  # candidates from the store, scored in the projected space
             scores = self._embed(np.stack([h.face.embedding for h in hits])) @ z
             hits = [dataclasses.replace(h, score=float(s)) for h, s in zip(hits, scores, strict=True)]
-        threshold = self._incremental_link_threshold()
+        threshold = self.link_threshold()
         hits = [
             h for h in hits if h.face.face_id != face_id and h.score >= threshold and h.face.image_id != face.image_id
         ]

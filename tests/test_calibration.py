@@ -385,7 +385,7 @@ def test_labels_do_not_change_the_faces_the_threshold_is_read_from(tmp_path):
         after = DualModeClusterer(store).cluster_all_faces()
         store.history.start_run("killed")  # no finished pass to take the threshold from
         later = DualModeClusterer(store)  # a later process adding faces calibrates as the pass did
-        assert round(later._incremental_link_threshold(), 4) == after["unknown_threshold"]
+        assert round(later.link_threshold(), 4) == after["unknown_threshold"]
         assert later.link_.reason == after["unknown_threshold_source"]["reason"]
     assert after["assigned_to_people"] > 0
     assert f"of {len(x)} faces" in after["unknown_threshold_from_data"]["reason"]

@@ -237,7 +237,7 @@ def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_stor
         raise AssertionError("calibrated again on the whole store")
 
     monkeypatch.setattr(store, "scroll_all", full_read)
-    assert later._incremental_link_threshold() == summary["unknown_threshold"]
+    assert later.link_threshold() == summary["unknown_threshold"]
     assert later.link_.method == summary["unknown_threshold_source"]["method"]
     assert later.link_.reason.startswith("the last pass's")
     monkeypatch.undo()
@@ -246,7 +246,7 @@ def test_a_new_process_adds_at_the_last_passs_threshold_without_reading_the_stor
     assert placed["unknown_threshold_source"]["reason"].startswith("the last pass's")
     store.history.start_run("killed")  # a pass that never finished: its marker holds no threshold to trust
     fresh = DualModeClusterer(store)
-    assert fresh._incremental_link_threshold() > 0 and not fresh.link_.reason.startswith("the last pass's")
+    assert fresh.link_threshold() > 0 and not fresh.link_.reason.startswith("the last pass's")
 
 
 def _grow(store: FaceStore, times: float) -> int:

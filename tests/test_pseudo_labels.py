@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from facekit.assign import PersonAssigner
@@ -15,11 +16,13 @@ from facekit.assign.pseudo_labels import (
     update_pseudo_labels,
 )
 from facekit.cli import app
+from facekit.cluster import knn_graph
 from facekit.dual import DualModeClusterer
 from facekit.store import schema as S
 
 from .conftest import DUAL_PEOPLE as PEOPLE
 from .test_dual import faces_of, label
+from .test_group_veto import stranger_beside
 
 
 def collection(seed: int = 0, people: int = 40, per: int = 12, strangers: int = 300, spread: float = 0.5):
@@ -105,6 +108,28 @@ def test_strangers_only_give_no_pseudo_labels():
     labels = pseudo_label(x[hand], who[hand], x[~hand & ~known])
     assert len(labels.rows) <= 2
     assert not labels.rounds[-1]["kept"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_pseudo_label_must_link_to_one_of_its_persons_faces(seed):
+    """A stranger seen once, built to clear the pseudo-label bar for person 0 while every face of theirs is further
+    from it than the link threshold given, is a pseudo-label without the link and none with it. Most of the person's own
+    pseudo-labels stay: a link this high (the stranger's closest similarity to them) drops a face of theirs only
+    where none of their other faces is as close."""
+    x, who, hand, _ = collection(seed=seed, spread=0.5)
+    mine = np.flatnonzero(who == "0")
+    stranger = stranger_beside(x, mine, mine[hand[mine]], 0.82, seed)
+    link = float((x[mine] @ stranger).max()) + 0.01
+    x, who, hand = np.vstack([x, stranger]), np.append(who, "stranger"), np.append(hand, False)
+    pool = np.flatnonzero(~hand)
+    graph = knn_graph(np.r_[x[hand], x[pool]], 30)
+    free = pseudo_label(x[hand], who[hand], x[pool])
+    linked = pseudo_label(x[hand], who[hand], x[pool], links=(graph, link))
+    theirs = {int(pool[r]): str(p) for r, p in zip(free.rows, free.person_ids, strict=True)}
+    kept = {int(pool[r]): str(p) for r, p in zip(linked.rows, linked.person_ids, strict=True)}
+    assert theirs[len(x) - 1] == "0" and len(x) - 1 not in kept  # the rule alone takes the stranger for person 0
+    own = [r for r, p in theirs.items() if p == "0" and who[r] == "0"]
+    assert own and sum(kept.get(r) == "0" for r in own) >= 0.75 * len(own)
 
 
 def test_store_pseudo_labels_feed_the_pass_and_hand_labels_win(store):

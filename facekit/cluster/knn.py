@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 EXACT_MAX_FACES = 20_000
 # The most similarities an exact search block holds (64 MB of float32, 128 MB for its argpartition).
 BLOCK_CELLS = 1 << 24
+KNN_K = 30  # the neighbours a pass reads for each face: its links, calibration and checks
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class KnnGraph:
         return a.maximum(a.T).tocsr()
 
 
-def knn_graph(embeddings: np.ndarray, k: int = 30, *, exact: bool | None = None) -> KnnGraph:
+def knn_graph(embeddings: np.ndarray, k: int = KNN_K, *, exact: bool | None = None) -> KnnGraph:
     """Each row's k nearest other rows: exact for small sets, approximate (faiss IVF) for large ones.
 
     Rows with fewer than k others get index -1 and similarity -inf in the missing places.

@@ -157,7 +157,8 @@ def training_iteration(
     start_people = _auto_people(store)
     before = evaluate(store) if evaluate_truth else None
     if use_pseudo_labels:
-        pseudo = update_pseudo_labels(store)
+        link = DualModeClusterer(store, settings=settings).link_threshold()  # the pass's, as its checks use it
+        pseudo = update_pseudo_labels(store, link_threshold=link)
     else:
         pseudo = {"pseudo_labels": 0, "rounds": [], "cleared": clear_pseudo_labels(store)}
     passed = reassign(store, None, settings=settings)
