@@ -10,9 +10,10 @@ person with >= 5, 10 or 40 photos labeled (423, 158 and 19 people). Precision an
 automatic assignments against the photos' folders; recall is over the labeled people's faces not labeled. "The rule
 alone" is the calibrated person rule on the same faces before the pass's checks (`revoked_by_groups`: the face's own
 group holds no label of the person; `revoked_unlinked`: the face links to none of the person's faces at the unknown
-faces' link threshold), and the same pass is run without its link check too.
+faces' link threshold), and the same pass is run without its link check too. After the pass, pseudo-labels are made
+from the hand labels, as `train-iteration` makes them, with and without the link check.
 
-Run: `make bench-assignment` (= `python bench/assignment.py --data ../shared/datasets/lfw`, ~4 min on 2 cores once
+Run: `make bench-assignment` (= `python bench/assignment.py --data ../shared/datasets/lfw`, ~6 min on 2 cores once
 LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/assignment.md and .json.
 """
 
@@ -34,6 +35,7 @@ from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import ALBUM, ALBUM_MIN_PHOTOS, SAMPLES, draw, models  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
 from facekit.assign import UNASSIGNED  # noqa: E402
+from facekit.assign.pseudo_labels import update_pseudo_labels  # noqa: E402
 from facekit.dual import DualModeClusterer  # noqa: E402
 from facekit.embedding import model_id_for  # noqa: E402
 from facekit.evaluation import label_from_folders  # noqa: E402
@@ -70,6 +72,8 @@ def one_pass(
         summary = d.cluster_all_faces()
         faces = store.scroll_all(with_embeddings=False)
         folder = {p.person_id: p.name for p in store.list_persons()}
+        truth_of = dict(zip(ids, truth, strict=True))
+        pseudo = pseudo_labels(store, folder, truth_of, d.link_threshold()) if link_check else {}
     payload = dict(zip(faces.ids, faces.payloads, strict=True))
     hand = np.array([payload[f].get(S.ASSIGNMENT_SOURCE) == S.SOURCE_MANUAL for f in ids])
     auto = np.array([payload[f].get(S.ASSIGNMENT_SOURCE) == S.SOURCE_AUTO for f in ids])
@@ -86,7 +90,25 @@ def one_pass(
         "known": int(known.sum()),
         "revoked_by_groups": calibration["revoked_by_groups"],
         "revoked_unlinked": calibration["revoked_unlinked"],
+        **pseudo,
     }
+
+
+def pseudo_labels(store: FaceStore, folder: dict[str, str], truth: dict[str, str], link: float) -> dict:
+    """How many pseudo-labels `update_pseudo_labels` makes in `store`, and how many are wrong, without the link check
+    and with it (at `link`, the pass's)."""
+    out = {}
+    for name, threshold in (("pseudo_unchecked", None), ("pseudo", link)):
+        update_pseudo_labels(store, link_threshold=threshold)
+        faces = store.scroll_all(with_embeddings=False, fields=[S.PSEUDO_PERSON_ID])
+        made = {
+            f: p[S.PSEUDO_PERSON_ID]
+            for f, p in zip(faces.ids, faces.payloads, strict=True)
+            if p.get(S.PSEUDO_PERSON_ID)
+        }
+        out[name] = len(made)
+        out[f"{name}_wrong"] = sum(folder[person] != truth[f] for f, person in made.items())
+    return out
 
 
 def both_passes(*args: object) -> dict:
@@ -102,6 +124,9 @@ STAGES = (
 )
 
 
+PSEUDO = ("pseudo_unchecked", "pseudo_unchecked_wrong", "pseudo", "pseudo_wrong")
+
+
 def summary(runs: list[dict]) -> dict:
     """Mean and lowest precision, mean and range of recall, over the samples, at each of `STAGES`."""
     out = {}
@@ -115,7 +140,7 @@ def summary(runs: list[dict]) -> dict:
             "recall_range": [min(recall), max(recall)],
             "false_accepts": [r[wrong] for r in runs],
         }
-    for key in ("revoked_by_groups", "revoked_unlinked"):
+    for key in ("revoked_by_groups", "revoked_unlinked", *PSEUDO):
         out[key] = [r[key] for r in runs]
     return out
 
@@ -145,6 +170,17 @@ def markdown(res: dict) -> str:
         for row in rows:
             groups, unlinked = (", ".join(map(str, row[k])) for k in ("revoked_by_groups", "revoked_unlinked"))
             out.append(f"- {row['model']}, {row['per_person']} labels a person: {groups}; {unlinked}")
+        out += [
+            "",
+            "Pseudo-labels (`update_pseudo_labels` after the pass, as `train-iteration` makes them), without the link "
+            "check → with it: how many, and how many wrong (summed over the draws).",
+            "",
+            "| model | labels a person | pseudo-labels | wrong |",
+            "|---|---|---|---|",
+        ]
+        for row in rows:
+            made, wrong = (f"{sum(row[a])} → {sum(row[b])}" for a, b in (PSEUDO[::2], PSEUDO[1::2]))
+            out.append(f"| {row['model']} | {row['per_person']} | {made} | {wrong} |")
     return "\n".join(out) + "\n"
 
 
