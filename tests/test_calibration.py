@@ -240,13 +240,14 @@ def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tm
         assert summary["unknown_threshold_from_data"] is None
 
 
-def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None) -> None:
-    """One face a photo; each photo in its person's folder (`people`), else all in one."""
+def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None, *, first: int = 0) -> None:
+    """One face a photo; each photo in its person's folder (`people`), else all in one. Faces and photos are numbered
+    from `first` (to add more to a store filled before)."""
     records = [
         FaceRecord(
-            face_id=f"00000000-0000-0000-0000-{i:012d}",
-            image_id=f"img{i}",
-            image_path=f"/synthetic/{'' if people is None else f'person{people[i]}/'}{i}.jpg",
+            face_id=f"00000000-0000-0000-0000-{first + i:012d}",
+            image_id=f"img{first + i}",
+            image_path=f"/synthetic/{'' if people is None else f'person{people[i]}/'}{first + i}.jpg",
             face_index=0,
             bbox=None,
             det_score=None,
@@ -256,7 +257,7 @@ def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None) -> N
         )
         for i, v in enumerate(x)
     ]
-    store.add_faces(records, image_face_counts={f"img{i}": 1 for i in range(len(x))})
+    store.add_faces(records, image_face_counts={f"img{first + i}": 1 for i in range(len(x))})
 
 
 def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):

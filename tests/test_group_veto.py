@@ -9,7 +9,6 @@ import pytest
 from facekit.dual import DualModeClusterer
 from facekit.store import FaceStore
 from facekit.store import schema as S
-from facekit.types import FaceRecord
 
 from .test_calibration import fill, space
 
@@ -97,22 +96,7 @@ def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(tmp
         stranger = stranger_beside(x, mine, mine[:3], (rule["threshold"] + link / closest) / 2, seed)
         assert (x[mine] @ stranger).max() < link
         assert d.assigner_.predict(stranger[None])[0] == named[person]  # the rule alone takes it for P
-        store.add_faces(
-            [
-                FaceRecord(
-                    face_id=ids[-1],
-                    image_id="stranger",
-                    image_path="/synthetic/stranger.jpg",
-                    face_index=0,
-                    bbox=None,
-                    det_score=None,
-                    quality=None,
-                    model_id=store.model_id,
-                    embedding=stranger,
-                )
-            ],
-            image_face_counts={"stranger": 1},
-        )
+        fill(store, stranger[None], first=len(x))
         placed = d.add_faces_incrementally([ids[-1]])
         assert placed["assigned_to_people"] == 0 and store.get_face(ids[-1]).person_id is None
         summary = d.cluster_all_faces()
