@@ -442,7 +442,7 @@ class DualModeClusterer:
             result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
         unlinked = (
             unlinked_assignments(graph, result.person_ids, automatic, clusterer.threshold)
-            if result.calibration.get("source") == "calibrated"  # a person threshold the user fixed is their rule
+            if self._needs_link()
             else np.array([], dtype=int)
         )
         for i in unlinked:
@@ -453,6 +453,11 @@ class DualModeClusterer:
             "%d of %d automatic assignments revoked by a clustering of every face, %d linked to none of their "
             "person's faces: %.1f s", len(revoked), automatic.sum(), len(unlinked), time.perf_counter() - start,
         )  # fmt: skip
+
+    def _needs_link(self) -> bool:
+        """Whether an automatic assignment must link to one of its person's faces (`unlinked_assignments`): where the
+        person rule was calibrated; a person threshold the user fixed is their rule."""
+        return self.assigner_ is not None and self.assigner_.calibration_["source"] == "calibrated"
 
     def _linked_precision(self, graph: KnnGraph, threshold: float) -> dict[str, Any]:
         """The estimated precision of the links `threshold` makes among the unknown faces (`graph`: their kNN graph),
@@ -700,11 +705,8 @@ class DualModeClusterer:
         if self.assigner_ is not None:
             labels, scores = self.assigner_.predict_with_confidence(z[None])
             person = labels[0]
-            # as a pass does (`unlinked_assignments`): with a calibrated rule, only a face linked to one of the
-            # person's faces joins them
-            linked = self.assigner_.calibration_["source"] != "calibrated" or any(
-                h.face.person_id == person for h in hits
-            )
+            # as a pass does (`unlinked_assignments`): only a face linked to one of the person's faces joins them
+            linked = not self._needs_link() or any(h.face.person_id == person for h in hits)
             if isinstance(person, str) and linked and person not in rejected and person not in taken:
                 fields = {S.PERSON_ID: person, S.CLUSTER_ID: None, S.ASSIGNMENT_SOURCE: S.SOURCE_AUTO}
                 self.store.update_payload({face_id: {**fields, S.CLUSTER_CONFIDENCE: round(float(scores[0]), 4)}})
