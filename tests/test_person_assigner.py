@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from facekit.assign import UNASSIGNED, PersonAssigner
-from facekit.assign.person_assigner import impostor_rate
+from facekit.assign.person_assigner import impostor_rate, known_fraction
 
 
 def people(n_people: int, per: int, *, spread: float, dim: int = 32, seed: int = 0):
@@ -89,3 +89,13 @@ def test_the_false_accept_rate_beyond_the_top_impostor_scores_is_estimated_not_c
     rates = np.array([impostor_rate(np.tanh(rng.logistic(0.3, 0.05, 1000)), t, 1000, 0.0)[0] for _ in range(200)])
     assert 0.7e-3 < np.median(rates) < 1.5e-3
     assert np.quantile(rates, 0.05) > 0.4e-3 and np.quantile(rates, 0.95) < 2.5e-3
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_known_share_is_read_where_strangers_score_above_the_labels_impostor_tests(seed):
+    # A family album: 10 people's 3 labels give 30 impostor tests (cosine ~0.3), while the collection's strangers
+    # score ~0.45 against them. 300 of the 1,000 unlabeled faces are the family's.
+    rng = np.random.default_rng(seed)
+    genuine, impostor = rng.normal(0.8, 0.05, 30), rng.normal(0.3, 0.08, 30)
+    unlabeled = np.r_[rng.normal(0.82, 0.05, 300), rng.normal(0.45, 0.1, 700)]
+    assert known_fraction(genuine, impostor, unlabeled) == pytest.approx(0.3, abs=0.04)
