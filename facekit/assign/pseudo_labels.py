@@ -10,7 +10,7 @@ there first), and ends the rounds once that recall stops rising. Given the colle
 links to none of its person's faces (hand labels and the round's other pseudo-labels) is no pseudo-label, as a pass
 would not keep it as an assignment (`facekit.assign.group_veto.unlinked_assignments`): in family albums (dlib, 3
 labels a person) two draws' 11 and 17 wrong pseudo-labels held 9 and 17 such faces, and over 8 albums the link takes
-the wrong ones from 85 to 22 of ~5,000 (`make bench-assignment`).
+the wrong ones from 95 to 24 of ~5,000 (`make bench-assignment`).
 """
 
 from __future__ import annotations
