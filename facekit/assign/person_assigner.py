@@ -300,7 +300,7 @@ def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, it
             break
         means = (posterior * zm[:, None]).sum(axis=0) / mass
         spreads = np.maximum(np.sqrt((posterior * (zm[:, None] - means) ** 2).sum(axis=0) / mass), 1e-3)
-    return min(max(share, 0.0), 1.0)
+    return share
 
 
 def impostor_rate(impostor: np.ndarray, thresholds: np.ndarray, n: int, z: float) -> np.ndarray:
