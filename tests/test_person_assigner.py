@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from facekit.assign import UNASSIGNED, PersonAssigner
-from facekit.assign.person_assigner import KNOWN_SHARE_ERROR, impostor_rate, known_fraction, unknown_share
+from facekit.assign.person_assigner import impostor_rate, known_fraction
 
 
 def people(n_people: int, per: int, *, spread: float, dim: int = 32, seed: int = 0):
@@ -99,19 +99,3 @@ def test_the_known_share_is_read_where_strangers_score_above_the_labels_impostor
     genuine, impostor = rng.normal(0.8, 0.05, 30), rng.normal(0.3, 0.08, 30)
     unlabeled = np.r_[rng.normal(0.82, 0.05, 300), rng.normal(0.45, 0.1, 700)]
     assert known_fraction(genuine, impostor, unlabeled) == pytest.approx(0.3, abs=0.04)
-
-
-def test_the_unknown_share_bound_widens_where_the_mixture_leans_on_its_form():
-    # dlib-like scores: the family at cosine ~0.945, strangers at ~0.89, both a little wider than the labels' 30 tests
-    # show. Near cosine 1 the Fisher transform stretches the family's mode: read in z the share of unknown faces comes
-    # out 0.03-0.13 low, and read on the cosines it comes out otherwise; the gap widens the bound.
-    covered = by_constant = 0
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        genuine, impostor = rng.normal(0.93, 0.02, 30), rng.normal(0.86, 0.02, 30)
-        unlabeled = np.r_[np.clip(rng.normal(0.945, 0.02, 300), -1, 0.999), rng.normal(0.89, 0.02, 700)]
-        share, bound, why = unknown_share(genuine, impostor, unlabeled)
-        assert share < 0.7 and "read on cosines" in why
-        covered += bound >= 0.7
-        by_constant += share + KNOWN_SHARE_ERROR >= 0.7
-    assert covered >= 12 and by_constant <= 2, (covered, by_constant)

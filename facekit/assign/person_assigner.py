@@ -22,11 +22,9 @@ DEFAULT_UNKNOWN_RATIO = 2.0
 # The estimate needs this many labeled faces to test and unlabeled faces to read the mixture from.
 MIN_RATIO_TESTS = 30
 MIN_RATIO_FACES = 100
-# The least error taken off `known_fraction`'s estimate of the known people's share of the unlabeled faces, whatever
-# the sample size and the mixture's form (`unknown_share`): its largest overestimate over bench-assignment's 78 sets at
-# 3 / 8 / 20 labels a person was 0.047 (dlib, LFW, 3 labels), and with 2 labels a person 0.07 (dlib, LFW: a ratio of
-# 0.89 for a true 0.97; precision held at 0.9953). Without it, passes lost precision where the labels' impostor tests
-# miss the collection's look-alike strangers (MobileFaceNet, LFW, 20 labels a person: 0.9913 -> 0.9873).
+# `known_fraction`'s largest overestimate of the known people's share of the unlabeled faces over bench-assignment's
+# 78 sets at 3 / 8 / 20 labels a person (0.047: dlib, LFW, 3 labels), taken off the estimate whatever the sample
+# size. With 2 labels a person it is 0.07 (dlib, LFW: a ratio of 0.89 for a true 0.97; precision held at 0.9953).
 KNOWN_SHARE_ERROR = 0.05
 # The impostor scores' top share (at least MIN_TAIL of them) is read as an exponential tail in Fisher z
 # (peaks over a threshold), so that the rate above a threshold is not the count of its few highest scores.
@@ -221,8 +219,13 @@ class PersonAssigner:
             why = f"{n} unlabeled faces and {len(g_s1)} labeled ones to test are too few to estimate it from"
             return DEFAULT_UNKNOWN_RATIO, f"default ({why})"
         u_s1 = (_check_x(unlabeled) @ self.prototypes_.T).max(axis=1)
-        _, bound, why = unknown_share(g_s1, i_s1, u_s1)
-        return bound / max(1 - bound, 1e-3), f"estimated from {n} unlabeled faces: {why}"
+        known = known_fraction(g_s1, i_s1, u_s1)
+        # an upper bound on the share of unknown faces (an error costs precision): the estimate's two-sigma one, or
+        # the model's largest error seen, whichever is wider
+        unknown = min(1.0, 1 - known + max(2 * np.sqrt(max(known * (1 - known), 1 / n) / n), KNOWN_SHARE_ERROR))
+        ratio = unknown / max(1 - unknown, 1e-3)
+        why = f"estimated from {n} unlabeled faces: {1 - known:.1%} of unknown people, {unknown:.1%} at most"
+        return float(ratio), why
 
     def _lowest_threshold(
         self, right: np.ndarray, wrong: np.ndarray, impostor: np.ndarray, n_known: int, ratio: float, z: float
@@ -268,36 +271,7 @@ class PersonAssigner:
         return self.predict_with_confidence(x)[0]
 
 
-def unknown_share(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray) -> tuple[float, float, str]:
-    """The share of `mixed` scores of unknown people (`known_fraction`'s complement), an upper bound on it (an error
-    costs precision), and both in words. The bound adds the widest of three errors: the estimate's sampling error (two
-    sigma), how far the share moves when the mixture is read on the cosines themselves rather than their Fisher
-    transform (where its modes are Gaussian in one they are not in the other: the estimate leans on their form), and
-    `KNOWN_SHARE_ERROR`. Over bench-assignment's 78 sets the second covers every overestimate by itself (the largest,
-    0.047, by 0.064) and is 0.012 on average. In made mixtures whose strangers score in two groups, or whose two modes
-    overlap, it takes the share's 0.17-0.28 error within the bound in 7 and 12 of 20 draws, the constant in none.
-
-    >>> rng = np.random.default_rng(0)
-    >>> k, u = rng.normal(0.8, 0.05, 500), rng.normal(0.3, 0.1, 500)
-    >>> share, bound, _ = unknown_share(k, u, np.r_[rng.normal(0.8, 0.05, 300), rng.normal(0.3, 0.1, 700)])
-    >>> round(share, 1), round(bound - share, 2)
-    (0.7, 0.05)
-    """
-    share = known_fraction(known, unknown, mixed)
-    n = len(mixed)
-    sampling = 2 * np.sqrt(max(share * (1 - share), 1 / n) / n)
-    form = abs(known_fraction(known, unknown, mixed, fisher=False) - share)
-    bound = min(1.0, 1 - share + max(sampling, form, KNOWN_SHARE_ERROR))
-    why = (
-        f"{1 - share:.1%} of unknown people, {bound:.1%} at most (sampling error {sampling:.1%}, read on cosines "
-        f"{form:.1%} apart, at least {KNOWN_SHARE_ERROR:.0%})"
-    )
-    return 1 - share, bound, why
-
-
-def known_fraction(
-    known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, iterations: int = 300, *, fisher: bool = True
-) -> float:
+def known_fraction(known: np.ndarray, unknown: np.ndarray, mixed: np.ndarray, iterations: int = 300) -> float:
     """Share of `mixed` scores drawn like `known` rather than like `unknown`, by EM over two Gaussian modes in Fisher
     z, started at `known`'s mean and spread (the labels scored as known faces) and `unknown`'s (as unknown faces), and
     both left free. The known mode, because leave-one-out scores of the labels sit lower than the scores of new faces
@@ -307,15 +281,13 @@ def known_fraction(
     bins), the known share was off by 0.078 on average over bench-assignment's 78 sets (LFW and 8 family albums at 3 /
     8 / 20 labels a person; dlib, MobileFaceNet and dlib on poorer photos): with 30 tests (10 people, 3 labels each)
     that floor spread 40% of the strangers' mode over the family's scores. Free, it is off by 0.003 (+0.047 at most).
-    `fisher=False` reads the same mixture on the scores themselves (`unknown_share` bounds the estimate by the gap).
 
     >>> rng = np.random.default_rng(0)
     >>> k, u = rng.normal(0.8, 0.05, 500), rng.normal(0.3, 0.1, 500)
     >>> round(known_fraction(k, u, np.r_[rng.normal(0.8, 0.05, 300), rng.normal(0.3, 0.1, 700)]), 1)
     0.3
     """
-    read = fisher_z if fisher else np.asarray
-    zk, zu, zm = (read(np.asarray(v, dtype=np.float64)) for v in (known, unknown, mixed))
+    zk, zu, zm = (fisher_z(np.asarray(v, dtype=np.float64)) for v in (known, unknown, mixed))
     means = np.array([zk.mean(), zu.mean()])
     spreads = np.array([zk.std(), zu.std()]) + 1e-3
     share = 0.5
