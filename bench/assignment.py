@@ -15,7 +15,7 @@ from the hand labels, as `train-iteration` makes them, with and without the link
 its family's own photos alone (its people seen once left out): a library of one's own family, where no stranger
 competes with the labeled people and the unknown share read off the data should come out near 0.
 
-Run: `make bench-assignment` (= `python bench/assignment.py --data ../shared/datasets/lfw`, ~6 min on 2 cores once
+Run: `make bench-assignment` (= `python bench/assignment.py --data ../shared/datasets/lfw`, ~9 min on 2 cores once
 LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/assignment.md and .json.
 """
 
