@@ -384,7 +384,7 @@ class DualModeClusterer:
         clusterer = make_clusterer(
             self.unknown_method, link.threshold, self.unknown_min_size, stranger_similarity=strangers
         )
-        self._revoke_contradicted(faces, result, graph, clusterer)
+        self._revoke_contradicted(faces, result, graph, clusterer, strangers)
         idx = np.flatnonzero([p is None for p in result.person_ids])
         if len(idx) == 0:
             return result
@@ -412,15 +412,20 @@ class DualModeClusterer:
         return result
 
     def _revoke_contradicted(
-        self, faces: StoredFaces, result: DualModeResult, graph: KnnGraph, clusterer: GraphClusterer
+        self,
+        faces: StoredFaces,
+        result: DualModeResult,
+        graph: KnnGraph,
+        clusterer: GraphClusterer,
+        stranger_similarity: float | None,
     ) -> None:
         """Take back the automatic assignments that a clustering of every face, as if nobody were labeled,
-        contradicts (`contradicted_assignments`), counted in `result.calibration["revoked_by_groups"]`, and then those
-        that link to none of their person's faces at `clusterer`'s threshold (`unlinked_assignments`; where the person
-        rule was calibrated: a threshold the user fixed is their rule), counted in `["revoked_unlinked"]`. Only the
-        faces linked, by any chain of links, to an automatically assigned one are clustered where they are at most
-        half the collection: no group reaches past them (100K synthetic faces, 30 people labeled: 0.3-0.9 s against
-        2.0 s for every face)."""
+        contradicts (`contradicted_assignments`, with the link calibration's `stranger_similarity` where it gave one),
+        counted in `result.calibration["revoked_by_groups"]`, and then those that link to none of their person's faces
+        at `clusterer`'s threshold (`unlinked_assignments`; where the person rule was calibrated: a threshold the user
+        fixed is their rule), counted in `["revoked_unlinked"]`. Only the faces linked, by any chain of links, to an
+        automatically assigned one are clustered where they are at most half the collection: no group reaches past
+        them (100K synthetic faces, 30 people labeled: 0.3-0.9 s against 2.0 s for every face)."""
         automatic = np.array([s == S.SOURCE_AUTO for s in result.sources], dtype=bool)
         if not automatic.any():
             return
@@ -437,7 +442,7 @@ class DualModeClusterer:
         hand = np.array(
             [s == S.SOURCE_MANUAL and p is not None for s, p in zip(result.sources, result.person_ids, strict=True)]
         )
-        revoked = contradicted_assignments(groups, result.person_ids, automatic, hand)
+        revoked = contradicted_assignments(groups, result.person_ids, automatic, hand, x, stranger_similarity)
         for i in revoked:
             result.person_ids[i], result.sources[i], result.confidences[i] = None, None, 0.0
         unlinked = (

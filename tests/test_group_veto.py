@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facekit.assign.group_veto import contradicted_assignments
 from facekit.dual import DualModeClusterer
 from facekit.store import FaceStore
 from facekit.store import schema as S
@@ -105,3 +106,33 @@ def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(tmp
     assert payload[ids[-1]].get(S.PERSON_ID) is None
     assert summary["person_calibration"]["revoked_unlinked"] >= 1
     assert all(payload[ids[i]].get(S.PERSON_ID) == named[person] for i in mine)
+
+
+def test_a_group_no_closer_to_the_persons_labels_than_strangers_is_not_given_to_them():
+    """An ArcFace-like space (one person's photos at cosine ~0.6 to each other) where 20 labels make a prototype that
+    a tight group of a look-alike nobody labeled clears: the whole group is assigned to P, so P holds all of it, yet its
+    faces sit at ~0.43 to P's labeled faces, below the strangers' 0.5. P's own photos that cluster apart from the
+    labels (~0.6 to them) stay P's. Without the embeddings the group check keeps both."""
+    rng = np.random.default_rng(0)
+    dim = 256
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    def photos(centre: np.ndarray, n: int, within: float) -> np.ndarray:
+        return unit(np.sqrt(within) * centre + np.sqrt(1 - within) * unit(rng.standard_normal((n, dim))))
+
+    person = unit(rng.standard_normal(dim))
+    away = rng.standard_normal(dim)
+    away = unit(away - (away @ person) * person)
+    look_alike = 0.585 * person + np.sqrt(1 - 0.585**2) * away
+    x = np.vstack([photos(person, 20, 0.6), photos(look_alike, 6, 0.9), photos(person, 6, 0.6)])
+    groups = np.r_[np.zeros(20, int), np.ones(6, int), np.full(6, 2)]
+    people = ["P"] * len(x)
+    automatic = np.r_[np.zeros(20, bool), np.ones(12, bool)]
+    hand = ~automatic
+    labels_mean = x[:20].mean(axis=0)
+    assert np.all(np.abs(x[20:26] @ labels_mean - 0.43) < 0.03) and np.all(x[26:] @ labels_mean > 0.55)
+    revoked = contradicted_assignments(groups, people, automatic, hand, x, 0.5)
+    assert revoked.tolist() == list(range(20, 26))
+    assert len(contradicted_assignments(groups, people, automatic, hand)) == 0
