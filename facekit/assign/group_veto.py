@@ -105,11 +105,11 @@ def _no_closer_than_strangers(
     hand_sum = np.zeros((person.max() + 1, dim))
     np.add.at(hand_sum, person[hand], x[hand].astype(np.float64))
     hand_count = np.bincount(person[hand], minlength=person.max() + 1)
-    unique, slot = np.unique(keys[rows], return_inverse=True)
-    sums = np.zeros((len(unique), dim))
+    _, first, slot = np.unique(keys[rows], return_index=True, return_inverse=True)
+    sums = np.zeros((len(first), dim))
     np.add.at(sums, slot, x[rows].astype(np.float64))
     count = np.bincount(slot)
-    owner = person[rows[np.unique(slot, return_index=True)[1]]]  # each key's person
+    owner = person[rows[first]]  # each key's person
     mean = np.einsum("ij,ij->i", sums, hand_sum[owner]) / (count * np.maximum(hand_count[owner], 1))
     far = (hand_count[owner] > 0) & (mean <= floor)
     return rows[far[slot]]
