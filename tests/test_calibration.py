@@ -9,6 +9,8 @@ import pytest
 
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import (
+    DEEP_READ_FACES,
+    LAST_RESORT_DEPTH,
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
     cut_between_modes,
@@ -34,19 +36,21 @@ def space(
     dim: int = 64,
     seed: int = 0,
     dense: bool = False,
+    between_spread: float = 0.0,
 ):
     """Identities whose same-person cosines sit near `within` and different-person ones near `between`
     (a shared direction lifts every pair, as dlib's space does); most people have a few faces, some one.
-    `dense`: every person has `per_person` faces."""
+    `dense`: every person has `per_person` faces. `between_spread`: each person shares the direction by a
+    different amount (their `between` drawn from `between` +- this), so strangers' cosines spread widely."""
     rng = np.random.default_rng(seed)
     common = rng.standard_normal(dim)
     common /= np.linalg.norm(common)
-    # centre = a * common + b * own direction: cos(centre_i, centre_j) ~ a^2 = between
-    a = np.sqrt(between)
     own = rng.standard_normal((people, dim))
     own -= np.outer(own @ common, common)
     own /= np.linalg.norm(own, axis=1, keepdims=True)
-    centres = a * common + np.sqrt(1 - between) * own
+    # centre = a * common + b * own direction: cos(centre_i, centre_j) ~ a_i * a_j, a^2 = between
+    shared = rng.uniform(between - between_spread, between + between_spread, people) if between_spread else between
+    centres = np.sqrt(shared)[..., None] * common + np.sqrt(1 - shared)[..., None] * own
     sizes = (
         np.full(people, per_person)
         if dense
@@ -238,6 +242,38 @@ def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tm
         summary = DualModeClusterer(store).cluster_all_faces()
         assert summary["unknown_threshold_source"]["method"] == "model prior"
         assert summary["unknown_threshold_from_data"] is None
+
+
+def test_strangers_as_widely_spread_as_one_persons_photos_are_cut_before_a_constant(tmp_path):
+    """A model whose strangers spread as widely as one person's photos (HSE FaceRes: all-positive features, strangers
+    at cosine 0.44 +- 0.12) shows no tight strangers' peak at any depth. With nothing else known, the deepest read,
+    mostly strangers, is cut all the same, and says so, where the generic 0.5 merges people."""
+    x, who = space(0.9, 0.55, people=60, per_person=20, dense=True, between_spread=0.25)
+    graph, deeper = knn_graph(x, 30), sampled_neighbours(x)
+    assert calibrate_link_threshold(graph, deeper=deeper) is None
+    last = calibrate_link_threshold(graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK)
+    assert last is not None and last.method.endswith("wide strangers' mode") and last.ranks >= LAST_RESORT_DEPTH
+    assert "times as wide as the upper one" in last.reason and "FACE_UNKNOWN_EPS" in last.reason
+    f = clustering_scores(who, ChineseWhispers(last.threshold).fit_predict(x, graph=graph))["bcubed_f"]
+    generic = clustering_scores(who, ChineseWhispers(0.5).fit_predict(x, graph=graph))["bcubed_f"]
+    assert f > 0.98 and generic < 0.9
+    with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == last.method
+    shallow = calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)  # 30 deep: no last resort
+    assert shallow is None
+
+
+def test_a_collection_is_read_at_most_half_as_deep_as_it_has_faces():
+    """Deeper, the read is most of the collection's similarities, strangers' bulk, whose own skew a mixture can split
+    into two modes (HSE FaceRes, a first import of 300 faces read 300 deep: cut 0.51, F 0.10)."""
+    for faces, read in ((150, []), (250, [100]), (700, [300])):
+        x, _ = space(0.9, 0.55, people=faces // 10, per_person=10, dense=True, between_spread=0.25)
+        asked: list[int] = []
+        sampled = sampled_neighbours(x)
+        calibrate_link_threshold(knn_graph(x, 30), deeper=lambda k, s=sampled, a=asked: a.append(k) or s(k))
+        assert asked == read and all(k * DEEP_READ_FACES <= len(x) for k in asked)
 
 
 def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None, *, first: int = 0) -> None:

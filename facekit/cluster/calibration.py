@@ -213,18 +213,42 @@ def _first_cut(
     deeper: Callable[[int], KnnGraph] | None,
     min_separation: float,
 ) -> LinkThreshold | None:
-    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`)."""
-    sampled = False
+    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`). Ranks
+    beyond `graph`'s are read only where the collection holds `DEEP_READ_FACES` times as many faces. As a last resort
+    (`min_separation` at most `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the deepest
+    neighbourhood read, if at least `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width."""
+    sampled, faces, deepest, link = False, graph.n, None, None
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
-            graph, deeper, sampled = deeper(max(ranks)), None, True
+            if count * DEEP_READ_FACES > faces:
+                break
+            graph, deeper, sampled = deeper(max(r for r in ranks if r * DEEP_READ_FACES <= faces)), None, True
+        deepest = (graph, min(count, graph.sims.shape[1]), sampled)
         link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
-            return link
-    return None
+            break
+    if (
+        link is None
+        and deepest is not None
+        and deepest[1] >= LAST_RESORT_DEPTH
+        and min_separation <= MIN_SEPARATION_WEAK
+    ):
+        graph, count, sampled = deepest
+        link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
+    return link
 
 
 DEEP_SAMPLE = 1_000  # faces read far down their neighbours when the nearest 30 are all their own person
+# A sampled face's neighbours are read k deep only where the collection holds DEEP_READ_FACES * k faces. Deeper, the
+# read is most of the collection's similarities, strangers' bulk, whose own skew a mixture can split into two modes:
+# HSE FaceRes (bench/results/third_models.md), a first import of 300 faces read 300 deep, cut at 0.51, F 0.10.
+DEEP_READ_FACES = 2
+# A model whose strangers spread as widely as one person's photos shows no tight strangers' peak at any depth (HSE
+# FaceRes, a VGGFace2 MobileNet whose features are all positive: strangers at cosine 0.44 +- 0.12; LFW's people with
+# >= 10 photos, its lower mode 0.73-0.96 times as wide as the upper one). Where nothing else is known, its deepest
+# read, if at least this deep, is cut all the same: that far down most of a face's neighbours are strangers unless
+# people have hundreds of photos each. Shallower, both modes can be one person's photos (near-duplicates above).
+LAST_RESORT_DEPTH = 100
 
 
 def sampled_neighbours(
@@ -252,10 +276,12 @@ def _mixture_cut(
     different: np.ndarray | None,
     min_separation: float,
     sampled: bool = False,
+    max_stranger_spread: float | None = MAX_STRANGER_SPREAD,
 ) -> LinkThreshold | None:
     """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours
     (`graph`'s faces a `sampled` few of the collection's, or all of them), where its modes are at least
-    `min_separation` apart (less where hand-labeled same-person pairs anchor their mode)."""
+    `min_separation` apart (less where hand-labeled same-person pairs anchor their mode) and its lower mode is at most
+    `max_stranger_spread` times as wide as the upper one (None: any width)."""
     s = graph.sims[:, :ranks].ravel()
     s = s[np.isfinite(s)]
     exact = s >= COPY_SIMILARITY
@@ -274,10 +300,11 @@ def _mixture_cut(
     if anchored:
         means, variances, weights = _anchored_em(z, [values for values, _ in anchors], means, variances, weights)
     clean = MIN_SEPARATION_ANCHORED if anchors[1][0] is not None else MIN_SEPARATION
-    if not _two_modes((means, variances, weights), min(clean, min_separation)):
+    if not _two_modes((means, variances, weights), min(clean, min_separation), max_stranger_spread):
         return None
     separation = _separation((means, variances, weights))
     weak = separation < clean
+    wide = variances[0] > MAX_STRANGER_SPREAD**2 * variances[1]
 
     def same_posterior(values: np.ndarray) -> np.ndarray:
         # in logs: far above both modes (a copy of a photo) both densities underflow, and the wider mode wins
@@ -299,12 +326,21 @@ def _mixture_cut(
             "a weak model's faces and faces no one appears in twice both look like this; check the groups, or set "
             "FACE_UNKNOWN_EPS)"
         )
+    if wide:
+        how += (
+            f", its lower mode {np.sqrt(variances[0] / variances[1]):.2f} times as wide as the upper one at every "
+            f"depth read (a tight strangers' peak is at most {MAX_STRANGER_SPREAD}: a model whose strangers spread "
+            "widely, or one person's photos in both modes; check the groups, or set FACE_UNKNOWN_EPS)"
+        )
     share = f"{copies:.1%}" if copies >= 0.0005 else "under 0.1%"
     left_out = f", {share} of the pairs left out as copies of one photo" if copies > 0 else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
     return LinkThreshold(
         threshold=threshold,
-        method="kNN similarity mixture" + (" + labels" if anchored else "") + (", weakly separated" if weak else ""),
+        method="kNN similarity mixture"
+        + (" + labels" if anchored else "")
+        + (", weakly separated" if weak else "")
+        + (", wide strangers' mode" if wide else ""),
         reason=f"two modes in the {ranks} nearest neighbours' similarities of {faces} "
         f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}{left_out}; "
         f"{alone:.0%} of the faces have a stranger nearest, the rest ~{own:.1f} links to their own person, so a "
@@ -410,15 +446,17 @@ def linked_precision(graph: KnnGraph, link: LinkThreshold, threshold: float | No
     return _same_person_share(z, (means, variances, weights), link.threshold if threshold is None else threshold)
 
 
-def _two_modes(mixture: Mixture, min_separation: float) -> bool:
+def _two_modes(
+    mixture: Mixture, min_separation: float, max_stranger_spread: float | None = MAX_STRANGER_SPREAD
+) -> bool:
     """Whether a mixture shows two modes to cut between: not one skewed mode (faces with no one like them: a
     component under 1% of the values), not two closer than `min_separation` (Ashman's D), and a lower mode that is a
-    tight peak of look-alikes, not a second kind of one person's photos (`MAX_STRANGER_SPREAD`)."""
+    tight peak of look-alikes, not a second kind of one person's photos (`max_stranger_spread`; None: not asked)."""
     _, variances, weights = mixture
     return (
         min(weights) >= 0.01
         and _separation(mixture) >= min_separation
-        and variances[0] <= MAX_STRANGER_SPREAD**2 * variances[1]
+        and (max_stranger_spread is None or variances[0] <= max_stranger_spread**2 * variances[1])
     )
 
 
