@@ -9,7 +9,6 @@ import pytest
 
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import (
-    DEEP_READ_FACES,
     LAST_RESORT_DEPTH,
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
@@ -263,17 +262,6 @@ def test_strangers_as_widely_spread_as_one_persons_photos_are_cut_before_a_const
         assert summary["unknown_threshold_source"]["method"] == last.method
     shallow = calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)  # 30 deep: no last resort
     assert shallow is None
-
-
-def test_a_collection_is_read_at_most_half_as_deep_as_it_has_faces():
-    """Deeper, the read is most of the collection's similarities, strangers' bulk, whose own skew a mixture can split
-    into two modes (HSE FaceRes, a first import of 300 faces read 300 deep: cut 0.51, F 0.10)."""
-    for faces, read in ((150, []), (250, [100]), (700, [300])):
-        x, _ = space(0.9, 0.55, people=faces // 10, per_person=10, dense=True, between_spread=0.25)
-        asked: list[int] = []
-        sampled = sampled_neighbours(x)
-        calibrate_link_threshold(knn_graph(x, 30), deeper=lambda k, s=sampled, a=asked: a.append(k) or s(k))
-        assert asked == read and all(k * DEEP_READ_FACES <= len(x) for k in asked)
 
 
 def fill(store: FaceStore, x: np.ndarray, people: np.ndarray | None = None, *, first: int = 0) -> None:

@@ -6,7 +6,9 @@ Fisher-transformed similarities of each face's 10 nearest neighbours separates t
 without a per-model table: a space whose similarities are shifted or rescaled moves both modes, and the cut
 moves with them. Where everyone has many photos the 10 nearest are all the same person (no stranger mode
 there), and the mixture reads the 30 nearest instead; where a few people have hundreds of photos even those are,
-and a seeded sample of faces is read 100, then 300 deep among all of them (`sampled_neighbours`).
+and a seeded sample of faces is read 100, then 300 deep among all of them (`sampled_neighbours`). The strangers' mode
+must be a tight peak (`MAX_STRANGER_SPREAD`); a last resort, for a model with no measured value, cuts the deepest read
+whatever its width (`LAST_RESORT_DEPTH`).
 
 The cut sits between the two modes where its distance above the strangers' mode, in their standard deviations,
 is `ratio` times its distance below the same-person mode, in theirs. A stranger link costs more the likelier it
@@ -213,17 +215,14 @@ def _first_cut(
     deeper: Callable[[int], KnnGraph] | None,
     min_separation: float,
 ) -> LinkThreshold | None:
-    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`). Ranks
-    beyond `graph`'s are read only where the collection holds `DEEP_READ_FACES` times as many faces. As a last resort
-    (`min_separation` at most `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the deepest
-    neighbourhood read, if at least `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width."""
-    sampled, faces, deepest, link = False, graph.n, None, None
+    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`). As a
+    last resort (`min_separation` at most `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the
+    deepest neighbourhood read, if at least `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width."""
+    sampled, deepest, link, faces = False, None, None, graph.n
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
-            if count * DEEP_READ_FACES > faces:
-                break
-            graph, deeper, sampled = deeper(max(r for r in ranks if r * DEEP_READ_FACES <= faces)), None, True
-        deepest = (graph, min(count, graph.sims.shape[1]), sampled)
+            graph, deeper, sampled = deeper(max(ranks)), None, True
+        deepest = (graph, min(count, graph.sims.shape[1], faces - 1), sampled)
         link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
@@ -239,10 +238,6 @@ def _first_cut(
 
 
 DEEP_SAMPLE = 1_000  # faces read far down their neighbours when the nearest 30 are all their own person
-# A sampled face's neighbours are read k deep only where the collection holds DEEP_READ_FACES * k faces. Deeper, the
-# read is most of the collection's similarities, strangers' bulk, whose own skew a mixture can split into two modes:
-# HSE FaceRes (bench/results/third_models.md), a first import of 300 faces read 300 deep, cut at 0.51, F 0.10.
-DEEP_READ_FACES = 2
 # A model whose strangers spread as widely as one person's photos shows no tight strangers' peak at any depth (HSE
 # FaceRes, a VGGFace2 MobileNet whose features are all positive: strangers at cosine 0.44 +- 0.12; LFW's people with
 # >= 10 photos, its lower mode 0.73-0.96 times as wide as the upper one). Where nothing else is known, its deepest
