@@ -161,7 +161,13 @@ def markdown(res: dict) -> str:
 
 def result_cells(r: dict) -> str:
     """`one_set`'s result as table cells: facekit's cut and F, the best peer's, facekit at its best cut, the gap."""
-    weak = " (weakly separated modes)" if "weakly" in r["calibration"]["method"] else ""
+    method = r["calibration"]["method"]
+    notes = [
+        note
+        for key, note in (("weakly", "weakly separated modes"), ("wide", "a wide strangers' mode"))
+        if key in method
+    ]
+    weak = f" ({'; '.join(notes)})" if notes else ""
     return (
         f"{r['calibration']['threshold']:.4f}{weak} | **{r['facekit_f']:.4f}** "
         f"| {r['best_peer']}, {r['best_peer_cut']:.4f}: {r['best_peer_f']:.4f} "

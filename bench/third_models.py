@@ -164,11 +164,13 @@ def markdown(res: dict) -> str:
     ]
     for name, r in res["models"].items():
         for shape, s in r["summary"].items():
+            common, difference = "no cut swept in every draw", "—"
+            if not np.isnan(s["common_cut"]):
+                common = f"{s['common_peer']}, {s['common_cut']:.4f}: {s['common_peer_mean_f']:.4f}"
+                difference = f"{s['facekit_mean_f'] - s['common_peer_mean_f']:+.4f}"
             out.append(
                 f"| {name} | {shape} | {s['median_gap']:+.4f} ({s['min_gap']:+.4f} to {s['max_gap']:+.4f}) "
-                f"| {s['behind']} of {SAMPLES} | {s['facekit_mean_f']:.4f} "
-                f"| {s['common_peer']}, {s['common_cut']:.4f}: {s['common_peer_mean_f']:.4f} "
-                f"| {s['facekit_mean_f'] - s['common_peer_mean_f']:+.4f} |"
+                f"| {s['behind']} of {SAMPLES} | {s['facekit_mean_f']:.4f} | {common} | {difference} |"
             )
     return "\n".join(out) + "\n"
 
