@@ -521,8 +521,9 @@ class DualModeClusterer:
     ) -> LinkThreshold:
         """A threshold the user fixed, else one calibrated on `graph` (anchored by pairs known to be
         the `same` person or `different` ones where there are enough; `deeper` as `calibrate_link_threshold`
-        takes it), else the model's measured prior, else a cut between weakly separated modes (logged), else a
-        generic one (logged). What the data says is kept in `data_link_` either way."""
+        takes it), else the model's measured prior, else a cut between weakly separated modes or, at the deepest read,
+        around a wide strangers' mode (logged), else a generic one (logged). What the data says is kept in `data_link_`
+        either way."""
         enough = graph.n >= MIN_CALIBRATION_FACES or self._link_prior is None
         deeper = functools.cache(deeper) if deeper is not None else None  # read once for both tries below
         self.data_link_ = (
