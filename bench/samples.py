@@ -152,13 +152,21 @@ def markdown(res: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for model, s in res["summary"][shape].items():
-            out.append(
-                f"| {model} | {s['median_gap']:+.4f} ({s['min_gap']:+.4f} to {s['max_gap']:+.4f}) "
-                f"| {s['behind']} of {len(by_model[model])} | {s['facekit_mean_f']:.4f} "
-                f"| {s['common_peer']}, {s['common_cut']:.4f}: {s['common_peer_mean_f']:.4f} "
-                f"| {s['facekit_mean_f'] - s['common_peer_mean_f']:+.4f} |"
-            )
+            out.append(f"| {model} | {summary_cells(s, len(by_model[model]))} |")
     return "\n".join(out) + "\n"
+
+
+def summary_cells(s: dict, samples: int) -> str:
+    """`summary`'s figures as table cells: facekit − best peer (median, range), how many of the `samples` behind,
+    facekit's mean F, the best peer at the one cut that serves all samples best, and the difference."""
+    common, difference = "no cut swept in every sample", "—"
+    if not np.isnan(s["common_cut"]):
+        common = f"{s['common_peer']}, {s['common_cut']:.4f}: {s['common_peer_mean_f']:.4f}"
+        difference = f"{s['facekit_mean_f'] - s['common_peer_mean_f']:+.4f}"
+    return (
+        f"{s['median_gap']:+.4f} ({s['min_gap']:+.4f} to {s['max_gap']:+.4f}) | {s['behind']} of {samples} "
+        f"| {s['facekit_mean_f']:.4f} | {common} | {difference}"
+    )
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import lfw_embeddings, lfw_parser, truth_of  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
-from bench.samples import SAMPLES, SHAPES, draw, summary  # noqa: E402
+from bench.samples import SAMPLES, SHAPES, draw, summary, summary_cells  # noqa: E402
 from bench.spaces import face_sets, one_set, result_cells  # noqa: E402
 from bench.tfjs_graph import convert  # noqa: E402
 
@@ -164,14 +164,7 @@ def markdown(res: dict) -> str:
     ]
     for name, r in res["models"].items():
         for shape, s in r["summary"].items():
-            common, difference = "no cut swept in every draw", "—"
-            if not np.isnan(s["common_cut"]):
-                common = f"{s['common_peer']}, {s['common_cut']:.4f}: {s['common_peer_mean_f']:.4f}"
-                difference = f"{s['facekit_mean_f'] - s['common_peer_mean_f']:+.4f}"
-            out.append(
-                f"| {name} | {shape} | {s['median_gap']:+.4f} ({s['min_gap']:+.4f} to {s['max_gap']:+.4f}) "
-                f"| {s['behind']} of {SAMPLES} | {s['facekit_mean_f']:.4f} | {common} | {difference} |"
-            )
+            out.append(f"| {name} | {shape} | {summary_cells(s, SAMPLES)} |")
     return "\n".join(out) + "\n"
 
 
