@@ -110,6 +110,18 @@ def test_a_collection_of_few_people_with_many_photos_is_read_further_down_a_samp
     assert one_photo.any(axis=1).mean() > 0.9 and not np.isfinite(everyone.sims[one_photo]).any()
 
 
+def test_a_collection_smaller_than_the_read_is_read_as_deep_as_it_goes():
+    """28 faces read 30 deep: each face's read is the 27 others. Its faces' nearest neighbours are their own person
+    and ~13 of the 27 are, as the mixture says, not (before: "100% of the faces have a stranger nearest", ratio 5)."""
+    x, who = space(0.8, 0.05, people=2, per_person=14, dense=True)
+    graph = knn_graph(x, 30)
+    assert (who[graph.indices[:, 0]] == who).all()
+    link = calibrate_link_threshold(graph)
+    assert link is not None and "30 nearest" in link.reason
+    assert "0% of the faces have a stranger nearest, the rest ~13.0 links" in link.reason, link.reason
+    assert _ratio(link) < 2.5
+
+
 def _ratio(link) -> float:
     """How many times as many standard deviations the cut sits above the strangers' mode as below the same
     person's, as the reason says."""

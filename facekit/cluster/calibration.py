@@ -505,14 +505,16 @@ def _alone_and_own(
     graph: KnnGraph, ranks: int, same_posterior: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[float, float]:
     """The share of faces whose nearest neighbour is a stranger, and how many of its `ranks` nearest are the
-    face's own person for the rest, as the mixture's `same_posterior` expects them."""
-    sims = graph.sims[:, :ranks]
+    face's own person for the rest, as the mixture's `same_posterior` expects them. A collection with fewer faces than
+    `ranks` + 1 is read as deep as it goes: every face's read is all the others."""
+    depth = min(ranks, int(np.isfinite(graph.sims).sum(axis=1).max(initial=0)))
+    sims = graph.sims[:, :depth]
     rows = np.flatnonzero(np.isfinite(sims).all(axis=1))
     if len(rows) > MAX_FACES_READ:
         rows = np.random.default_rng(0).choice(rows, MAX_FACES_READ, replace=False)
-    if len(rows) == 0:
+    if depth == 0 or len(rows) == 0:
         return 1.0, 1.0
-    q = same_posterior(fisher_z(sims[rows].ravel())).reshape(len(rows), ranks)
+    q = same_posterior(fisher_z(sims[rows].ravel())).reshape(len(rows), depth)
     alone = float(1 - q[:, 0].mean())
     return alone, float(q.sum(axis=1).mean() / max(1 - alone, 1e-6))
 
