@@ -111,8 +111,9 @@ def test_a_collection_of_few_people_with_many_photos_is_read_further_down_a_samp
 
 
 def test_a_collection_smaller_than_the_read_is_read_as_deep_as_it_goes():
-    """28 faces read 30 deep: each face's read is the 27 others. Its faces' nearest neighbours are their own person
-    and ~13 of the 27 are, as the mixture says, not (before: "100% of the faces have a stranger nearest", ratio 5)."""
+    """28 faces of 2 people read 30 deep: each face's read is the 27 others, 13 of them its own person, its nearest
+    among those. The reason says so, and cuts as that asks (it said "100% of the faces have a stranger nearest" and cut
+    at ratio 5, as if every link decided a face's group)."""
     x, who = space(0.8, 0.05, people=2, per_person=14, dense=True)
     graph = knn_graph(x, 30)
     assert (who[graph.indices[:, 0]] == who).all()
