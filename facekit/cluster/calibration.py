@@ -273,11 +273,12 @@ def _mixture_cut(
     sampled: bool = False,
     max_stranger_spread: float | None = MAX_STRANGER_SPREAD,
 ) -> LinkThreshold | None:
-    """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours
-    (`graph`'s faces a `sampled` few of the collection's, or all of them), where its modes are at least
-    `min_separation` apart (less where hand-labeled same-person pairs anchor their mode) and its lower mode is at most
-    `max_stranger_spread` times as wide as the upper one (None: any width)."""
-    s = graph.sims[:, :ranks].ravel()
+    """The cut of a two-Gaussian mixture on the similarities of each face's `ranks` nearest neighbours (all the others,
+    in a collection of fewer faces; `graph`'s faces a `sampled` few of the collection's, or all of them), where its
+    modes are at least `min_separation` apart (less where hand-labeled same-person pairs anchor their mode) and its
+    lower mode is at most `max_stranger_spread` times as wide as the upper one (None: any width)."""
+    depth = min(ranks, int(np.isfinite(graph.sims).sum(axis=1).max(initial=0)))  # all the others in fewer faces
+    s = graph.sims[:, :depth].ravel()
     s = s[np.isfinite(s)]
     exact = s >= COPY_SIMILARITY
     s = s[~exact]  # copies of one photo say nothing of how a person's photos spread
@@ -306,7 +307,7 @@ def _mixture_cut(
         log_density = np.log(weights) - 0.5 * np.log(variances) - (values[:, None] - means) ** 2 / (2 * variances)
         return 1.0 / (1.0 + np.exp(np.clip(log_density[:, 0] - log_density[:, 1], -700, 700)))
 
-    alone, own = _alone_and_own(graph, ranks, same_posterior)
+    alone, own = _alone_and_own(graph, depth, same_posterior)
     decisive = alone + (1 - alone) / max(own, 1.0)
     ratio = cut_ratio(decisive)
     spread = np.sqrt(variances)
@@ -330,13 +331,14 @@ def _mixture_cut(
     share = f"{copies:.1%}" if copies >= 0.0005 else "under 0.1%"
     left_out = f", {share} of the pairs left out as copies of one photo" if copies > 0 else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
+    read = f"{ranks} nearest neighbours'" if depth == ranks else f"{depth} nearest neighbours' (all the others)"
     return LinkThreshold(
         threshold=threshold,
         method="kNN similarity mixture"
         + (" + labels" if anchored else "")
         + (", weakly separated" if weak else "")
         + (", wide strangers' mode" if wide else ""),
-        reason=f"two modes in the {ranks} nearest neighbours' similarities of {faces} "
+        reason=f"two modes in the {read} similarities of {faces} "
         f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}{left_out}; "
         f"{alone:.0%} of the faces have a stranger nearest, the rest ~{own:.1f} links to their own person, so a "
         f"stranger link decides a face's group with chance {decisive:.2f}: cut {ratio:.2f} times as many standard "
@@ -505,16 +507,14 @@ def _alone_and_own(
     graph: KnnGraph, ranks: int, same_posterior: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[float, float]:
     """The share of faces whose nearest neighbour is a stranger, and how many of its `ranks` nearest are the
-    face's own person for the rest, as the mixture's `same_posterior` expects them. A collection with fewer faces than
-    `ranks` + 1 is read as deep as it goes: every face's read is all the others."""
-    depth = min(ranks, int(np.isfinite(graph.sims).sum(axis=1).max(initial=0)))
-    sims = graph.sims[:, :depth]
+    face's own person for the rest, as the mixture's `same_posterior` expects them."""
+    sims = graph.sims[:, :ranks]
     rows = np.flatnonzero(np.isfinite(sims).all(axis=1))
     if len(rows) > MAX_FACES_READ:
         rows = np.random.default_rng(0).choice(rows, MAX_FACES_READ, replace=False)
-    if depth == 0 or len(rows) == 0:
+    if len(rows) == 0:
         return 1.0, 1.0
-    q = same_posterior(fisher_z(sims[rows].ravel())).reshape(len(rows), depth)
+    q = same_posterior(fisher_z(sims[rows].ravel())).reshape(len(rows), ranks)
     alone = float(1 - q[:, 0].mean())
     return alone, float(q.sum(axis=1).mean() / max(1 - alone, 1e-6))
 
