@@ -218,11 +218,11 @@ def _first_cut(
     """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`). As a
     last resort (`min_separation` at most `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the
     deepest neighbourhood read, if at least `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width."""
-    sampled, deepest, link, faces = False, None, None, graph.n
+    sampled, deepest, link = False, None, None
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
-        deepest = (graph, min(count, graph.sims.shape[1], faces - 1), sampled)
+        deepest = (graph, _read_depth(graph, count), sampled)
         link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
@@ -244,6 +244,11 @@ DEEP_SAMPLE = 1_000  # faces read far down their neighbours when the nearest 30 
 # read, if at least this deep, is cut all the same: that far down most of a face's neighbours are strangers unless
 # people have hundreds of photos each. Shallower, both modes can be one person's photos (near-duplicates above).
 LAST_RESORT_DEPTH = 100
+
+
+def _read_depth(graph: KnnGraph, ranks: int) -> int:
+    """How deep a read of `ranks` nearest neighbours goes in `graph`: all the others where the collection has fewer."""
+    return min(ranks, int(np.isfinite(graph.sims).sum(axis=1).max(initial=0)))
 
 
 def sampled_neighbours(
@@ -277,7 +282,7 @@ def _mixture_cut(
     in a collection of fewer faces; `graph`'s faces a `sampled` few of the collection's, or all of them), where its
     modes are at least `min_separation` apart (less where hand-labeled same-person pairs anchor their mode) and its
     lower mode is at most `max_stranger_spread` times as wide as the upper one (None: any width)."""
-    depth = min(ranks, int(np.isfinite(graph.sims).sum(axis=1).max(initial=0)))  # all the others in fewer faces
+    depth = _read_depth(graph, ranks)
     s = graph.sims[:, :depth].ravel()
     s = s[np.isfinite(s)]
     exact = s >= COPY_SIMILARITY
