@@ -540,7 +540,8 @@ class DualModeClusterer:
         elif self.data_link_ is not None:
             self.link_ = self.data_link_
         elif self._link_prior is not None:
-            why = f"{graph.n} faces" if graph.n < MIN_CALIBRATION_FACES else "no two modes in their similarities"
+            few = graph.n < MIN_CALIBRATION_FACES
+            why = f"{graph.n} faces" if few else "no two modes in their similarities whose links close"
             self.link_ = dataclasses.replace(
                 self._link_prior, reason=f"{self._link_prior.reason}; not calibrated: {why}"
             )

@@ -9,12 +9,15 @@ import pytest
 
 from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import (
+    COPY_SIMILARITY,
     LAST_RESORT_DEPTH,
+    MIN_LINK_CLOSURE,
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
     cut_between_modes,
     cut_ratio,
     known_pairs,
+    link_closure,
     linked_precision,
     sampled_neighbours,
 )
@@ -225,6 +228,29 @@ def test_no_two_modes_is_no_calibration():
     x = rng.standard_normal((400, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     assert calibrate_link_threshold(knn_graph(x, 30)) is None  # nobody twice: nothing to separate
+
+
+def test_where_no_one_appears_twice_only_copies_are_linked(tmp_path):
+    """Random faces, no one twice: each face's nearest few still stand above the rest, a weak cut between those two
+    modes links strangers, and their links do not close (two faces linked to a third are rarely linked to each other).
+    A pass then links only copies of one photo, and says why; a real collection's links close."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    graph = knn_graph(x, 30)
+    none = calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)
+    assert none is not None and none.method == "kNN similarity mixture, links do not close"
+    assert none.threshold == COPY_SIMILARITY and "are linked to each other" in none.reason
+    closure = float(re.search(r"only (\d+)% are linked", none.reason).group(1)) / 100
+    assert closure < MIN_LINK_CLOSURE
+    people = knn_graph(space(0.8, 0.7, dim=32)[0], 30)
+    weak = calibrate_link_threshold(people, min_separation=MIN_SEPARATION_WEAK)
+    assert weak is not None and link_closure(people, weak.threshold) > MIN_LINK_CLOSURE
+    with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
+        fill(store, x)
+        summary = DualModeClusterer(store).cluster_all_faces()
+        assert summary["unknown_threshold_source"]["method"] == none.method
+        assert summary["unknown_clusters"] == 0
 
 
 def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tmp_path, caplog):

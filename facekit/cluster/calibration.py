@@ -8,7 +8,8 @@ moves with them. Where everyone has many photos the 10 nearest are all the same 
 there), and the mixture reads the 30 nearest instead; where a few people have hundreds of photos even those are,
 and a seeded sample of faces is read 100, then 300 deep among all of them (`sampled_neighbours`). The strangers' mode
 must be a tight peak (`MAX_STRANGER_SPREAD`); a last resort, for a model with no measured value, cuts the deepest read
-whatever its width (`LAST_RESORT_DEPTH`).
+whatever its width (`LAST_RESORT_DEPTH`). A cut's links must close as one person's photos do (`link_closure`): where no
+one appears twice each face's nearest few still stand above the rest, and a cut between them links strangers.
 
 The cut sits between the two modes where its distance above the strangers' mode, in their standard deviations,
 is `ratio` times its distance below the same-person mode, in theirs. A stranger link costs more the likelier it
@@ -104,7 +105,9 @@ Modes = tuple[tuple[float, float], tuple[float, float]]  # (mean, sd) of the str
 class LinkThreshold:
     """A link threshold and where it came from: `method` is "argument", "setting", "model prior",
     "kNN similarity mixture" (with " + labels" where hand labels anchored it, ", weakly separated" where its modes
-    were not cleanly apart) or "generic fallback"; `reason` says why, in words. `stranger_similarity`
+    were not cleanly apart, ", wide strangers' mode" for a last resort; "kNN similarity mixture, links do not close"
+    where the data's only cut linked strangers, and copies of one photo are all it links) or "generic fallback";
+    `reason` says why, in words. `stranger_similarity`
     (from the mixture only): the similarity up to which faces are no closer than look-alike strangers, half a
     standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of a group no closer than
     that to the rest, and splits chains below midway between it and the threshold). `modes` (from the mixture only):
@@ -167,7 +170,9 @@ def calibrate_link_threshold(
     (`ranks[1:]`): in a collection where everyone has many photos, the closest neighbours are all the same
     person and strangers only show further down. Ranks beyond `graph`'s are read from `deeper(max(ranks))`
     (`sampled_neighbours`: a sample of faces, read that far down) when given. None when no neighbourhood shows
-    two modes to separate, at least `min_separation` apart (Ashman's D; `MIN_SEPARATION_WEAK` for a last resort).
+    two modes to separate, at least `min_separation` apart (Ashman's D; `MIN_SEPARATION_WEAK` for a last resort),
+    whose cut's links close (`MIN_LINK_CLOSURE`); for a last resort whose only cuts' links do not, a link of copies of
+    one photo only.
 
     `same` and `different`: similarities of neighbour pairs known to be one person (both labeled by hand
     as them) or two (labeled as two people, or two faces of one photo), found among the same collection's
@@ -215,26 +220,92 @@ def _first_cut(
     deeper: Callable[[int], KnnGraph] | None,
     min_separation: float,
 ) -> LinkThreshold | None:
-    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`). As a
-    last resort (`min_separation` at most `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the
-    deepest neighbourhood read, if at least `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width."""
-    sampled, deepest, link = False, None, None
+    """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`) and
+    whose links close (`link_closure`, on `graph`: every face's nearest). As a last resort (`min_separation` at most
+    `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the deepest neighbourhood read, if at least
+    `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width; and where the only cuts found link faces whose
+    links do not close, only copies of one photo are linked (`_no_one_twice`)."""
+    nearest, sampled, deepest, link, unclosed = graph, False, None, None, None
+
+    def closing(found: LinkThreshold | None) -> LinkThreshold | None:
+        nonlocal unclosed
+        closure = None if found is None else link_closure(nearest, found.threshold)
+        if closure is not None and closure < MIN_LINK_CLOSURE:
+            unclosed = unclosed or (found, closure)
+            return None
+        return found
+
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
         deepest = (graph, _read_depth(graph, count), sampled)
-        link = _mixture_cut(graph, count, same, different, min_separation, sampled)
+        link = closing(_mixture_cut(graph, count, same, different, min_separation, sampled))
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
-    if (
-        link is None
-        and deepest is not None
-        and deepest[1] >= LAST_RESORT_DEPTH
-        and min_separation <= MIN_SEPARATION_WEAK
-    ):
+    weak = min_separation <= MIN_SEPARATION_WEAK
+    if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
-        link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
+        link = closing(_mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None))
+    if link is None and unclosed is not None and weak:
+        return _no_one_twice(*unclosed)
     return link
+
+
+# One person's photos link to each other: where a face links to two others and all three are one person, those two
+# are linked too. Strangers who happen to be a face's nearest are not: in a collection where no one appears twice, the
+# 10 nearest neighbours' similarities still show two modes (each face's nearest few above the rest), and a cut between
+# them links strangers. Of the pairs of faces that cut links to one face, 6-23% are linked to each other where no one
+# appears twice (LFW's people seen once, 25 to 3,000 of them: dlib, MobileFaceNet, MobileFace; 33-43% for dlib cut to
+# 16 principal components), and 55-99% on 148 sets of real collections (bench-spaces, bench-samples,
+# bench-third-models; the lowest are weak models' faces of people with 2-9 photos: 0.547 and 0.549). HSE FaceRes's
+# strangers close like people (41-70%): its shared direction makes faces that share it much alike to each other.
+MIN_LINK_CLOSURE = 0.5
+CLOSURE_LINKS = 10  # each face's links read among its nearest this many
+CLOSURE_SAMPLE = 2_000  # faces read (a seeded sample beyond this)
+MIN_CLOSURE_FACES = 20  # fewer faces with two links or more say nothing
+
+
+def link_closure(graph: KnnGraph, threshold: float, links: int = CLOSURE_LINKS) -> float | None:
+    """Of the pairs of faces linked to one face among its nearest `links` (similarity at least `threshold`), the share
+    linked to each other (one among the other's neighbours in `graph` at that similarity), averaged over a seeded sample
+    of `CLOSURE_SAMPLE` faces with two links or more. None where fewer than `MIN_CLOSURE_FACES` faces have two.
+    `graph` holds every face's neighbours (`graph.indices` are its rows)."""
+    found = graph.indices >= 0
+    linked = found & (graph.sims >= threshold)
+    kept = linked[:, :links]
+    faces = np.flatnonzero(kept.sum(axis=1) >= 2)
+    if len(faces) < MIN_CLOSURE_FACES:
+        return None
+    if len(faces) > CLOSURE_SAMPLE:
+        faces = np.sort(np.random.default_rng(0).choice(faces, CLOSURE_SAMPLE, replace=False))
+    pairs, closed = np.zeros(len(faces)), np.zeros(len(faces))
+    width = kept.shape[1]
+    for a in range(width):
+        for b in range(a + 1, width):
+            both = kept[faces, a] & kept[faces, b]
+            j, k = graph.indices[faces[both], a], graph.indices[faces[both], b]
+            near = np.any((graph.indices[j] == k[:, None]) & linked[j], axis=1)
+            near |= np.any((graph.indices[k] == j[:, None]) & linked[k], axis=1)
+            pairs[both] += 1
+            closed[both] += near
+    return float(np.mean(closed / pairs))
+
+
+def _no_one_twice(link: LinkThreshold, closure: float) -> LinkThreshold:
+    """What a pass links where the only cut the data gives (`link`) links faces whose links do not close: copies of
+    one photo, and nothing else."""
+    (strangers, _), (same, _) = link.modes or ((np.nan, 0.0), (np.nan, 0.0))
+    return LinkThreshold(
+        threshold=COPY_SIMILARITY,
+        method="kNN similarity mixture, links do not close",
+        reason=f"the cut the data gives ({link.threshold:.3f}, between modes at ~{np.tanh(strangers):.2f} and "
+        f"~{np.tanh(same):.2f} in the {link.ranks} nearest neighbours' similarities: {link.method}) links faces whose "
+        f"links do not close: of the pairs of faces it links to one face only {closure:.0%} are linked to each other, "
+        f"where one person's photos are (at least {MIN_LINK_CLOSURE:.0%}) and strangers who happen to be a face's "
+        "nearest are not; no one looks to appear twice, so only copies of one photo are linked (set FACE_UNKNOWN_EPS "
+        "if people do)",
+        ranks=link.ranks,
+    )
 
 
 DEEP_SAMPLE = 1_000  # faces read far down their neighbours when the nearest 30 are all their own person
