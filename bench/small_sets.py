@@ -6,7 +6,7 @@ neighbour similarities): its alternative is the generic 0.5, which links everyon
 dlib and MobileFaceNet embeddings are imported with no model id in 8 seeded draws each of 4 small shapes (a few
 people with 6-8 photos, and a third as many people seen once), and clustered by a full pass (store, DualModeClusterer,
 evaluate): with its defaults, at the generic 0.5, and at the model's measured value (what a pass with the model id
-takes for so few faces).
+takes for so few faces). Two more shapes have no one twice: 40 and 1,000 people seen once.
 
 Run: `make bench-small-sets` (= `python bench/small_sets.py --data ../shared/datasets/lfw`, ~1 min on 2 cores once
 LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/small_sets.md and .json.
@@ -33,7 +33,9 @@ from facekit.evaluation import evaluate  # noqa: E402
 from facekit.store import FaceStore  # noqa: E402
 
 SAMPLES = 8
-SHAPES = ((2, 6, 8), (3, 8, 10), (5, 8, 20), (8, 8, 30))  # people, photos each, people seen once
+# people, photos each, people seen once; the last two: no one twice (a pass links no one where its cut's links do not
+# close, facekit/cluster/calibration.py's MIN_LINK_CLOSURE)
+SHAPES = ((2, 6, 8), (3, 8, 10), (5, 8, 20), (8, 8, 30), (0, 1, 40), (0, 1, 1000))
 NO_MODEL_ID = "precomputed"
 
 
