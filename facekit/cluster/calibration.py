@@ -223,31 +223,24 @@ def _first_cut(
     """The mixture's cut at the first of `ranks` whose neighbours show two modes (`calibrate_link_threshold`) and
     whose links close (`link_closure`, on `graph`: every face's nearest). As a last resort (`min_separation` at most
     `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the deepest neighbourhood read, if at least
-    `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width; and where the only cuts found link faces whose
-    links do not close, only copies of one photo are linked (`_no_one_twice`)."""
-    nearest, sampled, deepest, link, unclosed = graph, False, None, None, None
-
-    def closing(found: LinkThreshold | None) -> LinkThreshold | None:
-        nonlocal unclosed
-        closure = None if found is None else link_closure(nearest, found.threshold)
-        if closure is not None and closure < MIN_LINK_CLOSURE:
-            unclosed = unclosed or (found, closure)
-            return None
-        return found
-
+    `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width. A cut whose links do not close is none (a deeper
+    read's lower cut would link strangers more, till its links close by linking everyone): as a last resort, only
+    copies of one photo are linked then (`_no_one_twice`)."""
+    nearest, sampled, deepest, link = graph, False, None, None
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
         deepest = (graph, _read_depth(graph, count), sampled)
-        link = closing(_mixture_cut(graph, count, same, different, min_separation, sampled))
+        link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
     weak = min_separation <= MIN_SEPARATION_WEAK
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
-        link = closing(_mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None))
-    if link is None and unclosed is not None and weak:
-        return _no_one_twice(*unclosed)
+        link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
+    closure = None if link is None else link_closure(nearest, link.threshold)
+    if link is not None and closure is not None and closure < MIN_LINK_CLOSURE:
+        return _no_one_twice(link, closure) if weak else None
     return link
 
 
