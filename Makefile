@@ -130,7 +130,7 @@ bench-link-precision: setup
 bench-third-models: setup
 	$(BIN)/python bench/third_models.py --data $(DEMO_DATA)
 
-## bench-small-sets: small collections (20-94 faces) of a model with no measured value: calibrated link against the generic 0.5 (~1 min)
+## bench-small-sets: collections of a model with no measured value (20-94 faces, no one twice, random samples): calibrated link against the generic 0.5 (~12 min)
 bench-small-sets: setup
 	$(BIN)/python bench/small_sets.py --data $(DEMO_DATA)
 

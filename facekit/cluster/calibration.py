@@ -247,11 +247,12 @@ def _first_cut(
 # One person's photos link to each other: where a face links to two others and all three are one person, those two
 # are linked too. Strangers who happen to be a face's nearest are not: in a collection where no one appears twice, the
 # 10 nearest neighbours' similarities still show two modes (each face's nearest few above the rest), and a cut between
-# them links strangers. Of the pairs of faces that cut links to one face, 6-23% are linked to each other where no one
-# appears twice (LFW's people seen once, 25 to 3,000 of them: dlib, MobileFaceNet, MobileFace; 33-43% for dlib cut to
-# 16 principal components), and 55-99% on 148 sets of real collections (bench-spaces, bench-samples,
-# bench-third-models; the lowest are weak models' faces of people with 2-9 photos: 0.547 and 0.549). HSE FaceRes's
-# strangers close like people (41-70%): its shared direction makes faces that share it much alike to each other.
+# them links strangers. Of the pairs of faces that cut links to one face, 6-24% are linked to each other where no one
+# appears twice (LFW's people seen once, 25 to 3,000 of them: dlib, MobileFaceNet, MobileFace; 23-43% for dlib cut to
+# 16 principal components), and 55-99% on the 148 sets of bench-spaces, bench-samples and bench-third-models (the
+# lowest, 0.547 and 0.549, weak models' faces of people with 2-9 photos). HSE FaceRes's strangers close like people
+# (41-70%): its shared direction makes faces that share it much alike to each other. A cut that links nearly everyone
+# closes too, so a failed cut ends the search rather than a deeper read's lower one.
 MIN_LINK_CLOSURE = 0.5
 CLOSURE_LINKS = 10  # each face's links read among its nearest this many
 CLOSURE_SAMPLE = 2_000  # faces read (a seeded sample beyond this)
