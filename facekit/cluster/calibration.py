@@ -115,7 +115,9 @@ class LinkThreshold:
     similarities; `decisive_chance`: the chance that a stranger link decides a face's group, which set the cut's
     `ratio` between them (`cut_between_modes`). `tail_modes` (from the mixture only): the same two modes as Student t
     (`TAIL_DF`), which `estimated_precision` is read off, and `ranks`: how many nearest neighbours of each face they
-    were read from (`linked_precision` reads them on other faces)."""
+    were read from (`linked_precision` reads them on other faces). `closure` (from the mixture only): of the pairs of
+    faces its cut links to one face, the share linked to each other (`link_closure`; at least `MIN_LINK_CLOSURE`
+    unless the method says the links do not close)."""
 
     threshold: float
     method: str
@@ -127,11 +129,12 @@ class LinkThreshold:
     ratio: float | None = None
     tail_modes: Modes | None = None
     ranks: int | None = None
+    closure: float | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["threshold"] = round(self.threshold, 4)
-        for name in ("estimated_precision", "stranger_similarity", "decisive_chance", "ratio"):
+        for name in ("estimated_precision", "stranger_similarity", "decisive_chance", "ratio", "closure"):
             if out[name] is not None:
                 out[name] = round(out[name], 4)
         for name in ("modes", "tail_modes"):
@@ -238,10 +241,12 @@ def _first_cut(
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
         link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
-    closure = None if link is None else link_closure(nearest, link.threshold)
-    if link is not None and closure is not None and closure < MIN_LINK_CLOSURE:
+    if link is None:
+        return None
+    closure = link_closure(nearest, link.threshold)
+    if closure is not None and closure < MIN_LINK_CLOSURE:
         return _no_one_twice(link, closure) if weak else None
-    return link
+    return replace(link, closure=closure)
 
 
 # One person's photos link to each other: where a face links to two others and all three are one person, those two
@@ -299,6 +304,7 @@ def _no_one_twice(link: LinkThreshold, closure: float) -> LinkThreshold:
         "nearest are not; no one looks to appear twice, so only copies of one photo are linked (set FACE_UNKNOWN_EPS "
         "if people do)",
         ranks=link.ranks,
+        closure=closure,
     )
 
 
