@@ -293,7 +293,8 @@ def link_closure(graph: KnnGraph, threshold: float, links: int = CLOSURE_LINKS) 
 def _no_one_twice(link: LinkThreshold, closure: float) -> LinkThreshold:
     """What a pass links where the only cut the data gives (`link`) links faces whose links do not close: copies of
     one photo, and nothing else."""
-    (strangers, _), (same, _) = link.modes or ((np.nan, 0.0), (np.nan, 0.0))
+    assert link.modes is not None  # every mixture cut has its two modes
+    (strangers, _), (same, _) = link.modes
     return LinkThreshold(
         threshold=COPY_SIMILARITY,
         method="kNN similarity mixture, links do not close",
