@@ -657,6 +657,7 @@ class DualModeClusterer:
             tail_modes=tuple(tuple(mode) for mode in tails) if (tails := source.get("tail_modes")) else None,
             ranks=source.get("ranks"),
             closure=source.get("closure"),
+            alone=source.get("alone"),
         )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:

@@ -341,6 +341,9 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         (strangers, _), (same, _) = source["modes"]
         assert np.tanh(strangers) < source["threshold"] < np.tanh(same)
         assert source["ratio"] == pytest.approx(cut_ratio(source["decisive_chance"]), abs=1e-3)
+        # a face with a stranger nearest is decided by a stranger link: the chance counts them and more
+        assert f"{source['alone']:.0%} of the faces have a stranger nearest" in source["reason"]
+        assert 0 <= source["alone"] <= source["decisive_chance"]
         assert cut_between_modes(source["modes"], source["ratio"]) == pytest.approx(source["threshold"], abs=1e-3)
         monkeypatch.setenv("FACE_UNKNOWN_EPS", "0.5")  # set, even to the default value: it wins and says so
         summary = DualModeClusterer(store).cluster_all_faces()

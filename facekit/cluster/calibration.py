@@ -103,21 +103,21 @@ Modes = tuple[tuple[float, float], tuple[float, float]]  # (mean, sd) of the str
 
 @dataclass(frozen=True)
 class LinkThreshold:
-    """A link threshold and where it came from: `method` is "argument", "setting", "model prior",
-    "kNN similarity mixture" (with " + labels" where hand labels anchored it, ", weakly separated" where its modes
-    were not cleanly apart, ", wide strangers' mode" for a last resort; "kNN similarity mixture, links do not close"
-    where the data's only cut linked strangers, and copies of one photo are all it links) or "generic fallback";
-    `reason` says why, in words. `stranger_similarity`
-    (from the mixture only): the similarity up to which faces are no closer than look-alike strangers, half a
-    standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of a group no closer than
-    that to the rest, and splits chains below midway between it and the threshold). `modes` (from the mixture only):
-    the strangers' and the same person's mode, each (mean, standard deviation) of the Fisher-transformed
-    similarities; `decisive_chance`: the chance that a stranger link decides a face's group, which set the cut's
-    `ratio` between them (`cut_between_modes`). `tail_modes` (from the mixture only): the same two modes as Student t
-    (`TAIL_DF`), which `estimated_precision` is read off, and `ranks`: how many nearest neighbours of each face they
-    were read from (`linked_precision` reads them on other faces). `closure` (from the mixture only): of the pairs of
-    faces its cut links to one face, the share linked to each other (`link_closure`; at least `MIN_LINK_CLOSURE`
-    unless the method says the links do not close)."""
+    """A link threshold and where it came from: `method` is "argument", "setting", "model prior", "kNN similarity
+    mixture" (with " + labels" where hand labels anchored it, ", weakly separated" where its modes were not cleanly
+    apart, ", wide strangers' mode" for a last resort; "kNN similarity mixture, links do not close" where the data's
+    only cut linked strangers, and copies of one photo are all it links) or "generic fallback"; `reason` says why, in
+    words. `stranger_similarity` (from the mixture only): the similarity up to which faces are no closer than
+    look-alike strangers, half a standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of
+    a group no closer than that to the rest, and splits chains below midway between it and the threshold). `modes`
+    (from the mixture only): the strangers' and the same person's mode, each (mean, standard deviation) of the
+    Fisher-transformed similarities; `decisive_chance`: the chance that a stranger link decides a face's group, which
+    set the cut's `ratio` between them (`cut_between_modes`), and `alone`: the share of faces whose nearest neighbour
+    the mixture reads as a stranger, which the chance is made from. `tail_modes` (from the mixture only): the same
+    two modes as Student t (`TAIL_DF`), which `estimated_precision` is read off, and `ranks`: how many nearest
+    neighbours of each face they were read from (`linked_precision` reads them on other faces). `closure` (from the
+    mixture only): of the pairs of faces its cut links to one face, the share linked to each other (`link_closure`;
+    at least `MIN_LINK_CLOSURE` unless the method says the links do not close)."""
 
     threshold: float
     method: str
@@ -130,11 +130,12 @@ class LinkThreshold:
     tail_modes: Modes | None = None
     ranks: int | None = None
     closure: float | None = None
+    alone: float | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["threshold"] = round(self.threshold, 4)
-        for name in ("estimated_precision", "stranger_similarity", "decisive_chance", "ratio", "closure"):
+        for name in ("estimated_precision", "stranger_similarity", "decisive_chance", "ratio", "closure", "alone"):
             if out[name] is not None:
                 out[name] = round(out[name], 4)
         for name in ("modes", "tail_modes"):
@@ -425,6 +426,7 @@ def _mixture_cut(
         modes=modes,
         decisive_chance=float(decisive),
         ratio=float(ratio),
+        alone=float(alone),
         tail_modes=tuple((float(m), float(np.sqrt(v))) for m, v in zip(tails[0], tails[1], strict=True)),
         ranks=ranks,
     )
