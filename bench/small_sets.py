@@ -73,6 +73,13 @@ def markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def faces_label(shape: tuple[int, int, int] | str, faces: int) -> str:
+    """The table's faces column: the count, and what is special about the shape."""
+    if shape == RANDOM:
+        return f"{RANDOM_FACES[0]}-{RANDOM_FACES[1] - 1} (random)"
+    return f"{faces} (no one twice)" if shape[0] == 0 else str(faces)
+
+
 def draws(shape: tuple[int, int, int] | str, truth: np.ndarray) -> list[np.ndarray]:
     """The rows of each seeded draw of `shape`: (people, photos each, people seen once), or `RANDOM` faces."""
     if shape == RANDOM:
@@ -102,7 +109,7 @@ def main() -> None:
             rows.append(
                 {
                     "model": model,
-                    "faces": f"{RANDOM_FACES[0]}-{RANDOM_FACES[1] - 1} (random)" if shape == RANDOM else len(keep),
+                    "faces": faces_label(shape, len(keep)),
                     **{name: float(np.mean(v)) for name, v in scores.items()},
                     "lowest": float(min(scores["defaults"])),
                     "draws": len(methods),
