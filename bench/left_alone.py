@@ -11,7 +11,8 @@ by the calibration's mixture). A rule then loosens facekit's cut, one swept step
 faces alone than that share plus a slack; its loss, like bench/cut_rule.py's, is the set's best swept F less its F at
 the chosen cut, each made space's or model's set weighing 1 and each shape's 8 samples of one model 1 together (43
 weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good
-estimate of that share would win back. With the pass's reading it is what a pass could do today. A third trigger
+estimate of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that
+share less the slack. With the pass's reading it is what a pass could do today. A third trigger
 needs no share: the faces the cut leaves alone that have at least 7 of their 10 nearest neighbours in one
 group (faces a cut too strict left out of their own person's group), the rule loosening while they are more than the
 slack.
@@ -44,10 +45,12 @@ from facekit.cluster import ChineseWhispers  # noqa: E402
 SLACKS = (0.01, 0.02, 0.03, 0.05)
 SHOWN_SLACK = 0.02
 NEIGHBOURS, VOTES = 10, 7
-SOURCES = {
-    "stranger_nearest": "faces with a stranger nearest (truth)",
-    "read_alone": "the pass's reading of that share",
-    "voted": f"none: faces alone with {VOTES} of their {NEIGHBOURS} nearest in one group",
+# each rule: the share it moves the cut to (None: the faces alone with a group nearby), and whether it also tightens
+RULES = {
+    "faces with a stranger nearest (truth)": ("stranger_nearest", False),
+    "the same, the cut also tightened to it": ("stranger_nearest", True),
+    "the pass's reading of that share": ("read_alone", False),
+    f"none: faces alone with {VOTES} of their {NEIGHBOURS} nearest in one group": (None, False),
 }
 
 
@@ -110,16 +113,19 @@ def one_group_nearby(neighbours: np.ndarray, labels: np.ndarray) -> int:
     return count
 
 
-def loosened(row: dict, source: str, slack: float) -> int:
-    """The swept cut's index the rule ends at: from facekit's cut down while it leaves more than the `source` share +
-    `slack` of the faces alone, or (`source` "voted") while more than `slack` of them are alone with a group nearby."""
+def moved(row: dict, share: str | None, both: bool, slack: float) -> int:
+    """The swept cut's index a rule ends at: from facekit's cut down while it leaves more than the row's `share` +
+    `slack` of the faces alone (`share` None: while more than `slack` of them are alone with a group nearby), then,
+    with `both`, up while it leaves fewer than `share` - `slack`."""
     at = row["at"]
-    if source == "voted":
+    if share is None:
         while at > 0 and row["voted"][at] > slack:
             at -= 1
         return at
-    while at > 0 and row["alone"][at] > row[source] + slack:
+    while at > 0 and row["alone"][at] > row[share] + slack:
         at -= 1
+    while both and at < len(row["alone"]) - 1 and row["alone"][at] < row[share] - slack:
+        at += 1
     return at
 
 
@@ -133,11 +139,11 @@ def losses(rows: list[dict], choose) -> dict[str, float]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """The summed loss of facekit's cut and of the rule, with the truth's share and the pass's reading, by slack."""
+    """Each group's loss at facekit's cut and under each rule, by slack."""
     now = losses(rows, lambda row: row["at"])
     rules = {
-        f"{source} + {slack:g}": losses(rows, lambda row, s=source, k=slack: loosened(row, s, k))
-        for source in SOURCES
+        f"{name} + {slack:g}": losses(rows, lambda row, r=rule, k=slack: moved(row, *r, k))
+        for name, rule in RULES.items()
         for slack in SLACKS
     }
     return {"now": now, "rules": rules}
@@ -146,9 +152,7 @@ def summarise(rows: list[dict]) -> dict:
 def markdown(res: dict) -> str:
     s = res["summary"]
     total = sum(s["now"].values())
-    truth_rule = s["rules"][f"stranger_nearest + {SHOWN_SLACK:g}"]
-    read_rule = s["rules"][f"read_alone + {SHOWN_SLACK:g}"]
-    vote_rule = s["rules"][f"voted + {SHOWN_SLACK:g}"]
+    shown = [s["rules"][f"{name} + {SHOWN_SLACK:g}"] for name in RULES]
     errors = np.array([r["read_alone"] - r["stranger_nearest"] for r in res["rows"]])
     out = [
         *heading("Where the best cut lies: the faces it leaves alone", res),
@@ -161,13 +165,13 @@ def markdown(res: dict) -> str:
         "| share | " + " | ".join(f"+ {k:g}" for k in SLACKS) + " |",
         "|---|" + "---|" * len(SLACKS),
     ]
-    for source, label in SOURCES.items():
+    for name in RULES:
         cells = []
         for k in SLACKS:
-            rule = s["rules"][f"{source} + {k:g}"]
+            rule = s["rules"][f"{name} + {k:g}"]
             worse = sum(rule[g] - s["now"][g] > 0.002 for g in rule)
             cells.append(f"{sum(rule.values()):.4f} ({worse})")
-        out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
     out += [
         "",
         f"The pass's reading less the truth's share, over the {len(errors)} sets: median {np.median(errors):+.3f}, "
@@ -178,8 +182,8 @@ def markdown(res: dict) -> str:
         "loss at facekit's cut and under each rule:",
         "",
         "| group | alone at facekit's cut | at the best cut | stranger nearest (truth) | the pass's reading | loss "
-        "at facekit's cut | rule, truth | rule, reading | rule, group nearby |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "at facekit's cut | rule, truth | both ways | rule, reading | rule, group nearby |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_group: dict[str, list[dict]] = {}
     for row in res["rows"]:
@@ -193,7 +197,7 @@ def markdown(res: dict) -> str:
             f"| {group} | {mean(r['alone'][r['at']] for r in rows):.3f} | "
             f"{mean(r['alone'][int(np.argmax(r['f']))] for r in rows):.3f} | "
             f"{mean(r['stranger_nearest'] for r in rows):.3f} | {mean(r['read_alone'] for r in rows):.3f} | "
-            f"{s['now'][group]:.4f} | {truth_rule[group]:.4f} | {read_rule[group]:.4f} | {vote_rule[group]:.4f} |"
+            f"{s['now'][group]:.4f} | " + " | ".join(f"{rule[group]:.4f}" for rule in shown) + " |"
         )
     return "\n".join(out) + "\n"
 
