@@ -10,12 +10,11 @@ pass's own reading of that share without truth (`LinkThreshold.alone`: the chanc
 by the calibration's mixture). A rule then loosens facekit's cut, one swept step at a time, while the cut leaves more
 faces alone than that share plus a slack; its loss, like bench/cut_rule.py's, is the set's best swept F less its F at
 the chosen cut, each made space's or model's set weighing 1 and each shape's 8 samples of one model 1 together (43
-weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good
-estimate of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that
-share less the slack. With the pass's reading it is what a pass could do today. A third trigger
-needs no share: the faces the cut leaves alone that have at least 7 of their 10 nearest neighbours in one
-group (faces a cut too strict left out of their own person's group), the rule loosening while they are more than the
-slack.
+weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good estimate
+of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that share less the
+slack. With the pass's reading it is what a pass could do today. A third trigger needs no share: the faces the cut
+leaves alone that have at least 7 of their 10 nearest neighbours in one group (faces a cut too strict left out of their
+own person's group), the rule loosening while they are more than the slack.
 
 Run: `make bench-left-alone` (= `python bench/left_alone.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
 `make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their
@@ -55,8 +54,8 @@ RULES = {
 
 
 def all_stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, dict]]:
-    """(group, set, embeddings, truth, photo paths, stored result) for every set of bench-spaces, bench-samples and
-    bench-third-models with a calibrated cut."""
+    """(group, set, embeddings, truth, photo paths, stored result) for every set bench-spaces, bench-samples and
+    bench-third-models stored."""
     for group, name, x, images, result in stored_sets(data, cache_dir):
         yield group, name, x, truth_of(list(images)), images, result
     third = json.loads((HERE / "results" / "third_models.json").read_text())["models"]
