@@ -33,12 +33,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.clustering import lfw_embeddings, lfw_parser, truth_of  # noqa: E402
+from bench.clustering import lfw_parser, truth_of  # noqa: E402
 from bench.cut_rule import stored_sets  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import draw  # noqa: E402
 from bench.spaces import SEEDS, calibrate, face_sets  # noqa: E402
-from bench.third_models import MODELS, onnx_files  # noqa: E402
+from bench.third_models import embedded  # noqa: E402
 from facekit.cluster import ChineseWhispers  # noqa: E402
 
 SLACKS = (0.01, 0.02, 0.03, 0.05)
@@ -59,12 +59,7 @@ def all_stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.
     for group, name, x, images, result in stored_sets(data, cache_dir):
         yield group, name, x, truth_of(list(images)), images, result
     third = json.loads((HERE / "results" / "third_models.json").read_text())["models"]
-    files = onnx_files(cache_dir / "third_models")
-    for m in MODELS:
-        settings = {**m.settings, "FACEKIT_ONNX_RECOGNIZER": str(files[m.member])}
-        onnx = (f"onnx_{m.stem}", m.dim, settings)
-        x, paths = lfw_embeddings(data, cache_dir / f"lfw_{m.stem}.npz", "onnx", onnx=onnx)
-        truth, images = truth_of(paths), np.array(paths, dtype=object)
+    for m, x, truth, images in embedded(data, cache_dir):
         sets = face_sets(truth)
         for name, result in third[m.name]["sets"].items():
             keep = sets[name]

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,16 +169,20 @@ def markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
-    args = lfw_parser(__doc__).parse_args()
-    files = onnx_files(args.cache_dir / "third_models")
-    models = {}
+def embedded(data: Path, cache_dir: Path) -> Iterator[tuple[ThirdModel, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each model with LFW's embeddings, truth and photo paths (embedded once, then read from `cache_dir`)."""
+    files = onnx_files(cache_dir / "third_models")
     for m in MODELS:
         settings = {**m.settings, "FACEKIT_ONNX_RECOGNIZER": str(files[m.member])}
-        x, paths = lfw_embeddings(
-            args.data, args.cache_dir / f"lfw_{m.stem}.npz", "onnx", onnx=(f"onnx_{m.stem}", m.dim, settings)
-        )
-        truth, images = truth_of(paths), np.array(paths, dtype=object)
+        onnx = (f"onnx_{m.stem}", m.dim, settings)
+        x, paths = lfw_embeddings(data, cache_dir / f"lfw_{m.stem}.npz", "onnx", onnx=onnx)
+        yield m, x, truth_of(paths), np.array(paths, dtype=object)
+
+
+def main() -> None:
+    args = lfw_parser(__doc__).parse_args()
+    models = {}
+    for m, x, truth, images in embedded(args.data, args.cache_dir):
         models[m.name] = {"faces": len(x), "verification": verification(x, truth), **score(x, truth, images)}
         print(m.name, models[m.name]["verification"], models[m.name]["summary"], flush=True)
     res = {**provenance(), "package": PACKAGE, "models": models}
