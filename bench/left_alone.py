@@ -23,7 +23,6 @@ embeddings). Writes bench/results/left_alone.md and .json.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,8 @@ sys.path.insert(0, str(HERE.parent))
 from bench.clustering import lfw_parser, truth_of  # noqa: E402
 from bench.cut_rule import stored_sets  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
-from bench.samples import draw  # noqa: E402
-from bench.spaces import SEEDS, calibrate, face_sets  # noqa: E402
-from bench.third_models import embedded  # noqa: E402
+from bench.spaces import SEEDS, calibrate  # noqa: E402
+from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster import ChineseWhispers  # noqa: E402
 
 SLACKS = (0.01, 0.02, 0.03, 0.05)
@@ -58,16 +56,7 @@ def all_stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.
     bench-third-models stored."""
     for group, name, x, images, result in stored_sets(data, cache_dir):
         yield group, name, x, truth_of(list(images)), images, result
-    third = json.loads((HERE / "results" / "third_models.json").read_text())["models"]
-    for m, x, truth, images in embedded(data, cache_dir):
-        sets = face_sets(truth)
-        for name, result in third[m.name]["sets"].items():
-            keep = sets[name]
-            yield f"{m.name}, {name}", name, x[keep], truth[keep], images[keep], result
-        for shape, results in third[m.name]["shapes"].items():
-            for seed, result in enumerate(results):
-                keep = draw(shape, truth, seed)
-                yield f"{shape}, {m.name}", f"sample {seed}", x[keep], truth[keep], images[keep], result
+    yield from third_model_sets(data, cache_dir)
 
 
 def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray, result: dict) -> dict:

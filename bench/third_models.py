@@ -19,6 +19,7 @@ and .json.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -177,6 +178,21 @@ def embedded(data: Path, cache_dir: Path) -> Iterator[tuple[ThirdModel, np.ndarr
         onnx = (f"onnx_{m.stem}", m.dim, settings)
         x, paths = lfw_embeddings(data, cache_dir / f"lfw_{m.stem}.npz", "onnx", onnx=onnx)
         yield m, x, truth_of(paths), np.array(paths, dtype=object)
+
+
+def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, dict]]:
+    """(group, set, embeddings, truth, photo paths, stored result) for every set this bench stored: each model's LFW
+    sets, and its 8 samples of each shape (their group the shape and model)."""
+    stored = json.loads((HERE / "results" / "third_models.json").read_text())["models"]
+    for m, x, truth, images in embedded(data, cache_dir):
+        sets = face_sets(truth)
+        for name, result in stored[m.name]["sets"].items():
+            keep = sets[name]
+            yield f"{m.name}, {name}", name, x[keep], truth[keep], images[keep], result
+        for shape, results in stored[m.name]["shapes"].items():
+            for seed, result in enumerate(results):
+                keep = draw(shape, truth, seed)
+                yield f"{shape}, {m.name}", f"sample {seed}", x[keep], truth[keep], images[keep], result
 
 
 def main() -> None:
