@@ -16,8 +16,15 @@ shows whether a refit on these sets would move the constants, and how flat the o
 shape's 8 samples of one model at one ratio, and at one cosine, for all 8: how much of what is left is the rule's
 form, and how much the draws' modes moving from sample to sample.
 
-Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~1 min on 2 cores once
-`make bench-spaces` and `make bench-samples` have written their results). Writes bench/results/cut_rule.md and .json.
+Two more parts score the same grid apart: LFW's 4 sets for the two models the constants were fitted on (dlib and
+MobileFaceNet, swept here as bench/spaces.py sweeps a set: 8 weights), and the 56 sets bench/third_models.py stores for
+two real models facekit was never tuned on (MobileFace and HSE FaceRes: LFW's 4 sets and 8 samples of each shape, 14
+weights). A refit that helps the 92 sets but not the models no constant saw, or costs the sets they were fitted on,
+is no reason to move them.
+
+Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
+`make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their
+embeddings). Writes bench/results/cut_rule.md and .json.
 """
 
 from __future__ import annotations
@@ -35,12 +42,20 @@ sys.path.insert(0, str(HERE.parent))
 from bench.clustering import lfw_parser  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
-from bench.spaces import aligned, calibrate, face_sets, spaces  # noqa: E402
+from bench.spaces import aligned, calibrate, face_sets, one_set, spaces  # noqa: E402
+from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes, cut_ratio  # noqa: E402
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
 PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 RATIOS = np.round(np.arange(0.5, 10.01, 0.1), 1)  # the one ratio for all of a shape's samples
+# the parts whose sets are scored apart: the sets the constants were fitted on, the other sets of those models and of
+# spaces made from them, and two real models they never saw
+FITTED, OTHER, HELD_OUT = (
+    "LFW's sets, dlib and MobileFaceNet",
+    "bench-spaces and bench-samples",
+    "two models never tuned on",
+)
 
 
 def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, dict]]:
@@ -57,6 +72,15 @@ def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndar
             for seed, result in enumerate(samples[shape][model]):
                 keep = draw(shape, truth, seed)
                 yield f"{shape}, {model}", f"sample {seed}", x[keep], images[keep], result
+
+
+def fitted_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, dict]]:
+    """(group, set, embeddings, photo paths, result) for LFW's 4 sets of dlib and MobileFaceNet, the models the
+    constants were fitted on, swept here as bench/spaces.py sweeps a set."""
+    xd, xm, truth, images = aligned(data, cache_dir)
+    for model, x in (("dlib", xd), ("MobileFaceNet", xm)):
+        for name, keep in face_sets(truth).items():
+            yield f"{model}, {name}", name, x[keep], images[keep], one_set(x[keep], truth[keep], images[keep])
 
 
 def loss(result: dict, cut: float) -> tuple[float, bool]:
@@ -116,10 +140,59 @@ def one_setting(rows: list[dict]) -> list[dict]:
     return out
 
 
+def by_part(res: dict, best: dict) -> list[str]:
+    """The grid's summed loss on each part: at facekit's constants, at the other sets' best, at the fitted and the
+    other sets' best together, and at each part's own best; then the held-out models' groups at the first three."""
+    grids = {OTHER: res["landscape"], **res["parts"]}
+    at = {part: {(p["base"], p["per_chance"]): p for p in grid} for part, grid in grids.items()}
+    sets = {part: sum(row["part"] == part for row in res["sets"]) for part in grids}
+    together = min(at[OTHER], key=lambda key: at[OTHER][key]["loss"] + at[FITTED][key]["loss"])
+    chosen = {
+        (BASE_RATIO, DECISIVE_RATIO): "facekit's",
+        (best["base"], best["per_chance"]): f"best for {OTHER}",
+        together: f"best for {FITTED} and {OTHER} together",
+    }
+    for part in (FITTED, HELD_OUT):
+        key = min(at[part], key=lambda key, part=part: at[part][key]["loss"])
+        chosen[key] = f"{chosen[key]}, and best for {part}" if key in chosen else f"best for {part}"
+    parts = (FITTED, OTHER, HELD_OUT)
+    out = [
+        "",
+        (__doc__ or "").split("\n\n")[2].replace("\n", " "),
+        "",
+        "The same grid on each part, summed loss in F:",
+        "",
+        "| constants | "
+        + " | ".join(f"{p} ({sets[p]} sets, {len(at[p][together]['groups'])} weights)" for p in parts)
+        + " |",
+        "|---|" + "---|" * len(parts),
+    ]
+    for key, name in chosen.items():
+        out.append(
+            f"| ({key[0]:g}, {key[1]:g}): {name} | " + " | ".join(f"{at[p][key]['loss']:.4f}" for p in parts) + " |"
+        )
+    shown = [(BASE_RATIO, DECISIVE_RATIO), (best["base"], best["per_chance"]), together]
+    groups = at[HELD_OUT][shown[0]]["groups"]
+    out += [
+        "",
+        f"The held-out models by group, at facekit's constants, at the best for {OTHER} and at the best for {FITTED} "
+        f"and {OTHER} together:",
+        "",
+        "| group | " + " | ".join(f"({key[0]:g}, {key[1]:g})" for key in shown) + " |",
+        "|---|" + "---|" * len(shown),
+        *[
+            f"| {group} | " + " | ".join(f"{at[HELD_OUT][key]['groups'][group]:.4f}" for key in shown) + " |"
+            for group in groups
+        ],
+    ]
+    return out
+
+
 def markdown(res: dict) -> str:
     grid = {(p["base"], p["per_chance"]): p for p in res["landscape"]}
     best = min(res["landscape"], key=lambda p: p["loss"])
     now = grid[(BASE_RATIO, DECISIVE_RATIO)]
+    others = sum(row["part"] == OTHER for row in res["sets"])
     out = [
         *heading("The link calibration's constants on other sets", res),
         "",
@@ -140,7 +213,7 @@ def markdown(res: dict) -> str:
     out += [
         "",
         f"Loss by group at facekit's constants and at the grid's best ({best['base']:g}, {best['per_chance']:g}); "
-        f"cuts beyond the sweep: {now['beyond']} and {best['beyond']} of {len(res['sets'])}:",
+        f"cuts beyond the sweep: {now['beyond']} and {best['beyond']} of {others}:",
         "",
         f"| group | ({BASE_RATIO:g}, {DECISIVE_RATIO:g}) | ({best['base']:g}, {best['per_chance']:g}) |",
         "|---|---|---|",
@@ -148,6 +221,7 @@ def markdown(res: dict) -> str:
     for group, value in now["groups"].items():
         out.append(f"| {group} | {value:.4f} | {best['groups'][group]:.4f} |")
     out.append(f"| **all** | **{now['loss']:.4f}** | **{best['loss']:.4f}** |")
+    out += by_part(res, best)
     out += [
         "",
         "Each shape's 8 samples of one model at one setting for all 8, chosen after the fact: their mean loss at "
@@ -166,27 +240,42 @@ def markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def calibrated_row(part: str, group: str, name: str, x: np.ndarray, images: np.ndarray, result: dict) -> dict:
+    """The set's row: its modes and chance as the calibration reads them again, checked against its stored cut."""
+    link = calibrate(x, images)[1]
+    stored = result["calibration"]["threshold"]
+    if link is None or link.modes is None or abs(link.threshold - stored) > 1e-4:
+        found = "no two modes" if link is None or link.modes is None else f"a cut at {link.threshold:.4f}"
+        raise SystemExit(
+            f"{group}, {name}: the calibration finds {found} where the stored result says {stored}: "
+            "run `make bench-spaces`, `make bench-samples` and `make bench-third-models` again with this code first"
+        )
+    print(part, "|", group, "|", name, "|", link.as_dict(), flush=True)
+    return {
+        "part": part,
+        "group": group,
+        "set": name,
+        "modes": link.modes,
+        "decisive_chance": link.decisive_chance,
+        "result": result,
+    }
+
+
 def main() -> None:
     ap = lfw_parser(__doc__)
     args = ap.parse_args()
-    rows = []
-    for group, name, x, images, result in stored_sets(args.data, args.cache_dir):
-        link = calibrate(x, images)[1]
-        stored = result["calibration"]["threshold"]
-        if link is None or link.modes is None or abs(link.threshold - stored) > 1e-4:
-            found = "no two modes" if link is None or link.modes is None else f"a cut at {link.threshold:.4f}"
-            raise SystemExit(
-                f"{group}, {name}: the calibration finds {found} where the stored result says {stored}: "
-                "run `make bench-spaces` and `make bench-samples` again with this code first"
-            )
-        chance = link.decisive_chance
-        rows.append({"group": group, "set": name, "modes": link.modes, "decisive_chance": chance, "result": result})
-        print(group, "|", name, "|", link.as_dict(), flush=True)
+    rows = [calibrated_row(OTHER, *stored) for stored in stored_sets(args.data, args.cache_dir)]
+    rows += [calibrated_row(FITTED, *fitted) for fitted in fitted_sets(args.data, args.cache_dir)]
+    for group, name, x, _, images, result in third_model_sets(args.data, args.cache_dir):
+        if (result.get("calibration") or {}).get("modes"):  # a cut calibrated from the data: one to move
+            rows.append(calibrated_row(HELD_OUT, group, name, x, images, result))
+    other = [row for row in rows if row["part"] == OTHER]
     res = {
         **provenance(),
         "sets": [{k: v for k, v in row.items() if k != "result"} for row in rows],
-        "landscape": landscape(rows),
-        "one_setting": one_setting(rows),
+        "landscape": landscape(other),
+        "parts": {part: landscape([row for row in rows if row["part"] == part]) for part in (FITTED, HELD_OUT)},
+        "one_setting": one_setting(other),
     }
     write_suite("cut_rule", res, markdown(res))
 
