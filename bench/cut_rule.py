@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench.clustering import lfw_parser  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
-from bench.spaces import aligned, calibrate, face_sets, one_set, spaces  # noqa: E402
+from bench.spaces import aligned, face_sets, one_set, recalibrate, spaces  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes, cut_ratio  # noqa: E402
 
@@ -242,14 +242,7 @@ def markdown(res: dict) -> str:
 
 def calibrated_row(part: str, group: str, name: str, x: np.ndarray, images: np.ndarray, result: dict) -> dict:
     """The set's row: its modes and chance as the calibration reads them again, checked against its stored cut."""
-    link = calibrate(x, images)[1]
-    stored = result["calibration"]["threshold"]
-    if link is None or link.modes is None or abs(link.threshold - stored) > 1e-4:
-        found = "no two modes" if link is None or link.modes is None else f"a cut at {link.threshold:.4f}"
-        raise SystemExit(
-            f"{group}, {name}: the calibration finds {found} where the stored result says {stored}: "
-            "run `make bench-spaces`, `make bench-samples` and `make bench-third-models` again with this code first"
-        )
+    link = recalibrate(x, images, result, f"{group}, {name}")[1]
     print(part, "|", group, "|", name, "|", link.as_dict(), flush=True)
     return {
         "part": part,

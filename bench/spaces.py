@@ -102,6 +102,22 @@ def calibrate(x: np.ndarray, images: np.ndarray) -> tuple[KnnGraph, LinkThreshol
     return graph, link
 
 
+def recalibrate(
+    x: np.ndarray, images: np.ndarray, result: dict, name: str = "the set"
+) -> tuple[KnnGraph, LinkThreshold]:
+    """`calibrate` for a set (`name`) whose sweep a bench stored (`result`), checked against the cut stored with it: a
+    bench that reads the stored sweep again needs the same cut, from the data's two modes."""
+    graph, link = calibrate(x, images)
+    stored = result["calibration"]["threshold"]
+    if link is None or link.modes is None or abs(link.threshold - stored) > 1e-4:
+        found = "no two modes" if link is None or link.modes is None else f"a cut at {link.threshold:.4f}"
+        raise SystemExit(
+            f"{name}: the calibration finds {found} where the stored result says {stored}: run `make bench-spaces`, "
+            "`make bench-samples` and `make bench-third-models` again with this code first"
+        )
+    return graph, link
+
+
 def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
     """facekit's calibrated cut and F, and each clusterer's F over the swept cuts."""
     graph, link = calibrate(x, images)
