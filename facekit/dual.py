@@ -541,7 +541,11 @@ class DualModeClusterer:
             self.link_ = self.data_link_
         elif self._link_prior is not None:
             few = graph.n < MIN_CALIBRATION_FACES
-            why = f"{graph.n} faces" if few else "no two modes in their similarities whose links close"
+            why = (
+                f"{graph.n} faces"
+                if few
+                else "no two clean modes in their similarities whose links close and that a shallower read agrees with"
+            )
             self.link_ = dataclasses.replace(
                 self._link_prior, reason=f"{self._link_prior.reason}; not calibrated: {why}"
             )

@@ -216,6 +216,38 @@ def test_two_modes_of_one_persons_photos_are_not_cut_between():
     assert calibrate_link_threshold(graph) is None
 
 
+def _two_kinds_of_strangers(seed: int, faces: int = 300, alone: float = 0.3) -> KnnGraph:
+    """Each face's similarities to all the others, sorted: 7 photos of its own person at ~0.75 (none for a share
+    `alone`), and strangers of two kinds, half at ~0.55 (its own kind: a model whose features carry age and gender)
+    and half at ~0.3."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(faces):
+        own = 0 if rng.random() < alone else 7
+        kind = (faces - 1 - own) // 2
+        values = np.r_[
+            rng.normal(0.75, 0.07, own), rng.normal(0.55, 0.06, kind), rng.normal(0.3, 0.05, faces - 1 - own - kind)
+        ]
+        rows.append(np.sort(values)[::-1])
+    sims = np.clip(np.array(rows), -0.99, 0.99).astype(np.float32)
+    return KnnGraph(indices=np.zeros(sims.shape, int), sims=sims)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_deeper_read_that_finds_no_one_alone_does_not_overrule_a_shallower_one(seed, monkeypatch):
+    """Read to all the others, the two kinds of strangers are two clean modes, and every face's nearest falls in the
+    upper one; the 10 nearest show the same person, weakly apart from the look-alikes, with a third of the faces
+    alone. Whether a face's nearest is a stranger does not depend on how deep one reads: the shallower read decides
+    (the deeper one linked every face to its kind: HSE FaceRes's first imports, F 0.10)."""
+    graph = _two_kinds_of_strangers(seed)
+    link = calibrate_link_threshold(graph) or calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)
+    assert link is not None and link.ranks == 10 and "weakly separated" in link.method
+    assert 0.6 < link.threshold < 0.75 and link.alone > 0.15
+    monkeypatch.setattr("facekit.cluster.calibration.ALONE_KEPT", 0.0)
+    deepest = calibrate_link_threshold(graph)
+    assert deepest is not None and deepest.alone < 0.01 and deepest.threshold < 0.55  # the kinds, cut between
+
+
 def test_the_generic_constant_fails_where_calibration_does_not():
     """What `import-embeddings` without a model id used to do: link at the generic 0.5."""
     x, who = space(0.95, 0.85)

@@ -229,8 +229,11 @@ def _first_cut(
     `MIN_SEPARATION_WEAK`), where no rank shows a tight strangers' mode, the deepest neighbourhood read, if at least
     `LAST_RESORT_DEPTH` deep, is cut whatever its lower mode's width. A cut whose links do not close is none (a deeper
     read's lower cut would link strangers more, till its links close by linking everyone): as a last resort, only
-    copies of one photo are linked then (`_no_one_twice`)."""
+    copies of one photo are linked then (`_no_one_twice`). A cut of two clean modes in a read of all the others that
+    finds under `ALONE_KEPT` times as many faces alone as a shallower read's weakly separated modes is none too."""
     nearest, sampled, deepest, link = graph, False, None, None
+    weak = min_separation <= MIN_SEPARATION_WEAK
+    shallower_alone = 0.0  # the most faces alone that a shallower read's weakly separated modes found
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
@@ -238,7 +241,12 @@ def _first_cut(
         link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
-    weak = min_separation <= MIN_SEPARATION_WEAK
+        if not weak:
+            shallow = _mixture_cut(graph, count, same, different, MIN_SEPARATION_WEAK, sampled)
+            shallower_alone = max(shallower_alone, shallow.alone or 0.0) if shallow is not None else shallower_alone
+    whole = link is not None and deepest is not None and deepest[1] < count  # a read of all the others
+    if whole and (link.alone or 0.0) < ALONE_KEPT * shallower_alone:
+        return None  # its same-person mode took in a kind of strangers: the weakly separated shallower read decides
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
         link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
@@ -260,6 +268,16 @@ def _first_cut(
 # (41-70%): its shared direction makes faces that share it much alike to each other. A cut that links nearly everyone
 # closes too, so a failed cut ends the search rather than a deeper read's lower one.
 MIN_LINK_CLOSURE = 0.5
+# Whether a face's nearest neighbour is a stranger does not depend on how deep its neighbours are read. A read of all
+# the others (a collection smaller than the read) that finds under this share of the faces alone that a shallower read's
+# weakly separated modes found has taken a kind of strangers into its same-person mode: 2 of HSE FaceRes's 8 first
+# imports (300 faces of 125 people) showed two clean modes at cosine ~0.36 and ~0.56, both strangers (its features
+# carry age and gender), with 0% of the faces alone and ~120 links each to their "own person", where the 10 or 30
+# nearest found 14-37% alone: the cut linked nearly everyone (F 0.10). Only a read of the whole collection is checked:
+# in a large one a dense set's 10 nearest split one person's closest photos from the rest and read 34-40% alone where
+# the 30 nearest rightly read none (dlib's held-out draws 3 and 4 would fall from 0.981 to 0.53). A half is a round
+# value, not a fitted one (bench/results/third_models.md).
+ALONE_KEPT = 0.5
 CLOSURE_LINKS = 10  # each face's links read among its nearest this many
 CLOSURE_SAMPLE = 2_000  # faces read (a seeded sample beyond this)
 MIN_CLOSURE_FACES = 20  # fewer faces with two links or more say nothing
