@@ -233,7 +233,7 @@ def _first_cut(
     finds under `ALONE_KEPT` times as many faces alone as a shallower read's weakly separated modes is none too."""
     nearest, sampled, deepest, link = graph, False, None, None
     weak = min_separation <= MIN_SEPARATION_WEAK
-    shallower_alone = 0.0  # the most faces alone that a shallower read's weakly separated modes found
+    shallower = []  # (graph, ranks, sampled) of each read that showed no cut
     for count in ranks:
         if count > graph.sims.shape[1] and deeper is not None:
             graph, deeper, sampled = deeper(max(ranks)), None, True
@@ -241,12 +241,11 @@ def _first_cut(
         link = _mixture_cut(graph, count, same, different, min_separation, sampled)
         if link is not None or (count >= graph.sims.shape[1] and deeper is None):
             break
-        if not weak:
-            shallow = _mixture_cut(graph, count, same, different, MIN_SEPARATION_WEAK, sampled)
-            shallower_alone = max(shallower_alone, shallow.alone or 0.0) if shallow is not None else shallower_alone
-    whole = link is not None and deepest is not None and deepest[1] < count  # a read of all the others
-    if whole and (link.alone or 0.0) < ALONE_KEPT * shallower_alone:
-        return None  # its same-person mode took in a kind of strangers: the weakly separated shallower read decides
+        shallower.append((graph, count, sampled))
+    if link is not None and not weak and deepest is not None and deepest[1] < count:  # a read of all the others
+        splits = [_mixture_cut(g, c, same, different, MIN_SEPARATION_WEAK, s) for g, c, s in shallower]
+        if (link.alone or 0.0) < ALONE_KEPT * max((r.alone or 0.0 for r in splits if r is not None), default=0.0):
+            return None  # its same-person mode took in a kind of strangers: the weakly separated shallower read decides
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
         link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
