@@ -12,9 +12,12 @@ faces alone than that share plus a slack; its loss, like bench/cut_rule.py's, is
 the chosen cut, each made space's or model's set weighing 1 and each shape's 8 samples of one model 1 together (43
 weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good estimate
 of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that share less the
-slack. With the pass's reading it is what a pass could do today. A third trigger needs no share: the faces the cut
-leaves alone that have at least 7 of their 10 nearest neighbours in one group (faces a cut too strict left out of their
-own person's group), the rule loosening while they are more than the slack.
+slack. With the pass's reading it is what a pass could do today. A second reading reads no depth: two Gaussian modes
+fitted to every face's nearest similarity, the share of faces in the lower one, read only where the modes stand clearly
+apart (where nearly every face has its own person nearest there is one mode, which a mixture splits); its rule moves the
+cut both ways, and not at all where the modes are too close. A third trigger needs no share: the faces the cut leaves
+alone that have at least 7 of their 10 nearest neighbours in one group (faces a cut too strict left out of their own
+person's group), the rule loosening while they are more than the slack.
 
 Run: `make bench-left-alone` (= `python bench/left_alone.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
 `make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their
@@ -37,16 +40,22 @@ from bench.cut_rule import stored_sets  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.spaces import SEEDS, recalibrate  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
-from facekit.cluster import ChineseWhispers  # noqa: E402
+from facekit.cluster import ChineseWhispers, KnnGraph  # noqa: E402
+from facekit.cluster.calibration import COPY_SIMILARITY  # noqa: E402
+from facekit.embedding.base import fisher_z  # noqa: E402
 
 SLACKS = (0.01, 0.02, 0.03, 0.05)
 SHOWN_SLACK = 0.02
 NEIGHBOURS, VOTES = 10, 7
+# The nearest similarity's two modes are read where they are at least this far apart (Ashman's D): the held-out shapes,
+# where nearly every face has its own person nearest, show 0.3-1.2, albums and first imports 2.9-5.9 (scratch).
+NEAREST_SEPARATION = 2.5
 # each rule: the share it moves the cut to (None: the faces alone with a group nearby), and whether it also tightens
 RULES = {
     "faces with a stranger nearest (truth)": ("stranger_nearest", False),
     "the same, the cut also tightened to it": ("stranger_nearest", True),
     "the pass's reading of that share": ("read_alone", False),
+    f"the nearest similarity's two modes (D >= {NEAREST_SEPARATION:g}), both ways": ("nearest_modes", True),
     f"none: faces alone with {VOTES} of their {NEIGHBOURS} nearest in one group": (None, False),
 }
 
@@ -75,9 +84,24 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray, result: dict) 
         "faces": len(x),
         "stranger_nearest": float(np.mean(truth[nearest] != truth)),
         "read_alone": link.alone,
+        **nearest_modes(graph),
         "alone": alone,
         "voted": voted,
     }
+
+
+def nearest_modes(graph: KnnGraph) -> dict:
+    """Two Gaussian modes of every face's nearest similarity (Fisher z, copies of one photo left out): their Ashman's D
+    and, where it is at least `NEAREST_SEPARATION`, the share of faces in the lower mode (else None)."""
+    from sklearn.mixture import GaussianMixture
+
+    nearest = graph.sims[:, 0]
+    z = fisher_z(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]).astype(np.float64)[:, None]
+    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(z)
+    means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
+    separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
+    share = float(np.mean(mixture.predict(z) == np.argmin(means)))
+    return {"nearest_separation": separation, "nearest_modes": share if separation >= NEAREST_SEPARATION else None}
 
 
 def one_group_nearby(neighbours: np.ndarray, labels: np.ndarray) -> int:
@@ -92,8 +116,10 @@ def one_group_nearby(neighbours: np.ndarray, labels: np.ndarray) -> int:
 def moved(row: dict, share: str | None, both: bool, slack: float) -> int:
     """The swept cut's index a rule ends at: from facekit's cut down while it leaves more than the row's `share` +
     `slack` of the faces alone (`share` None: while more than `slack` of them are alone with a group nearby), then,
-    with `both`, up while it leaves fewer than `share` - `slack`."""
+    with `both`, up while it leaves fewer than `share` - `slack`. Where the row has no reading of `share`, it stays."""
     at = row["at"]
+    if share is not None and row[share] is None:
+        return at
     if share is None:
         while at > 0 and row["voted"][at] > slack:
             at -= 1
@@ -130,6 +156,8 @@ def markdown(res: dict) -> str:
     total = sum(s["now"].values())
     shown = [s["rules"][f"{name} + {SHOWN_SLACK:g}"] for name in RULES]
     errors = np.array([r["read_alone"] - r["stranger_nearest"] for r in res["rows"]])
+    read = [r for r in res["rows"] if r["nearest_modes"] is not None]
+    modes = np.array([r["nearest_modes"] - r["stranger_nearest"] for r in read])
     out = [
         *heading("Where the best cut lies: the faces it leaves alone", res),
         "",
@@ -151,15 +179,19 @@ def markdown(res: dict) -> str:
     out += [
         "",
         f"The pass's reading less the truth's share, over the {len(errors)} sets: median {np.median(errors):+.3f}, "
-        f"{np.mean(np.abs(errors) <= 0.01):.0%} within 0.01, from {errors.min():+.3f} to {errors.max():+.3f}.",
+        f"{np.mean(np.abs(errors) <= 0.01):.0%} within 0.01, from {errors.min():+.3f} to {errors.max():+.3f}. The "
+        f"nearest similarity's two modes read {len(modes)} sets (D >= {NEAREST_SEPARATION:g}; the rest under it): "
+        f"less the truth's share, median {np.median(modes):+.3f}, {np.mean(np.abs(modes) <= 0.01):.0%} within 0.01, "
+        f"{np.mean(np.abs(modes) <= 0.02):.0%} within 0.02, from {modes.min():+.3f} to {modes.max():+.3f}.",
         "",
         f"By group (sets of one group: their means), at slack {SHOWN_SLACK:g}: the share of faces alone at facekit's "
-        "cut and at the set's best swept cut, the share with a stranger nearest and the pass's reading of it, and the "
-        "loss at facekit's cut and under each rule:",
+        "cut and at the set's best swept cut, the share with a stranger nearest, the pass's reading of it and the "
+        "nearest similarity's modes' (over the sets they read), and the loss at facekit's cut and under each rule:",
         "",
-        "| group | alone at facekit's cut | at the best cut | stranger nearest (truth) | the pass's reading | loss "
-        "at facekit's cut | rule, truth | both ways | rule, reading | rule, group nearby |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| group | alone at facekit's cut | at the best cut | stranger nearest (truth) | the pass's reading | the "
+        "nearest modes' | loss at facekit's cut | rule, truth | both ways | rule, reading | rule, nearest modes "
+        "| rule, group nearby |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_group: dict[str, list[dict]] = {}
     for row in res["rows"]:
@@ -169,11 +201,14 @@ def markdown(res: dict) -> str:
         def mean(values) -> float:
             return float(np.mean(list(values)))
 
+        readings = [r["nearest_modes"] for r in rows if r["nearest_modes"] is not None]
+        modes_read = f"{mean(readings):.3f} ({len(readings)} of {len(rows)})" if readings else "-"
+
         out.append(
             f"| {group} | {mean(r['alone'][r['at']] for r in rows):.3f} | "
             f"{mean(r['alone'][int(np.argmax(r['f']))] for r in rows):.3f} | "
             f"{mean(r['stranger_nearest'] for r in rows):.3f} | {mean(r['read_alone'] for r in rows):.3f} | "
-            f"{s['now'][group]:.4f} | " + " | ".join(f"{rule[group]:.4f}" for rule in shown) + " |"
+            f"{modes_read} | {s['now'][group]:.4f} | " + " | ".join(f"{rule[group]:.4f}" for rule in shown) + " |"
         )
     return "\n".join(out) + "\n"
 
