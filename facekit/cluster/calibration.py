@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
+from facekit.cluster.nearest_modes import loosened_cut, nearest_separation
 from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
@@ -203,7 +204,9 @@ def calibrate_link_threshold(
     if link is None:
         if _labeled(same, "")[0] is None and _labeled(different, "")[0] is None:
             return None
-        return _first_cut(graph, ranks, same, different, deep, min_separation)
+        link = _first_cut(graph, ranks, same, different, deep, min_separation)
+        return None if link is None else _loosened_into_one_mode(link, graph, deep, max(ranks))
+    link = _loosened_into_one_mode(link, graph, deep, max(ranks))
     checks = []
     if same is not None and len(same):
         above = np.mean(np.asarray(same) >= link.threshold)
@@ -255,6 +258,36 @@ def _first_cut(
     if closure is not None and closure < MIN_LINK_CLOSURE:
         return _no_one_twice(link, closure) if weak else None
     return replace(link, closure=closure)
+
+
+def _loosened_into_one_mode(
+    link: LinkThreshold, graph: KnnGraph, deep: Callable[[int], KnnGraph] | None, depth: int
+) -> LinkThreshold:
+    """`link`, its cut loosened where it cuts into the one mode of every face's nearest similarity in `graph`
+    (`nearest_modes`), unless its links do not close there (`link_closure`); the estimated precision read again at the
+    new cut (on `deep(depth)` where the link read deeper than `graph`)."""
+    if link.modes is None or link.threshold >= COPY_SIMILARITY:
+        return link
+    nearest = graph.sims[:, 0]
+    nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
+    cut = loosened_cut(nearest, link.threshold)
+    if cut == link.threshold:
+        return link
+    closure = link_closure(graph, cut)
+    if closure is None or closure < MIN_LINK_CLOSURE:
+        return link
+    reads = graph if link.ranks is None or link.ranks <= graph.sims.shape[1] or deep is None else deep(depth)
+    return replace(
+        link,
+        threshold=cut,
+        method=f"{link.method}, loosened into one mode",
+        reason=f"{link.reason}; loosened from {link.threshold:.3f} to {cut:.3f}: every face's nearest similarity shows "
+        f"one mode (Ashman's D {nearest_separation(nearest):.2f}), nearly everyone has their own person nearest, and "
+        f"the cut left {float(np.mean(nearest < link.threshold)):.0%} of the faces alone, a person's poorer photos; it "
+        f"leaves {float(np.mean(nearest < cut)):.0%}",
+        estimated_precision=linked_precision(reads, link, cut),
+        closure=closure,
+    )
 
 
 # One person's photos link to each other: where a face links to two others and all three are one person, those two
