@@ -7,13 +7,14 @@ tail: a person's poorer photos, whose nearest is still their own person. The cut
 them alone. Where it leaves many alone in one mode (no one twice, or a first import of a model whose strangers spread
 as widely as one person's photos), the mode is strangers, and nothing is moved.
 
-MobileFace's held-out shape (people with >= 15 photos, 22 each): its cut left 4.5% of the faces alone where its best
-swept cut leaves 0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43 to ~0.40,
-its gap to the best peer went from -0.040 to -0.018 (bench/results/third_models.md). Where every face's nearest
-similarity shows two modes (albums, first imports), the lower one's share reads how many faces have a stranger nearest
-(within 0.02 on 72% of bench-left-alone's sets), but the cut is not moved to it: a lower mode of a person's poorer
-photos reads the same, and a cut tightened to it splits them off (synthetic dense sets with a tenth of the photos
-noisier: F 0.95 -> 0.92, 0.89 -> 0.82).
+MobileFace's held-out shape (people with >= 15 photos, 22 each): the mixture's cut left 4.5% of the faces alone where
+the best swept cut leaves 0.3-0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43
+to ~0.40, its gap to the best peer went from -0.040 to -0.018 (bench/results/third_models.md).
+
+Where every face's nearest similarity shows two modes (albums, first imports), the lower one's share reads how many
+faces have a stranger nearest (within 0.02 on 72% of bench-left-alone's sets), but the cut is not moved to it: a lower
+mode of a person's poorer photos reads the same, and a cut tightened to it splits them off (synthetic dense sets with a
+tenth of the photos noisier: F 0.95 -> 0.92, 0.89 -> 0.82).
 """
 
 from __future__ import annotations
