@@ -42,7 +42,7 @@ from bench.spaces import SEEDS, recalibrate  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster import ChineseWhispers, KnnGraph  # noqa: E402
 from facekit.cluster.calibration import COPY_SIMILARITY  # noqa: E402
-from facekit.embedding.base import fisher_z  # noqa: E402
+from facekit.cluster.nearest_modes import nearest_modes as two_modes  # noqa: E402
 
 SLACKS = (0.01, 0.02, 0.03, 0.05)
 SHOWN_SLACK = 0.02
@@ -91,16 +91,11 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray, result: dict) 
 
 
 def nearest_modes(graph: KnnGraph) -> dict:
-    """Two Gaussian modes of every face's nearest similarity (Fisher z, copies of one photo left out): their Ashman's D
-    and, where it is at least `NEAREST_SEPARATION`, the share of faces in the lower mode (else None)."""
-    from sklearn.mixture import GaussianMixture
-
+    """Two Gaussian modes of every face's nearest similarity (`facekit.cluster.nearest_modes`, copies of one photo left
+    out): their Ashman's D and, where it is at least `NEAREST_SEPARATION`, the share of faces in the lower mode (else
+    None)."""
     nearest = graph.sims[:, 0]
-    z = fisher_z(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]).astype(np.float64)[:, None]
-    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(z)
-    means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
-    separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
-    share = float(np.mean(mixture.predict(z) == np.argmin(means)))
+    separation, share = two_modes(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)])
     return {"nearest_separation": separation, "nearest_modes": share if separation >= NEAREST_SEPARATION else None}
 
 

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
-from facekit.cluster.nearest_modes import loosened_cut, nearest_separation
+from facekit.cluster.nearest_modes import loosened_cut
 from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
@@ -270,7 +270,7 @@ def _loosened_into_one_mode(
         return link
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
-    cut = loosened_cut(nearest, link.threshold)
+    cut, separation = loosened_cut(nearest, link.threshold)
     if cut == link.threshold:
         return link
     closure = link_closure(graph, cut)
@@ -282,7 +282,7 @@ def _loosened_into_one_mode(
         threshold=cut,
         method=f"{link.method}, loosened into one mode",
         reason=f"{link.reason}; loosened from {link.threshold:.3f} to {cut:.3f}: every face's nearest similarity shows "
-        f"one mode (Ashman's D {nearest_separation(nearest):.2f}), nearly everyone has their own person nearest, and "
+        f"one mode (Ashman's D {separation:.2f}), nearly everyone has their own person nearest, and "
         f"the cut left {float(np.mean(nearest < link.threshold)):.0%} of the faces alone, a person's poorer photos; it "
         f"leaves {float(np.mean(nearest < cut)):.0%}",
         estimated_precision=linked_precision(reads, link, cut),

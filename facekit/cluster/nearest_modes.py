@@ -32,20 +32,25 @@ LEFT_ALONE = 0.02  # the share of the faces a cut into one mode may leave alone
 MIN_NEAREST_FACES = 200  # fewer faces' nearest similarities say nothing
 
 
-def nearest_separation(nearest: np.ndarray) -> float:
-    """Ashman's D of two Gaussian modes of the Fisher transforms of `nearest`."""
+def nearest_modes(nearest: np.ndarray) -> tuple[float, float]:
+    """Two Gaussian modes of the Fisher transforms of `nearest`: how far apart (Ashman's D), and the share of the values
+    in the lower one."""
     from sklearn.mixture import GaussianMixture
 
-    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(fisher_z(nearest).astype(np.float64)[:, None])
+    z = fisher_z(nearest).astype(np.float64)[:, None]
+    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(z)
     means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
-    return float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
+    separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
+    return separation, float(np.mean(mixture.predict(z) == np.argmin(means)))
 
 
-def loosened_cut(nearest: np.ndarray, cut: float) -> float:
+def loosened_cut(nearest: np.ndarray, cut: float) -> tuple[float, float | None]:
     """`cut`, loosened to leave `LEFT_ALONE` of the faces alone where every face's nearest similarity (`nearest`, copies
-    of one photo left out) shows one mode (`nearest_separation` under `ONE_MODE`) and `cut` leaves more than that but
-    under `DENSE` of them alone (their nearest below it). Copies of a photo less alike than `COPY_SIMILARITY` make a
-    mode of their own, and nothing moves."""
+    of one photo left out) shows one mode (`nearest_modes` under `ONE_MODE` apart) and `cut` leaves more than that but
+    under `DENSE` of them alone (their nearest below it); and the modes' separation where it was read (None where the
+    cut leaves too few or too many alone). Copies of a photo less alike than `COPY_SIMILARITY` make a mode of their
+    own, and nothing moves."""
     if len(nearest) < MIN_NEAREST_FACES or not LEFT_ALONE < np.mean(nearest < cut) < DENSE:
-        return cut
-    return float(np.quantile(nearest, LEFT_ALONE)) if nearest_separation(nearest) < ONE_MODE else cut
+        return cut, None
+    separation, _ = nearest_modes(nearest)
+    return (float(np.quantile(nearest, LEFT_ALONE)) if separation < ONE_MODE else cut), separation
