@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
-from facekit.cluster.nearest_modes import loosened_cut
+from facekit.cluster.nearest_modes import loosened_cut, tightened_cut
 from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
@@ -205,8 +205,8 @@ def calibrate_link_threshold(
         if _labeled(same, "")[0] is None and _labeled(different, "")[0] is None:
             return None
         link = _first_cut(graph, ranks, same, different, deep, min_separation)
-        return None if link is None else _loosened_into_one_mode(link, graph, deep, max(ranks))
-    link = _loosened_into_one_mode(link, graph, deep, max(ranks))
+        return None if link is None else _moved_by_nearest_modes(link, graph, deep, max(ranks))
+    link = _moved_by_nearest_modes(link, graph, deep, max(ranks))
     checks = []
     if same is not None and len(same):
         above = np.mean(np.asarray(same) >= link.threshold)
@@ -260,19 +260,35 @@ def _first_cut(
     return replace(link, closure=closure)
 
 
-def _loosened_into_one_mode(
+def _moved_by_nearest_modes(
     link: LinkThreshold, graph: KnnGraph, deep: Callable[[int], KnnGraph] | None, depth: int
 ) -> LinkThreshold:
     """`link`, its cut loosened where it cuts into the one mode of every face's nearest similarity in `graph`
-    (`nearest_modes`), unless its links do not close there (`link_closure`); the estimated precision read again at the
-    new cut (on `deep(depth)` where the link read deeper than `graph`)."""
+    (`loosened_cut`) or tightened to leave the lower of two modes alone (`tightened_cut`), unless its links do not
+    close at the new cut (`link_closure`); the estimated precision read again there (on `deep(depth)` where the link
+    read deeper than `graph`)."""
     if link.modes is None or link.threshold >= COPY_SIMILARITY:
         return link
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
+    before = float(np.mean(nearest < link.threshold))
     cut, separation = loosened_cut(nearest, link.threshold)
-    if cut == link.threshold:
-        return link
+    if cut != link.threshold:
+        method = "loosened into one mode"
+        why = (
+            f"every face's nearest similarity shows one mode (Ashman's D {separation:.2f}), nearly everyone has their "
+            f"own person nearest, and the cut left {before:.0%} of the faces alone, a person's poorer photos"
+        )
+    else:
+        cut, separation, beside = tightened_cut(graph, nearest, link.threshold)
+        if cut == link.threshold:
+            return link
+        method = "tightened to two modes"
+        why = (
+            f"every face's nearest similarity shows two modes (Ashman's D {separation:.2f}), the cut left {before:.0%} "
+            f"of the faces alone where the lower one holds more, and only {beside:.0%} of those it leaves alone have "
+            "their nearest two linked to each other, so their nearest are strangers"
+        )
     closure = link_closure(graph, cut)
     if closure is None or closure < MIN_LINK_CLOSURE:
         return link
@@ -280,11 +296,9 @@ def _loosened_into_one_mode(
     return replace(
         link,
         threshold=cut,
-        method=f"{link.method}, loosened into one mode",
-        reason=f"{link.reason}; loosened from {link.threshold:.3f} to {cut:.3f}: every face's nearest similarity shows "
-        f"one mode (Ashman's D {separation:.2f}), nearly everyone has their own person nearest, and "
-        f"the cut left {float(np.mean(nearest < link.threshold)):.0%} of the faces alone, a person's poorer photos; it "
-        f"leaves {float(np.mean(nearest < cut)):.0%}",
+        method=f"{link.method}, {method}",
+        reason=f"{link.reason}; {method.split()[0]} from {link.threshold:.3f} to {cut:.3f}: {why}; it leaves "
+        f"{float(np.mean(nearest < cut)):.0%}",
         estimated_precision=linked_precision(reads, link, cut),
         closure=closure,
     )

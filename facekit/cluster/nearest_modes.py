@@ -11,16 +11,22 @@ MobileFace's held-out shape (people with >= 15 photos, 22 each): the mixture's c
 the best swept cut leaves 0.3-0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43
 to ~0.40, its gap to the best peer went from -0.040 to -0.018 (bench/results/third_models.md).
 
-Where every face's nearest similarity shows two modes (albums, first imports), the lower one's share reads how many
-faces have a stranger nearest (within 0.02 on 72% of bench-left-alone's sets), but the cut is not moved to it: a lower
-mode of a person's poorer photos reads the same, and a cut tightened to it splits them off (synthetic dense sets with a
-tenth of the photos noisier: F 0.95 -> 0.92, 0.89 -> 0.82).
+Where every face's nearest similarity shows two modes clearly apart (albums, first imports: Ashman's D at least
+`TWO_MODES`), the lower one's share reads how many faces have a stranger nearest (within 0.02 on 72% of
+bench-left-alone's sets). A cut that leaves fewer than that share (less `SHARE_SLACK`) alone links strangers, and is
+tightened to it. A lower mode of a person's poorer photos reads the same, and a cut tightened to it splits them off
+(synthetic dense sets with a tenth of the photos noisier: F 0.95 -> 0.92, 0.89 -> 0.82); but their nearest two
+neighbours are both their own person, and so linked to each other, where a stranger's nearest two are mostly
+strangers to each other too. Where at least `BESIDE_A_GROUP` of the faces the tighter cut would leave alone have their
+nearest two linked (0.57-0.94 on those synthetic sets, 0.03-0.27 on bench-left-alone's sets with two modes), the cut
+stays.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from facekit.cluster.knn import KnnGraph
 from facekit.embedding.base import fisher_z
 
 # Ashman's D under this: one mode, a peak with a wide skirt around the same centre, as a dense set's nearest
@@ -30,6 +36,14 @@ ONE_MODE = 1.0
 DENSE = 0.1  # one mode is read as everyone's own person where the cut leaves under this share of the faces alone
 LEFT_ALONE = 0.02  # the share of the faces a cut into one mode may leave alone
 MIN_NEAREST_FACES = 200  # fewer faces' nearest similarities say nothing
+# Ashman's D at or over this: two modes clearly apart, whose lower one's share reads the faces with a stranger nearest
+# (albums and first imports 2.2-5.9 on bench-left-alone's sets, the held-out shapes 0.2-1.2; from 2.0, sets of weak
+# models whose lower mode is a third their own person were tightened too far in the bench's emulation).
+TWO_MODES = 2.5
+SHARE_SLACK = 0.02  # a cut leaving that share of the faces alone, less this, is tightened (the reading's error)
+BESIDE_A_GROUP = 0.5  # a lower mode whose faces mostly have their nearest two linked is a person's poorer photos
+MAX_FITTED = 50_000  # nearest similarities the modes are fitted on (a seeded sample beyond this)
+MAX_FACES_READ = 2_000  # faces whose nearest two are read (a seeded sample beyond this)
 
 
 def nearest_modes(nearest: np.ndarray) -> tuple[float, float]:
@@ -38,7 +52,8 @@ def nearest_modes(nearest: np.ndarray) -> tuple[float, float]:
     from sklearn.mixture import GaussianMixture
 
     z = fisher_z(nearest).astype(np.float64)[:, None]
-    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(z)
+    fitted = z if len(z) <= MAX_FITTED else np.random.default_rng(0).choice(z, MAX_FITTED, replace=False)
+    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(fitted)
     means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
     separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
     return separation, float(np.mean(mixture.predict(z) == np.argmin(means)))
@@ -54,3 +69,36 @@ def loosened_cut(nearest: np.ndarray, cut: float) -> tuple[float, float | None]:
         return cut, None
     separation, _ = nearest_modes(nearest)
     return (float(np.quantile(nearest, LEFT_ALONE)) if separation < ONE_MODE else cut), separation
+
+
+def tightened_cut(graph: KnnGraph, nearest: np.ndarray, cut: float) -> tuple[float, float | None, float | None]:
+    """`cut`, tightened to leave the lower mode's share (less `SHARE_SLACK`) of the faces alone where every face's
+    nearest similarity (`nearest`, copies of one photo left out) shows two modes at least `TWO_MODES` apart and `cut`
+    leaves fewer alone, unless at least `BESIDE_A_GROUP` of the faces the tighter cut leaves alone (in `graph`) have
+    their nearest two linked to each other; with the modes' separation where read, and that share where read."""
+    if len(nearest) < MIN_NEAREST_FACES:
+        return cut, None, None
+    separation, share = nearest_modes(nearest)
+    if separation < TWO_MODES or np.mean(nearest < cut) >= share - SHARE_SLACK:
+        return cut, separation, None
+    tighter = float(np.quantile(nearest, share - SHARE_SLACK))
+    alone = np.flatnonzero(graph.sims[:, 0] < tighter)
+    if len(alone) > MAX_FACES_READ:
+        alone = np.sort(np.random.default_rng(0).choice(alone, MAX_FACES_READ, replace=False))
+    beside = nearest_two_linked(graph, alone, tighter)
+    return (cut if beside >= BESIDE_A_GROUP else tighter), separation, beside
+
+
+def nearest_two_linked(graph: KnnGraph, faces: np.ndarray, threshold: float) -> float:
+    """The share of `faces` whose nearest two neighbours in `graph` are linked to each other (one among the other's
+    neighbours at `threshold` or above). `graph` holds every face's neighbours (`graph.indices` are its rows)."""
+    first, second = graph.indices[faces, 0], graph.indices[faces, 1]
+    found = (first >= 0) & (second >= 0)
+    first, second = first[found], second[found]
+    if not len(first):
+        return 0.0
+
+    def linked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.any((graph.indices[a] == b[:, None]) & (graph.sims[a] >= threshold), axis=1)
+
+    return float(np.mean(linked(first, second) | linked(second, first)))
