@@ -11,7 +11,7 @@ from facekit.cluster.calibration import MIN_SEPARATION_WEAK, calibrate_link_thre
 from facekit.cluster.nearest_modes import DENSE, LEFT_ALONE, MIN_NEAREST_FACES, loosened_cut, nearest_two_linked
 from facekit.metrics import clustering_scores
 
-from .test_calibration import space
+from .test_calibration import copies_of, space
 
 
 def _dense_with_poorer_photos(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +117,22 @@ def test_a_lower_mode_of_poorer_photos_keeps_the_cut(seed, monkeypatch):
     assert kept > tightened + 0.01
 
 
-def test_nearest_two_linked_reads_the_graph_both_ways():
+def test_copies_of_photos_make_no_mode_to_tighten_to():
+    """A tenth of an album's photos re-saved (cosine 0.999 to their photo): the faces whose nearest is their copy make
+    a mode of their own above the rest. A cut tightened to it linked only copies (LFW: F 0.945 -> 0.609); left out as
+    the mixture leaves copies out, the album keeps its own cut."""
+    x, who = _album(0)
+    alone = calibrate_link_threshold(knn_graph(x, 30))
+    with_copies = np.vstack([x, copies_of(x, 0.1, 0.999)])
+    graph = knn_graph(with_copies, 30)
+    link = calibrate_link_threshold(graph)
+    assert alone is not None and link is not None
+    assert "tightened to two modes" in alone.method and abs(link.threshold - alone.threshold) < 0.01
+    labels = ChineseWhispers(link.threshold, min_cluster_size=1, stranger_similarity=link.stranger_similarity)
+    assert clustering_scores(who, labels.fit_predict(with_copies, graph=graph)[: len(x)])["bcubed_f"] > 0.95
+
+
+def test_nearest_two_linked_reads_each_faces_nearest_two():
     """A face whose two nearest are nearly one photo has them linked; a face whose two nearest are further apart than
     the threshold does not."""
     x = np.array([[1, 0, 0], [0.9, 0.43, 0], [0.88, 0.47, 0.05], [0.6, -0.8, 0]], dtype=np.float32)

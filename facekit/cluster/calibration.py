@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
-from facekit.cluster.nearest_modes import loosened_cut, tightened_cut
+from facekit.cluster.nearest_modes import MIN_NEAREST_FACES, loosened_cut, tightened_cut, without_copies
 from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
@@ -266,11 +266,16 @@ def _moved_by_nearest_modes(
     """`link`, its cut loosened where it cuts into the one mode of every face's nearest similarity in `graph`
     (`loosened_cut`) or tightened to leave the lower of two modes alone (`tightened_cut`), unless its links do not
     close at the new cut (`link_closure`); the estimated precision read again there (on `deep(depth)` where the link
-    read deeper than `graph`)."""
+    read deeper than `graph`). Faces whose nearest is a copy of their photo (`COPY_SPREADS` standard deviations above
+    the same-person mode, as the mixture leaves copies out) are left out where they take a mode of their own
+    (`without_copies`)."""
     if link.modes is None or link.threshold >= COPY_SIMILARITY:
         return link
+    (_, _), (same, spread) = link.modes
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
+    if len(nearest) >= MIN_NEAREST_FACES:  # as the mixture leaves copies out
+        nearest = without_copies(nearest, float(np.tanh(same + COPY_SPREADS * spread)))
     before = float(np.mean(nearest < link.threshold))
     cut, separation = loosened_cut(nearest, link.threshold)
     if cut != link.threshold:
