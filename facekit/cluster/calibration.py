@@ -106,7 +106,8 @@ Modes = tuple[tuple[float, float], tuple[float, float]]  # (mean, sd) of the str
 class LinkThreshold:
     """A link threshold and where it came from: `method` is "argument", "setting", "model prior", "kNN similarity
     mixture" (with " + labels" where hand labels anchored it, ", weakly separated" where its modes were not cleanly
-    apart, ", wide strangers' mode" for a last resort; "kNN similarity mixture, links do not close" where the data's
+    apart, ", wide strangers' mode" for a last resort, ", loosened into one mode" or ", tightened to two modes" where
+    every face's nearest similarity moved it; "kNN similarity mixture, links do not close" where the data's
     only cut linked strangers, and copies of one photo are all it links) or "generic fallback"; `reason` says why, in
     words. `stranger_similarity` (from the mixture only): the similarity up to which faces are no closer than
     look-alike strangers, half a standard deviation above the strangers' mode (`ChineseWhispers` splits off parts of
