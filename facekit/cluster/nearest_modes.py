@@ -63,7 +63,7 @@ def nearest_modes(nearest: np.ndarray) -> tuple[float, float]:
 
 def without_copies(nearest: np.ndarray, copies: float) -> np.ndarray:
     """`nearest` without the values at or above `copies` (a copy of the face's photo nearest) where they take the upper
-    of its two modes (`nearest_modes`'s mean above `copies`). A tenth of LFW's photos re-saved did (their nearest at
+    of its two modes (that mode's mean above `copies`). A tenth of LFW's photos re-saved did (their nearest at
     cosine 0.999), and a cut tightened to the lower mode, all the rest, linked only copies (F 0.945 -> 0.609). The few
     pairs of nearly one photo that a dense set holds take none, and left out they would cut the top off its one mode
     (MobileFace's held-out shape: 2-3% of the faces, Ashman's D 0.7 -> 1.7)."""
