@@ -15,11 +15,11 @@ Where every face's nearest similarity shows two modes clearly apart (albums, fir
 `TWO_MODES`), the lower one's share reads how many faces have a stranger nearest (within 0.02 on 72% of
 bench-left-alone's sets). A cut that leaves fewer than that share (less `SHARE_SLACK`) alone links strangers, and is
 tightened to it. A lower mode of a person's poorer photos reads the same, and a cut tightened to it splits them off
-(synthetic dense sets with a tenth of the photos noisier: F 0.95 -> 0.92, 0.89 -> 0.82); but their nearest two
-neighbours are both their own person, and so linked to each other, where a stranger's nearest two are mostly
-strangers to each other too. Where at least `BESIDE_A_GROUP` of the faces the tighter cut would leave alone have their
-nearest two linked (0.53-0.98 on those synthetic sets, 0.03-0.28 on the 68 of bench-left-alone's sets with two
-modes), the cut stays.
+(synthetic dense sets with a tenth or a fifth of the photos noisier: F 0.95 -> 0.92, 0.89 -> 0.82); but their
+nearest two neighbours are both their own person, and so linked to each other, where a stranger's nearest two are
+mostly strangers to each other too. Where at least `BESIDE_A_GROUP` of the faces the tighter cut would leave alone
+have their nearest two linked (0.53-0.98 on those synthetic sets, 0.03-0.28 on the 68 of bench-left-alone's sets with
+two modes), the cut stays.
 """
 
 from __future__ import annotations
