@@ -95,7 +95,7 @@ def nearest_modes(graph: KnnGraph) -> dict:
     out): their Ashman's D and, where it is at least `NEAREST_SEPARATION`, the share of faces in the lower mode (else
     None)."""
     nearest = graph.sims[:, 0]
-    separation, share = two_modes(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)])
+    separation, share, _ = two_modes(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)])
     return {"nearest_separation": separation, "nearest_modes": share if separation >= NEAREST_SEPARATION else None}
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from facekit.cluster import ChineseWhispers, knn_graph
 from facekit.cluster.calibration import MIN_SEPARATION_WEAK, calibrate_link_threshold
-from facekit.cluster.nearest_modes import DENSE, LEFT_ALONE, MIN_NEAREST_FACES, loosened_cut, nearest_two_linked
+from facekit.cluster.nearest_modes import (
+    DENSE,
+    LEFT_ALONE,
+    MIN_NEAREST_FACES,
+    loosened_cut,
+    nearest_modes,
+    nearest_two_linked,
+)
 from facekit.metrics import clustering_scores
 
 from .test_calibration import copies_of, space
@@ -76,16 +83,16 @@ def test_only_a_cut_into_one_mode_that_leaves_few_alone_moves():
     rng = np.random.default_rng(0)
     one = np.sort(np.tanh(np.r_[rng.normal(0.9, 0.08, 700), rng.normal(0.85, 0.25, 300)]))  # a peak, a wide skirt
     cut = float(np.quantile(one, 0.05))  # leaves 5% alone
-    loosened, separation = loosened_cut(one, cut)
+    loosened, separation = loosened_cut(one, cut, nearest_modes(one))
     assert loosened == pytest.approx(np.quantile(one, LEFT_ALONE)) and separation is not None and separation < 1
     many = float(np.quantile(one, DENSE + 0.05))
-    assert loosened_cut(one, many) == (many, None)
+    assert loosened_cut(one, many, nearest_modes(one)) == (many, None)
     few = float(np.quantile(one, LEFT_ALONE / 2))
-    assert loosened_cut(one, few) == (few, None)
-    assert loosened_cut(one[: MIN_NEAREST_FACES - 1], cut) == (cut, None)
+    assert loosened_cut(one, few, nearest_modes(one)) == (few, None)
+    assert loosened_cut(one[: MIN_NEAREST_FACES - 1], cut, nearest_modes(one)) == (cut, None)
     two = np.sort(np.tanh(np.r_[rng.normal(0.4, 0.05, 300), rng.normal(0.9, 0.15, 700)]))
     cut = float(np.quantile(two, 0.05))
-    kept, separation = loosened_cut(two, cut)
+    kept, separation = loosened_cut(two, cut, nearest_modes(two))
     assert kept == cut and separation is not None and separation > 2
 
 

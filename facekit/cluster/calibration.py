@@ -275,10 +275,11 @@ def _moved_by_nearest_modes(
     (_, _), (same, spread) = link.modes
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
-    if len(nearest) >= MIN_NEAREST_FACES:  # as the mixture leaves copies out
-        nearest = without_copies(nearest, float(np.tanh(same + COPY_SPREADS * spread)))
+    if len(nearest) < MIN_NEAREST_FACES:
+        return link
+    nearest, modes = without_copies(nearest, float(np.tanh(same + COPY_SPREADS * spread)))  # as the mixture does
     before = float(np.mean(nearest < link.threshold))
-    cut, separation = loosened_cut(nearest, link.threshold)
+    cut, separation = loosened_cut(nearest, link.threshold, modes)
     if cut != link.threshold:
         method = "loosened into one mode"
         why = (
@@ -286,7 +287,7 @@ def _moved_by_nearest_modes(
             f"own person nearest, and the cut left {before:.0%} of the faces alone, a person's poorer photos"
         )
     else:
-        cut, separation, beside = tightened_cut(graph, nearest, link.threshold)
+        cut, separation, beside = tightened_cut(graph, nearest, link.threshold, modes)
         if cut == link.threshold:
             return link
         method = "tightened to two modes"

@@ -24,15 +24,12 @@ two modes), the cut stays.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph
 from facekit.embedding.base import fisher_z
-
-if TYPE_CHECKING:
-    from sklearn.mixture import GaussianMixture
 
 # Ashman's D under this: one mode, a peak with a wide skirt around the same centre, as a dense set's nearest
 # similarities show (0.2-1.2 on bench-left-alone's held-out shapes; a single Gaussian's sample reads ~1.5, people with
@@ -51,63 +48,69 @@ MAX_FITTED = 50_000  # nearest similarities the modes are fitted on (a seeded sa
 MAX_FACES_READ = 2_000  # faces whose nearest two are read (a seeded sample beyond this)
 
 
-def nearest_modes(nearest: np.ndarray) -> tuple[float, float]:
-    """Two Gaussian modes of the Fisher transforms of `nearest`: how far apart (Ashman's D), and the share of the values
-    in the lower one."""
-    mixture = _two_modes(nearest)
-    means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
-    separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
-    lower = mixture.predict(fisher_z(nearest).astype(np.float64)[:, None]) == np.argmin(means)
-    return separation, float(np.mean(lower))
+class NearestModes(NamedTuple):
+    """Two Gaussian modes of the Fisher transforms of every face's nearest similarity."""
+
+    separation: float  # Ashman's D
+    lower_share: float  # the share of the values in the lower mode
+    upper_mean: float  # the upper mode's mean, in Fisher z
 
 
-def without_copies(nearest: np.ndarray, copies: float) -> np.ndarray:
-    """`nearest` without the values at or above `copies` (a copy of the face's photo nearest) where they take the upper
-    of its two modes (that mode's mean above `copies`). A tenth of LFW's photos re-saved did (their nearest at
-    cosine 0.999), and a cut tightened to the lower mode, all the rest, linked only copies (F 0.945 -> 0.609). The few
-    pairs of nearly one photo that a dense set holds take none, and left out they would cut the top off its one mode
-    (MobileFace's held-out shape: 2-3% of the faces, Ashman's D 0.7 -> 1.7)."""
-    top = float(_two_modes(nearest).means_.max())
-    return nearest[nearest < copies] if top > fisher_z(np.float64(copies)) else nearest
-
-
-def _two_modes(nearest: np.ndarray) -> GaussianMixture:
-    """Two Gaussians fitted to the Fisher transforms of `nearest` (a seeded sample of `MAX_FITTED` beyond that)."""
+def nearest_modes(nearest: np.ndarray) -> NearestModes:
+    """Two Gaussian modes of the Fisher transforms of `nearest` (fitted on a seeded sample of `MAX_FITTED` beyond
+    that): how far apart, the share of the values in the lower one, and the upper one's mean."""
     from sklearn.mixture import GaussianMixture
 
     z = fisher_z(nearest).astype(np.float64)[:, None]
     fitted = z if len(z) <= MAX_FITTED else np.random.default_rng(0).choice(z, MAX_FITTED, replace=False)
-    return GaussianMixture(2, random_state=0, n_init=3).fit(fitted)
+    mixture = GaussianMixture(2, random_state=0, n_init=3).fit(fitted)
+    means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
+    separation = float(np.sqrt(2) * abs(means[1] - means[0]) / np.sqrt(variances.sum()))
+    return NearestModes(separation, float(np.mean(mixture.predict(z) == np.argmin(means))), float(means.max()))
 
 
-def loosened_cut(nearest: np.ndarray, cut: float) -> tuple[float, float | None]:
+def without_copies(nearest: np.ndarray, copies: float) -> tuple[np.ndarray, NearestModes]:
+    """`nearest` without the values at or above `copies` (a copy of the face's photo nearest) where they take the upper
+    of its two modes (that mode's mean above `copies`), and the two modes of the values kept. A tenth of LFW's photos
+    re-saved did (their nearest at cosine 0.999), and a cut tightened to the lower mode, all the rest, linked only
+    copies (F 0.945 -> 0.609). The few pairs of nearly one photo that a dense set holds take none, and left out they
+    would cut the top off its one mode (MobileFace's held-out shape: 2-3% of the faces, Ashman's D 0.7 -> 1.7)."""
+    modes = nearest_modes(nearest)
+    if modes.upper_mean <= fisher_z(np.float64(copies)):
+        return nearest, modes
+    kept = nearest[nearest < copies]
+    return kept, nearest_modes(kept)
+
+
+def loosened_cut(nearest: np.ndarray, cut: float, modes: NearestModes) -> tuple[float, float | None]:
     """`cut`, loosened to leave `LEFT_ALONE` of the faces alone where every face's nearest similarity (`nearest`, copies
-    of one photo left out) shows one mode (`nearest_modes` under `ONE_MODE` apart) and `cut` leaves more than that but
+    of one photo left out, and its `modes`) shows one mode (under `ONE_MODE` apart) and `cut` leaves more than that but
     under `DENSE` of them alone (their nearest below it); and the modes' separation where it was read (None where the
     cut leaves too few or too many alone). Copies of a photo less alike than `COPY_SIMILARITY` make a mode of their
     own, and nothing moves."""
     if len(nearest) < MIN_NEAREST_FACES or not LEFT_ALONE < np.mean(nearest < cut) < DENSE:
         return cut, None
-    separation, _ = nearest_modes(nearest)
-    return (float(np.quantile(nearest, LEFT_ALONE)) if separation < ONE_MODE else cut), separation
+    return (float(np.quantile(nearest, LEFT_ALONE)) if modes.separation < ONE_MODE else cut), modes.separation
 
 
-def tightened_cut(graph: KnnGraph, nearest: np.ndarray, cut: float) -> tuple[float, float | None, float | None]:
+def tightened_cut(
+    graph: KnnGraph, nearest: np.ndarray, cut: float, modes: NearestModes
+) -> tuple[float, float | None, float | None]:
     """`cut`, tightened to leave the lower mode's share (less `SHARE_SLACK`) of the faces alone where every face's
-    nearest similarity (`nearest`, copies of one photo left out) shows two modes at least `TWO_MODES` apart and `cut`
-    leaves fewer alone, unless at least `BESIDE_A_GROUP` of the faces the tighter cut leaves alone (in `graph`) have
-    their nearest two linked to each other; with the modes' separation where read, and that share where read."""
+    nearest similarity (`nearest`, copies of one photo left out, and its `modes`) shows two modes at least `TWO_MODES`
+    apart and `cut` leaves fewer alone, unless at least `BESIDE_A_GROUP` of the faces the tighter cut leaves alone (in
+    `graph`) have their nearest two linked to each other; with the modes' separation where read, and that share where
+    read."""
     if len(nearest) < MIN_NEAREST_FACES:
         return cut, None, None
-    separation, share = nearest_modes(nearest)
-    if separation < TWO_MODES or np.mean(nearest < cut) >= share - SHARE_SLACK:
-        return cut, separation, None
-    tighter = float(np.quantile(nearest, share - SHARE_SLACK))
+    if modes.separation < TWO_MODES or np.mean(nearest < cut) >= modes.lower_share - SHARE_SLACK:
+        return cut, modes.separation, None
+    tighter = float(np.quantile(nearest, modes.lower_share - SHARE_SLACK))
     alone = np.flatnonzero(graph.sims[:, 0] < tighter)
     if len(alone) > MAX_FACES_READ:
         alone = np.sort(np.random.default_rng(0).choice(alone, MAX_FACES_READ, replace=False))
     beside = nearest_two_linked(graph, alone, tighter)
-    return (cut if beside >= BESIDE_A_GROUP else tighter), separation, beside
+    return (cut if beside >= BESIDE_A_GROUP else tighter), modes.separation, beside
 
 
 def nearest_two_linked(graph: KnnGraph, faces: np.ndarray, threshold: float) -> float:
