@@ -42,20 +42,18 @@ from bench.spaces import SEEDS, recalibrate  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster import ChineseWhispers, KnnGraph  # noqa: E402
 from facekit.cluster.calibration import COPY_SIMILARITY  # noqa: E402
+from facekit.cluster.nearest_modes import TWO_MODES  # noqa: E402
 from facekit.cluster.nearest_modes import nearest_modes as two_modes  # noqa: E402
 
 SLACKS = (0.01, 0.02, 0.03, 0.05)
 SHOWN_SLACK = 0.02
 NEIGHBOURS, VOTES = 10, 7
-# The nearest similarity's two modes are read where they are at least this far apart (Ashman's D): the held-out shapes,
-# where nearly every face has its own person nearest, show 0.3-1.2, albums and first imports 2.9-5.9 (scratch).
-NEAREST_SEPARATION = 2.5
 # each rule: the share it moves the cut to (None: the faces alone with a group nearby), and whether it also tightens
 RULES = {
     "faces with a stranger nearest (truth)": ("stranger_nearest", False),
     "the same, the cut also tightened to it": ("stranger_nearest", True),
     "the pass's reading of that share": ("read_alone", False),
-    f"the nearest similarity's two modes (D >= {NEAREST_SEPARATION:g}), both ways": ("nearest_modes", True),
+    f"the nearest similarity's two modes (D >= {TWO_MODES:g}), both ways": ("nearest_modes", True),
     f"none: faces alone with {VOTES} of their {NEIGHBOURS} nearest in one group": (None, False),
 }
 
@@ -92,11 +90,11 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray, result: dict) 
 
 def nearest_modes(graph: KnnGraph) -> dict:
     """Two Gaussian modes of every face's nearest similarity (`facekit.cluster.nearest_modes`, copies of one photo left
-    out): their Ashman's D and, where it is at least `NEAREST_SEPARATION`, the share of faces in the lower mode (else
+    out): their Ashman's D and, where it is at least `TWO_MODES`, the share of faces in the lower mode (else
     None)."""
     nearest = graph.sims[:, 0]
     separation, share, _ = two_modes(nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)])
-    return {"nearest_separation": separation, "nearest_modes": share if separation >= NEAREST_SEPARATION else None}
+    return {"nearest_separation": separation, "nearest_modes": share if separation >= TWO_MODES else None}
 
 
 def one_group_nearby(neighbours: np.ndarray, labels: np.ndarray) -> int:
@@ -175,7 +173,7 @@ def markdown(res: dict) -> str:
         "",
         f"The pass's reading less the truth's share, over the {len(errors)} sets: median {np.median(errors):+.3f}, "
         f"{np.mean(np.abs(errors) <= 0.01):.0%} within 0.01, from {errors.min():+.3f} to {errors.max():+.3f}. The "
-        f"nearest similarity's two modes read {len(modes)} sets (D >= {NEAREST_SEPARATION:g}; the rest under it): "
+        f"nearest similarity's two modes read {len(modes)} sets (D >= {TWO_MODES:g}; the rest under it): "
         f"less the truth's share, median {np.median(modes):+.3f}, {np.mean(np.abs(modes) <= 0.01):.0%} within 0.01, "
         f"{np.mean(np.abs(modes) <= 0.02):.0%} within 0.02, from {modes.min():+.3f} to {modes.max():+.3f}.",
         "",

@@ -355,10 +355,8 @@ def link_closure(graph: KnnGraph, threshold: float, links: int = CLOSURE_LINKS) 
         for b in range(a + 1, width):
             both = kept[faces, a] & kept[faces, b]
             j, k = graph.indices[faces[both], a], graph.indices[faces[both], b]
-            near = np.any((graph.indices[j] == k[:, None]) & linked[j], axis=1)
-            near |= np.any((graph.indices[k] == j[:, None]) & linked[k], axis=1)
             pairs[both] += 1
-            closed[both] += near
+            closed[both] += graph.linked(j, k, threshold)
     return float(np.mean(closed / pairs))
 
 

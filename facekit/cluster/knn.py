@@ -35,6 +35,15 @@ class KnnGraph:
     def n(self) -> int:
         return len(self.indices)
 
+    def linked(self, a: np.ndarray, b: np.ndarray, min_sim: float) -> np.ndarray:
+        """For each pair of rows (`a[i]`, `b[i]`): whether one is among the other's neighbours with similarity >=
+        `min_sim`."""
+
+        def holds(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.any((self.indices[x] == y[:, None]) & (self.sims[x] >= min_sim), axis=1)
+
+        return holds(a, b) | holds(b, a)
+
     def adjacency(self, min_sim: float) -> sp.csr_matrix:
         """Symmetric sparse matrix of the edges with similarity >= `min_sim` (weights = similarity)."""
         rows, cols = np.nonzero(self.sims >= min_sim)

@@ -119,10 +119,4 @@ def nearest_two_linked(graph: KnnGraph, faces: np.ndarray, threshold: float) -> 
     first, second = graph.indices[faces, 0], graph.indices[faces, 1]
     found = (first >= 0) & (second >= 0)
     first, second = first[found], second[found]
-    if not len(first):
-        return 0.0
-
-    def linked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.any((graph.indices[a] == b[:, None]) & (graph.sims[a] >= threshold), axis=1)
-
-    return float(np.mean(linked(first, second) | linked(second, first)))
+    return float(np.mean(graph.linked(first, second, threshold))) if len(first) else 0.0
