@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-third-models bench-copies bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-third-models bench-copies bench-knn bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -141,6 +141,10 @@ bench-small-sets: setup
 ## bench-copies: the link calibration on LFW with a tenth of its photos twice (imported again, re-saved) (~13 min)
 bench-copies: setup
 	$(BIN)/python bench/copies.py --data $(DEMO_DATA)
+
+## bench-knn: kNN graph routes at 100K synthetic 512-d faces: facekit's inverted lists, faiss IVF-Flat and HNSW against the exact graph (~10 min)
+bench-knn: setup
+	$(BIN)/python bench/knn.py --faces 100000
 
 ## bench-scale: store engines at 10K / 100K / 1M synthetic 512-d faces, Qdrant Edge vs local mode (~1 h 15 min)
 bench-scale: setup

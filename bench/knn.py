@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import write_suite
+from bench.report import heading, provenance, write_suite
 from bench.scale import MODEL, records, synthetic
 from facekit.cluster.calibration import calibrate_link_threshold
 from facekit.cluster.graph import ChineseWhispers
@@ -102,7 +102,7 @@ def main() -> None:
     load_before = round(os.getloadavg()[0], 2)
     t = time.perf_counter()
     exact = exact_knn_graph(x, K)
-    results = {"faces": args.faces, "k": K, "exact_s": round(time.perf_counter() - t, 1)}
+    results = {**provenance(), "faces": args.faces, "k": K, "exact_s": round(time.perf_counter() - t, 1)}
     routes = {"inverted lists (facekit)": lambda: ivf_knn_graph(x, K), "faiss IVF-Flat": lambda: faiss_ivf_flat(x, K),
               "faiss HNSW": lambda: faiss_hnsw(x, K)}  # fmt: skip
     if args.edge:
@@ -113,10 +113,12 @@ def main() -> None:
         print(name, results[name], flush=True)
     results["load"] = [load_before, round(os.getloadavg()[0], 2)]
     lines = [
-        "## kNN graph routes (`python bench/knn.py`)\n",
-        f"{args.faces:,} synthetic 512-d faces, k={K}, {os.cpu_count()} cores, load {load_before} before and "
-        f"{results['load'][1]} after. Recall against the exact graph; 'close' counts the exact neighbours above "
-        f"cosine {CLOSE}; F is BCubed F of Chinese Whispers at the threshold calibrated on each graph.\n",
+        *heading("kNN graph routes", results),
+        "",
+        f"{args.faces:,} synthetic 512-d faces, k={K}, load {load_before} before and {results['load'][1]} after. "
+        f"Recall against the exact graph; 'close' counts the exact neighbours above cosine {CLOSE}; F is BCubed F of "
+        "Chinese Whispers at the threshold the kNN similarity mixture (`calibrate_link_threshold`, the pass's first "
+        "step) reads on each graph.\n",
         "| route | time | recall@k | recall (close) | threshold | F |",
         "|---|---|---|---|---|---|",
     ]
