@@ -45,7 +45,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from facekit.cluster.knn import KnnGraph, exact_knn_graph
-from facekit.cluster.nearest_modes import MIN_NEAREST_FACES, loosened_cut, tightened_cut, without_copies
+from facekit.cluster.nearest_modes import (
+    LEFT_ALONE,
+    LEFT_ALONE_NEAR_STRANGERS,
+    MIN_NEAREST_FACES,
+    loosened_cut,
+    tightened_cut,
+    without_copies,
+)
 from facekit.embedding.base import fisher_z
 
 MIN_EDGES = 200
@@ -269,22 +276,26 @@ def _moved_by_nearest_modes(
     close at the new cut (`link_closure`); the estimated precision read again there (on `deep(depth)` where the link
     read deeper than `graph`). Faces whose nearest is a copy of their photo (`COPY_SPREADS` standard deviations above
     the same-person mode, as the mixture leaves copies out) are left out where they take a mode of their own
-    (`without_copies`)."""
+    (`without_copies`). A cut is loosened less where the mixture's strangers' mode is near the same person's (under
+    `MIN_SEPARATION` apart: `LEFT_ALONE_NEAR_STRANGERS`)."""
     if link.modes is None or link.threshold >= COPY_SIMILARITY:
         return link
-    (_, _), (same, spread) = link.modes
+    (strangers, strangers_spread), (same, spread) = link.modes
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
     if len(nearest) < MIN_NEAREST_FACES:
         return link
     nearest, modes = without_copies(nearest, float(np.tanh(same + COPY_SPREADS * spread)))  # as the mixture does
     before = float(np.mean(nearest < link.threshold))
-    cut, separation = loosened_cut(nearest, link.threshold, modes)
+    apart = _separation((np.array([strangers, same]), np.array([strangers_spread, spread]) ** 2, np.ones(2) / 2))
+    left_alone = LEFT_ALONE if apart >= MIN_SEPARATION else LEFT_ALONE_NEAR_STRANGERS
+    cut, separation = loosened_cut(nearest, link.threshold, modes, left_alone)
     if cut != link.threshold:
         method = "loosened into one mode"
+        near = "" if apart >= MIN_SEPARATION else f", {left_alone:.1%} where strangers are this near (D {apart:.2f})"
         why = (
             f"every face's nearest similarity shows one mode (Ashman's D {separation:.2f}), nearly everyone has their "
-            f"own person nearest, and the cut left {before:.0%} of the faces alone, a person's poorer photos"
+            f"own person nearest, and the cut left {before:.1%} of the faces alone, a person's poorer photos{near}"
         )
     else:
         cut, separation, beside = tightened_cut(graph, nearest, link.threshold, modes)
@@ -305,7 +316,7 @@ def _moved_by_nearest_modes(
         threshold=cut,
         method=f"{link.method}, {method}",
         reason=f"{link.reason}; {method.split()[0]} from {link.threshold:.3f} to {cut:.3f}: {why}; it leaves "
-        f"{float(np.mean(nearest < cut)):.0%}",
+        f"{float(np.mean(nearest < cut)):.1%}",
         estimated_precision=linked_precision(reads, link, cut),
         closure=closure,
     )

@@ -4,12 +4,14 @@ A cut leaves a face alone where its nearest neighbour is below it, and a face is
 a stranger. Where nearly every face has its own person nearest (everyone has many photos), every face's nearest
 similarity shows one mode, and a cut that leaves a few of the faces alone (under `DENSE`) has cut into that mode's lower
 tail: a person's poorer photos, whose nearest is still their own person. The cut is loosened to leave `LEFT_ALONE` of
-them alone. Where it leaves many alone in one mode (no one twice, or a first import of a model whose strangers spread
-as widely as one person's photos), the mode is strangers, and nothing is moved.
+them alone, or `LEFT_ALONE_NEAR_STRANGERS` where the mixture found the strangers' mode near the same person's. Where it
+leaves many alone in one mode (no one twice, or a first import of a model whose strangers spread as widely as one
+person's photos), the mode is strangers, and nothing is moved.
 
 MobileFace's held-out shape (people with >= 15 photos, 22 each): the mixture's cut left 4.5% of the faces alone where
 the best swept cut leaves 0.3-0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43
-to ~0.40, its gap to the best peer went from -0.040 to -0.018 (bench/results/third_models.md).
+to ~0.40 (2% alone), its gap to the best peer went from -0.040 to -0.018, and to ~0.35 (0.5%) to +0.008
+(bench/results/third_models.md).
 
 Where every face's nearest similarity shows two modes clearly apart (albums, first imports: Ashman's D at least
 `TWO_MODES`), the lower one's share reads how many faces have a stranger nearest (within 0.02 on 72% of
@@ -36,7 +38,13 @@ from facekit.embedding.base import fisher_z
 # 2-9 photos 1.2-1.8, albums and first imports 2.2-5.9). The calibration's MIN_SEPARATION_WEAK.
 ONE_MODE = 1.0
 DENSE = 0.1  # one mode is read as everyone's own person where the cut leaves under this share of the faces alone
-LEFT_ALONE = 0.02  # the share of the faces a cut into one mode may leave alone
+# The share of the faces a cut into one mode may leave alone: the best swept cut of bench-left-alone's dense sets (one
+# mode) leaves 0.1-0.7% of their faces alone, on seven spaces (dlib, MobileFaceNet, four made from them, MobileFace).
+LEFT_ALONE = 0.005
+# The same where the link's mixture found the strangers' mode near the same person's (Ashman's D under the calibration's
+# MIN_SEPARATION): their nearest strangers are as close as a person's poorer photos, and a looser cut links them. HSE
+# FaceRes's dense sets (D 1.1-1.8) are best cut leaving 1.5-4% alone, and lose 0.01-0.02 F loosened to leave 0.5%.
+LEFT_ALONE_NEAR_STRANGERS = 0.02
 MIN_NEAREST_FACES = 200  # fewer faces' nearest similarities say nothing
 # Ashman's D at or over this: two modes clearly apart, whose lower one's share reads the faces with a stranger nearest
 # (albums and first imports 2.2-5.9 on bench-left-alone's sets, the held-out shapes 0.2-1.2; from 2.0, sets of weak
@@ -82,15 +90,17 @@ def without_copies(nearest: np.ndarray, copies: float) -> tuple[np.ndarray, Near
     return kept, nearest_modes(kept)
 
 
-def loosened_cut(nearest: np.ndarray, cut: float, modes: NearestModes) -> tuple[float, float | None]:
-    """`cut`, loosened to leave `LEFT_ALONE` of the faces alone where every face's nearest similarity (`nearest`, copies
+def loosened_cut(
+    nearest: np.ndarray, cut: float, modes: NearestModes, left_alone: float = LEFT_ALONE
+) -> tuple[float, float | None]:
+    """`cut`, loosened to leave `left_alone` of the faces alone where every face's nearest similarity (`nearest`, copies
     of one photo left out, and its `modes`) shows one mode (under `ONE_MODE` apart) and `cut` leaves more than that but
     under `DENSE` of them alone (their nearest below it); and the modes' separation where it was read (None where the
     cut leaves too few or too many alone). Copies of a photo less alike than `COPY_SIMILARITY` make a mode of their
     own, and nothing moves."""
-    if len(nearest) < MIN_NEAREST_FACES or not LEFT_ALONE < np.mean(nearest < cut) < DENSE:
+    if len(nearest) < MIN_NEAREST_FACES or not left_alone < np.mean(nearest < cut) < DENSE:
         return cut, None
-    return (float(np.quantile(nearest, LEFT_ALONE)) if modes.separation < ONE_MODE else cut), modes.separation
+    return (float(np.quantile(nearest, left_alone)) if modes.separation < ONE_MODE else cut), modes.separation
 
 
 def tightened_cut(
