@@ -14,6 +14,7 @@ from facekit.cluster.nearest_modes import (
     DENSE,
     LEFT_ALONE,
     LEFT_ALONE_NEAR_STRANGERS,
+    MIN_LEFT_ALONE_FACES,
     MIN_NEAREST_FACES,
     loosened_cut,
     nearest_modes,
@@ -108,10 +109,14 @@ def test_only_a_cut_into_one_mode_that_leaves_few_alone_moves():
     faces alone in (strangers: no one twice), a cut that leaves few enough alone already, or too few faces: the cut
     stays."""
     rng = np.random.default_rng(0)
-    one = np.sort(np.tanh(np.r_[rng.normal(0.9, 0.08, 700), rng.normal(0.85, 0.25, 300)]))  # a peak, a wide skirt
+    one = np.sort(np.tanh(np.r_[rng.normal(0.9, 0.08, 1400), rng.normal(0.85, 0.25, 600)]))  # a peak, a wide skirt
     cut = float(np.quantile(one, 0.05))  # leaves 5% alone
     loosened, separation = loosened_cut(one, cut, nearest_modes(one))
     assert loosened == pytest.approx(np.quantile(one, LEFT_ALONE)) and separation is not None and separation < 1
+    few_faces = one[::5]  # 400 faces: 0.5% would be 2 of them, a stray or two
+    loosened, _ = loosened_cut(few_faces, cut, nearest_modes(few_faces))
+    assert loosened == pytest.approx(np.quantile(few_faces, MIN_LEFT_ALONE_FACES / len(few_faces)))
+    assert np.sum(few_faces < loosened) == MIN_LEFT_ALONE_FACES
     many = float(np.quantile(one, DENSE + 0.05))
     assert loosened_cut(one, many, nearest_modes(one)) == (many, None)
     few = float(np.quantile(one, LEFT_ALONE / 2))

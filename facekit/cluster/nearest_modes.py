@@ -4,9 +4,9 @@ A cut leaves a face alone where its nearest neighbour is below it, and a face is
 a stranger. Where nearly every face has its own person nearest (everyone has many photos), every face's nearest
 similarity shows one mode, and a cut that leaves a few of the faces alone (under `DENSE`) has cut into that mode's lower
 tail: a person's poorer photos, whose nearest is still their own person. The cut is loosened to leave `LEFT_ALONE` of
-them alone, or `LEFT_ALONE_NEAR_STRANGERS` where the mixture found the strangers' mode near the same person's. Where it
-leaves many alone in one mode (no one twice, or a first import of a model whose strangers spread as widely as one
-person's photos), the mode is strangers, and nothing is moved.
+them alone (at least `MIN_LEFT_ALONE_FACES`), or `LEFT_ALONE_NEAR_STRANGERS` where the mixture found the strangers'
+mode near the same person's. Where it leaves many alone in one mode (no one twice, or a first import of a model whose
+strangers spread as widely as one person's photos), the mode is strangers, and nothing is moved.
 
 MobileFace's held-out shape (people with >= 15 photos, 22 each): the mixture's cut left 4.5% of the faces alone where
 the best swept cut leaves 0.3-0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43
@@ -45,6 +45,10 @@ LEFT_ALONE = 0.005
 # MIN_SEPARATION): their nearest strangers are as close as a person's poorer photos, and a looser cut links them. HSE
 # FaceRes's dense sets (D 1.1-1.8) are best cut leaving 1.5-4% alone, and lose 0.01-0.02 F loosened to leave 0.5%.
 LEFT_ALONE_NEAR_STRANGERS = 0.02
+# And at least this many faces: a count of k faces left alone is good to about sqrt(k), a third of k from 9. Fewer,
+# and a stray or two set the cut: bench-detection's 433 turned crops (the dlib model), loosened to leave 0.5% (2
+# faces), fell from F 0.966-0.970 to 0.70-0.92 (scratch: 0.963-0.972 leaving 10 faces).
+MIN_LEFT_ALONE_FACES = 9
 MIN_NEAREST_FACES = 200  # fewer faces' nearest similarities say nothing
 # Ashman's D at or over this: two modes clearly apart, whose lower one's share reads the faces with a stranger nearest
 # (albums and first imports 2.2-5.9 on bench-left-alone's sets, the held-out shapes 0.2-1.2; from 2.0, sets of weak
@@ -93,11 +97,12 @@ def without_copies(nearest: np.ndarray, copies: float) -> tuple[np.ndarray, Near
 def loosened_cut(
     nearest: np.ndarray, cut: float, modes: NearestModes, left_alone: float = LEFT_ALONE
 ) -> tuple[float, float | None]:
-    """`cut`, loosened to leave `left_alone` of the faces alone where every face's nearest similarity (`nearest`, copies
-    of one photo left out, and its `modes`) shows one mode (under `ONE_MODE` apart) and `cut` leaves more than that but
-    under `DENSE` of them alone (their nearest below it); and the modes' separation where it was read (None where the
-    cut leaves too few or too many alone). Copies of a photo less alike than `COPY_SIMILARITY` make a mode of their
-    own, and nothing moves."""
+    """`cut`, loosened to leave `left_alone` of the faces alone (at least `MIN_LEFT_ALONE_FACES` of them) where
+    every face's nearest similarity (`nearest`, copies of one photo left out, and its `modes`) shows one mode (under
+    `ONE_MODE` apart) and `cut` leaves more than that but under `DENSE` of them alone (their nearest below it); and the
+    modes' separation where it was read (None where the cut leaves too few or too many alone). Copies of a photo less
+    alike than `COPY_SIMILARITY` make a mode of their own, and nothing moves."""
+    left_alone = max(left_alone, MIN_LEFT_ALONE_FACES / max(len(nearest), 1))
     if len(nearest) < MIN_NEAREST_FACES or not left_alone < np.mean(nearest < cut) < DENSE:
         return cut, None
     return (float(np.quantile(nearest, left_alone)) if modes.separation < ONE_MODE else cut), modes.separation
