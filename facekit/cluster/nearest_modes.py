@@ -10,8 +10,8 @@ strangers spread as widely as one person's photos), the mode is strangers, and n
 
 MobileFace's held-out shape (people with >= 15 photos, 22 each): the mixture's cut left 4.5% of the faces alone where
 the best swept cut leaves 0.3-0.4% and 2.2% have a stranger nearest (bench/results/left_alone.md); loosened from ~0.43
-to ~0.40 (2% alone), its gap to the best peer went from -0.040 to -0.018, and to ~0.35 (0.5%) to +0.008
-(bench/results/third_models.md).
+to ~0.40 (2% alone), its gap to the best peer went from -0.040 to -0.018, and to ~0.35 (0.5%) to +0.010
+(median of 8 draws, bench/results/third_models.md).
 
 Where every face's nearest similarity shows two modes clearly apart (albums, first imports: Ashman's D at least
 `TWO_MODES`), the lower one's share reads how many faces have a stranger nearest (within 0.02 on 72% of
@@ -47,7 +47,7 @@ LEFT_ALONE = 0.005
 LEFT_ALONE_NEAR_STRANGERS = 0.02
 # And at least this many faces: a count of k faces left alone is good to about sqrt(k), a third of k from 9. Fewer,
 # and a stray or two set the cut: bench-detection's 433 turned crops (the dlib model), loosened to leave 0.5% (2
-# faces), fell from F 0.966-0.970 to 0.70-0.92 (scratch: 0.963-0.972 leaving 10 faces).
+# faces), fell from F 0.966-0.970 to 0.70-0.92 (scratch: 0.957-0.970 leaving 9, 2.1%).
 MIN_LEFT_ALONE_FACES = 9
 MIN_NEAREST_FACES = 200  # fewer faces' nearest similarities say nothing
 # Ashman's D at or over this: two modes clearly apart, whose lower one's share reads the faces with a stranger nearest
