@@ -219,12 +219,13 @@ def quality(
 
     # the pass's own clusterer and threshold over the visiting orders (the pass visits in the store's order)
     def in_order(seed: int) -> np.ndarray:
-        strangers = clusterer.data_link_.stranger_similarity if clusterer.data_link_ else None
+        data = clusterer.data_link_
         c = make_clusterer(
             summary["unknown_method"],
             clusterer.unknown_threshold,
             summary["unknown_min_size"],
-            stranger_similarity=strangers,
+            stranger_similarity=data.stranger_similarity if data else None,
+            stranger_mode=data.stranger_mode if data else None,
         )
         c.seed = seed
         return c.fit_predict(x, graph=graph)

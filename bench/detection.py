@@ -187,9 +187,13 @@ def cluster_f(
     graph = knn_graph(x[idx], 30)
     link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x[idx]))
     threshold = link.threshold if link else prior
-    strangers = link.stranger_similarity if link else None
     labels = np.full(len(x), -1)
-    clusterer = ChineseWhispers(threshold, min_cluster_size=1, stranger_similarity=strangers)
+    clusterer = ChineseWhispers(
+        threshold,
+        min_cluster_size=1,
+        stranger_similarity=link.stranger_similarity if link else None,
+        stranger_mode=link.stranger_mode if link else None,
+    )
     labels[idx] = clusterer.fit_predict(x[idx], graph=graph)
     return clustering_scores(truth, labels)["bcubed_f"], threshold
 

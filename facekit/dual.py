@@ -380,9 +380,14 @@ class DualModeClusterer:
         graph = _without_same_image_edges(whole, all_images)
         # the threshold is the whole collection's: labeling some faces must not move it
         link = self._calibrated_link(faces.embeddings, whole, graph, all_images, same, different)
-        strangers = self.data_link_.stranger_similarity if self.data_link_ is not None else None
+        data = self.data_link_
+        strangers = data.stranger_similarity if data is not None else None
         clusterer = make_clusterer(
-            self.unknown_method, link.threshold, self.unknown_min_size, stranger_similarity=strangers
+            self.unknown_method,
+            link.threshold,
+            self.unknown_min_size,
+            stranger_similarity=strangers,
+            stranger_mode=data.stranger_mode if data is not None else None,
         )
         self._revoke_contradicted(faces, result, graph, clusterer, strangers)
         idx = np.flatnonzero([p is None for p in result.person_ids])

@@ -209,6 +209,58 @@ def test_people_a_weak_model_spreads_are_not_split_where_all_spread_alike(seed):
     assert parts(ChineseWhispers(0.45, stranger_similarity=0.35).fit_predict(x)) == [1] * 12
 
 
+def weak_model_people(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """60 people of 3-5 photos and 4 of 30-200, as a weak model places them: a person's photos average less the more
+    of them there are (0.55 - 0.035 ln n: 0.51 at 3, 0.36 at 200; the few-photo people spread 0.06 either side)."""
+    rng = np.random.default_rng(seed)
+    sizes = [3, 4, 5] * 20 + [30, 60, 100, 200]
+    centres = rng.normal(size=(len(sizes), 64))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    rows = []
+    for person, n in enumerate(sizes):
+        coherence = 0.55 - 0.035 * np.log(n) + (0.06 * (person % 5 - 2) if n < 30 else 0.0)
+        rows.append(centres[person] + rng.normal(0, np.sqrt((1 / coherence - 1) / 64), (n, 64)))
+    x = np.vstack(rows)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), np.repeat(np.arange(len(sizes)), sizes)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_people_with_many_photos_are_compared_with_groups_of_their_size(seed):
+    """Under the midway floor the few-photo people spread, so the floor is compared with the collection's groups; the
+    200-photo person's photos average under the outlier floor of them all, and are cut apart. Compared with the
+    groups of its size, down to the strangers' mode, every one of the 4 people with many photos stays whole."""
+    x, truth = weak_model_people(seed)
+
+    def parts(labels: np.ndarray) -> list[int]:  # groups (lone faces aside) each person with >= 30 photos falls in
+        return [len(set(labels[truth == person]) - {-1}) for person in range(60, 64)]
+
+    assert parts(ChineseWhispers(0.45, split_chains=False).fit_predict(x)) == [1] * 4
+    assert parts(ChineseWhispers(0.45, stranger_similarity=0.42).fit_predict(x))[-1] > 1
+    assert parts(ChineseWhispers(0.45, stranger_similarity=0.42, stranger_mode=0.3).fit_predict(x)) == [1] * 4
+
+
+def test_the_chain_floor_by_size_stops_at_the_strangers_mode():
+    """Groups whose mean similarity falls 0.05 (in Fisher z) for each doubling of their size, 0.02 either side: the
+    floor for a group of n faces follows that line, 1.5 robust standard deviations under it, but never under the
+    strangers' mode, nor over the midway floor; where the groups do not spread under the midway floor, it stands."""
+    from facekit.cluster.graph import _chain_floor
+
+    sizes = np.repeat([3, 6, 12, 24, 48], 8)
+    coherence = np.tanh(0.6 - 0.05 * np.log2(sizes / 3) + np.tile([-0.02, -0.01, 0.0, 0.01, 0.02, 0.0, 0.0, 0.0], 5))
+    spread = 1.4826 * 0.005  # the residuals' median absolute deviation
+    weak = ChineseWhispers(0.6, stranger_similarity=0.5, stranger_mode=0.4)  # midway 0.55
+    floor = _chain_floor(weak, coherence, sizes)
+    for n in (3, 12, 48):
+        line = np.tanh(0.6 - 0.05 * np.log2(n / 3) - 1.5 * spread)
+        assert floor(n) == pytest.approx(min(0.55, max(0.4, line)), abs=1e-6)
+    assert floor(3) < 0.55 and floor(48) == pytest.approx(0.4)  # the line under the midway floor; the strangers' mode
+    z = np.arctanh(coherence)  # no strangers' mode known: the groups of every size alike
+    outlying = np.tanh(np.median(z) - 1.5 * 1.4826 * np.median(np.abs(z - np.median(z))))
+    assert _chain_floor(ChineseWhispers(0.6, stranger_similarity=0.5), coherence, sizes)(3) == pytest.approx(outlying)
+    tight = ChineseWhispers(0.6, stranger_similarity=0.05, stranger_mode=0.0)  # midway 0.325, under every group
+    assert _chain_floor(tight, coherence, sizes)(100_000) == pytest.approx(0.325)
+
+
 def test_the_consensus_of_visiting_orders_does_not_depend_on_the_order():
     """Overlapping people: one Chinese Whispers order differs from the next; the consensus of 9 orders
     comes out the same from any first seed, and scores at least the orders' mean."""

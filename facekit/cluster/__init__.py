@@ -17,16 +17,27 @@ CLUSTERERS = {
 
 
 def make_clusterer(
-    method: str, threshold: float, min_cluster_size: int, *, stranger_similarity: float | None = None
+    method: str,
+    threshold: float,
+    min_cluster_size: int,
+    *,
+    stranger_similarity: float | None = None,
+    stranger_mode: float | None = None,
 ) -> GraphClusterer:
     """The clusterer named `method`, linking faces at cosine similarity >= `threshold`; Chinese Whispers also
-    splits off parts of a group no closer to the rest than `stranger_similarity` (other methods ignore it)."""
+    splits off parts of a group no closer to the rest than `stranger_similarity`, and keeps no group less alike than
+    `stranger_mode` (other methods ignore both)."""
     try:
         cls = CLUSTERERS[method]
     except KeyError:
         raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(CLUSTERERS)}") from None
     if cls is ChineseWhispers:
-        return cls(threshold, min_cluster_size=min_cluster_size, stranger_similarity=stranger_similarity)
+        return cls(
+            threshold,
+            min_cluster_size=min_cluster_size,
+            stranger_similarity=stranger_similarity,
+            stranger_mode=stranger_mode,
+        )
     return cls(threshold, min_cluster_size=min_cluster_size)
 
 

@@ -141,6 +141,12 @@ class LinkThreshold:
     closure: float | None = None
     alone: float | None = None
 
+    @property
+    def stranger_mode(self) -> float | None:
+        """The strangers' mode as a cosine similarity (from the mixture only): how alike a face and its nearest
+        look-alike strangers typically are."""
+        return None if self.modes is None else float(np.tanh(self.modes[0][0]))
+
     def as_dict(self) -> dict:
         out = asdict(self)
         out["threshold"] = round(self.threshold, 4)

@@ -8,10 +8,12 @@ L2-normalised embeddings; an edge joins two faces when their cosine similarity i
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import theilslopes
 
 from facekit.cluster.knn import KnnGraph, knn_graph
 from facekit.cluster.whisper_pass import whisper_pass
@@ -32,6 +34,19 @@ CHAIN_SLACK = 0.09
 # (0.003, 0.018 against 0.026 summed at its cut; README). Below 10 such groups the floor stands.
 CHAIN_OUTLIER_SPREADS = 1.5
 MIN_GROUPS_COMPARED = 10
+# Where the collection's groups spread below the midway floor (a weak model), a group's mean pairwise similarity is
+# compared with the groups of its size: it falls with size, as more photos span more poses and years (MobileFace, all
+# of LFW: median 0.557 at 3 faces, 0.457 at >= 100), so a floor read off all groups alike split that model's most
+# photographed people (George W Bush's 530 photos, 0.408 against a floor of 0.433). The comparison is a Theil-Sen
+# line of Fisher z on log size, fitted to at most this many groups (a seeded sample), the same robust spreads below
+# it; the floor goes no lower than the strangers' mode: a group less alike than a face and its look-alike strangers
+# is no person. Over the 148 stored sets at their cuts (3 orders): summed over the 43 set groups +0.069, 6 better,
+# 2 worse (dlib cut to 16 principal components, people with 2-9 photos -0.0034, its held-out shape -0.0021); MobileFace
+# all of LFW 0.8463 -> 0.8586, HSE FaceRes' LFW held-out set +0.021, its first imports +0.026 (one draw 0.618 ->
+# 0.825: a 148-face chain of 57 people is split). On LFW's sets of dlib and MobileFaceNet the midway floor holds.
+# Without that condition (every collection) dlib's people with 2-9 photos lose 0.005: its chains of tens of people
+# lie between the strangers' mode and the midway floor.
+MAX_GROUPS_FITTED = 1000
 
 
 def relabel_by_size(labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -137,7 +152,11 @@ class ChineseWhispers(GraphClusterer):
     model's people apart (held-out shape F 0.8265, all of LFW 0.7383); the midway floor gives 0.8658 and 0.7776,
     and moves LFW's sets of both real models by at most 0.0004. Even the midway floor lies above many of that
     model's one-person groups, so a derived floor is lowered to where a group is an outlier among the collection's
-    groups (`CHAIN_OUTLIER_SPREADS`): 0.8817 and 0.7874 there, and no set of a real model moves.
+    groups (`CHAIN_OUTLIER_SPREADS`): 0.8817 and 0.7874 there, and no set of a real model moves. Where that lies
+    under the midway floor and the calibration gives `stranger_mode` (how alike a face and its nearest look-alike
+    strangers typically are), a group is compared with the collection's groups of its size, and never kept below the
+    strangers' mode (`MAX_GROUPS_FITTED`): a weak model's person with hundreds of photos is less coherent than its
+    people with a few.
 
     With `stranger_similarity` (the similarity up to which two faces are no closer than look-alike strangers usually
     are; the pass reads it off its link calibration), a group that a cut `split_step` stricter divides is split
@@ -163,6 +182,7 @@ class ChineseWhispers(GraphClusterer):
         chain_slack: float | None = None,
         chain_step: float = 0.09,
         stranger_similarity: float | None = None,
+        stranger_mode: float | None = None,
         split_step: float = 0.05,
     ) -> None:
         super().__init__(threshold, k=k, min_cluster_size=min_cluster_size)
@@ -173,6 +193,7 @@ class ChineseWhispers(GraphClusterer):
         self.chain_slack = chain_slack
         self.chain_step = chain_step
         self.stranger_similarity = stranger_similarity
+        self.stranger_mode = stranger_mode
         self.split_step = split_step
 
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
@@ -337,7 +358,7 @@ def _mean_pairwise_similarity(x: np.ndarray) -> float:
     return float((total @ total - n) / (n * n - n))
 
 
-def _outlying_coherence(coherence: list[float]) -> float:
+def _outlying_coherence(coherence: np.ndarray) -> float:
     """The mean pairwise similarity `CHAIN_OUTLIER_SPREADS` robust standard deviations (in Fisher z) below the median
     of the groups' `coherence` (their mean pairwise similarities); +inf where fewer than `MIN_GROUPS_COMPARED`."""
     if len(coherence) < MIN_GROUPS_COMPARED:
@@ -348,10 +369,40 @@ def _outlying_coherence(coherence: list[float]) -> float:
     return float(np.tanh(median - CHAIN_OUTLIER_SPREADS * spread))
 
 
+def _outlying_coherence_by_size(coherence: np.ndarray, sizes: np.ndarray) -> Callable[[int], float]:
+    """For a group of n faces, the mean pairwise similarity `CHAIN_OUTLIER_SPREADS` robust standard deviations (in
+    Fisher z) below the line of the groups' `coherence` on their log `sizes` (Theil-Sen, through the residuals'
+    median; at most `MAX_GROUPS_FITTED` groups fitted)."""
+    z, log_size = fisher_z(coherence), np.log(np.asarray(sizes, dtype=np.float64))
+    fitted = np.arange(len(z))
+    if len(z) > MAX_GROUPS_FITTED:
+        fitted = np.random.default_rng(0).choice(len(z), MAX_GROUPS_FITTED, replace=False)
+    slope = 0.0 if np.ptp(log_size[fitted]) == 0 else float(theilslopes(z[fitted], log_size[fitted])[0])
+    residual = z - slope * log_size
+    centre = float(np.median(residual))
+    spread = 1.4826 * float(np.median(np.abs(residual - centre)))
+    return lambda n: float(np.tanh(centre + slope * np.log(n) - CHAIN_OUTLIER_SPREADS * spread))
+
+
+def _chain_floor(cw: ChineseWhispers, coherence: np.ndarray, sizes: np.ndarray) -> Callable[[int], float]:
+    """The mean pairwise similarity under which a group of n faces is a chain: `cw.chain_floor`, lowered (where `cw`
+    derives it, no `chain_slack` given) to where a group is an outlier among the collection's groups of >= 3 faces
+    (their `coherence` and `sizes`). Where that lies under the chain floor and `cw.stranger_mode` is known, a group
+    is compared with the groups of its size (`_outlying_coherence_by_size`), down to the strangers' mode."""
+    floor = cw.chain_floor
+    if cw.chain_slack is not None:
+        return lambda n: floor
+    outlying = _outlying_coherence(coherence)
+    if outlying >= floor or cw.stranger_mode is None:
+        lowest = min(floor, outlying)
+        return lambda n: lowest
+    by_size, strangers = _outlying_coherence_by_size(coherence, sizes), cw.stranger_mode
+    return lambda n: min(floor, max(by_size(n), strangers))
+
+
 def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> list[np.ndarray]:
-    """Split groups whose mean pairwise similarity is below `cw.chain_floor` (recursively, each time
-    `cw.chain_step` of the room 1 - `cw.threshold` stricter); a floor `cw` derives (no `chain_slack` given) only
-    where a group is an outlier among the collection's groups of >= 3 faces (`_outlying_coherence`)."""
+    """Split groups whose mean pairwise similarity is below their chain floor (`_chain_floor`; recursively, each time
+    `cw.chain_step` of the room 1 - `cw.threshold` stricter)."""
     out: list[np.ndarray] = []
     step = cw.chain_step * (1.0 - cw.threshold)
     # each group's mean pairwise similarity, read once for the floor and the first split (None: read when needed)
@@ -359,15 +410,14 @@ def _coherent_groups(x: np.ndarray, labels: np.ndarray, cw: ChineseWhispers) -> 
         (members, cw.threshold, _mean_pairwise_similarity(x[members]) if len(members) >= 3 else None)
         for members in _groups(labels)
     ]
-    floor = cw.chain_floor
-    if cw.chain_slack is None:
-        floor = min(floor, _outlying_coherence([c for _, _, c in stack if c is not None]))
+    compared = [(coherence, len(members)) for members, _, coherence in stack if coherence is not None]
+    floor = _chain_floor(cw, np.array([c for c, _ in compared]), np.array([n for _, n in compared]))
     while stack:
         members, t, coherence = stack.pop()
         if len(members) < 3 or t + step > 1 or step <= 0:
             out.append(members)
             continue
-        if (coherence if coherence is not None else _mean_pairwise_similarity(x[members])) >= floor:
+        if (coherence if coherence is not None else _mean_pairwise_similarity(x[members])) >= floor(len(members)):
             out.append(members)
             continue
         inner = ChineseWhispers(
