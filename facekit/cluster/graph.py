@@ -363,10 +363,13 @@ def _outlying_coherence(coherence: np.ndarray) -> float:
     of the groups' `coherence` (their mean pairwise similarities); +inf where fewer than `MIN_GROUPS_COMPARED`."""
     if len(coherence) < MIN_GROUPS_COMPARED:
         return float("inf")
-    z = fisher_z(coherence)
-    median = np.median(z)
-    spread = 1.4826 * np.median(np.abs(z - median))
-    return float(np.tanh(median - CHAIN_OUTLIER_SPREADS * spread))
+    return float(np.tanh(_below_median(fisher_z(coherence))))
+
+
+def _below_median(z: np.ndarray) -> float:
+    """`CHAIN_OUTLIER_SPREADS` robust standard deviations (1.4826 median absolute deviations) under `z`'s median."""
+    median = float(np.median(z))
+    return median - CHAIN_OUTLIER_SPREADS * 1.4826 * float(np.median(np.abs(z - median)))
 
 
 def _outlying_coherence_by_size(coherence: np.ndarray, sizes: np.ndarray) -> Callable[[int], float]:
@@ -378,10 +381,8 @@ def _outlying_coherence_by_size(coherence: np.ndarray, sizes: np.ndarray) -> Cal
     if len(z) > MAX_GROUPS_FITTED:
         fitted = np.random.default_rng(0).choice(len(z), MAX_GROUPS_FITTED, replace=False)
     slope = 0.0 if np.ptp(log_size[fitted]) == 0 else float(theilslopes(z[fitted], log_size[fitted])[0])
-    residual = z - slope * log_size
-    centre = float(np.median(residual))
-    spread = 1.4826 * float(np.median(np.abs(residual - centre)))
-    return lambda n: float(np.tanh(centre + slope * np.log(n) - CHAIN_OUTLIER_SPREADS * spread))
+    below = _below_median(z - slope * log_size)
+    return lambda n: float(np.tanh(below + slope * np.log(n)))
 
 
 def _chain_floor(cw: ChineseWhispers, coherence: np.ndarray, sizes: np.ndarray) -> Callable[[int], float]:
