@@ -335,6 +335,22 @@ def test_groups_the_orders_disagree_on_are_joined_only_when_they_are_as_close_as
     ]  # fmt: skip
 
 
+def test_spread_groups_the_orders_disagree_on_are_joined_where_each_averages_under_the_cut():
+    """A weak model's person: two parts whose faces average 0.3 each, under the cut 0.5, and 0 between them (as far
+    apart as strangers), are joined where a third of the orders join them. Tight groups (1.0 each) stay apart from
+    each other and from a spread group: the orders' majority keeps look-alike people apart."""
+    from facekit.cluster.graph import _join_where_orders_disagree
+
+    e = np.eye(8, dtype=np.float32)
+    side = float(np.sqrt(1 - 0.3**2))
+    x = np.stack([e[0], 0.3 * e[0] + side * e[1], e[2], 0.3 * e[2] + side * e[3], e[4], e[4], e[5], e[5]])
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    contested = np.array([[1, 2], [3, 4], [5, 6]])  # groups 0-1 (both spread), 1-2 (spread, tight), 2-3 (tight)
+    assert _join_where_orders_disagree(x, labels, contested, 0.5).tolist() == [0, 0, 0, 0, 2, 2, 3, 3]
+    # at a cut of 0.25 the parts average over it: people the orders' majority keeps apart
+    assert _join_where_orders_disagree(x, labels, contested, 0.25).tolist() == labels.tolist()
+
+
 def _person_and_look_alike(seed: int) -> np.ndarray:
     """200 photos of one person and, after them, 10 of a look-alike: each look-alike photo has a few links to
     the person at cosine 0.6, and the two sets' mean similarity is ~0.46 (the person's photos: 0.76)."""
