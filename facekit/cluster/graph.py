@@ -138,7 +138,9 @@ class ChineseWhispers(GraphClusterer):
     (facekit's default 9) it runs that many orders and keeps an edge where most of them put both faces
     in one group; the groups are the connected faces over the kept edges (a consensus partition). Where the
     orders disagree (a third to a half of them join two groups), the two are joined if their faces are as
-    similar on average as a link asks (`_join_where_orders_disagree`): a person the orders split by chance.
+    similar on average as a link asks (`_join_where_orders_disagree`): a person the orders split by chance; or if
+    each of them averages under the threshold: a weak model's person with many photos, whom the orders break apart
+    in different places.
 
     With `split_chains` (facekit's default), a group whose mean pairwise similarity falls below `chain_floor`
     is a chain of look-alikes rather than one person: it is clustered again with a threshold `chain_step`
