@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from facekit.cluster.graph import ChineseWhispers, ConnectedComponents, relabel_by_size
 from facekit.cluster.knn import exact_knn_graph, ivf_knn_graph, knn_graph, knn_subgraph
@@ -311,13 +312,13 @@ def test_a_person_the_visiting_orders_split_by_chance_stays_one_group_with_every
         for person in range(1, 6):
             mine = labels[truth == person]
             assert len(set(mine)) == 1 and not np.isin(mine, labels[truth != person]).any()
-    # without the join, some seeds leave the person in two groups: the case this test is about
-    whole = graph._join_where_orders_disagree
+    # without the joins, some seeds leave the person in two groups: the case this test is about
+    joins = graph._join_where_orders_disagree, graph._join_one_person
     try:
-        graph._join_where_orders_disagree = lambda x, labels, contested, threshold: labels
+        graph._join_where_orders_disagree = graph._join_one_person = lambda x, labels, edges, threshold: labels
         split = [len(set(ChineseWhispers(0.6, seed=seed).fit_predict(x)[truth == 0])) for seed in seeds]
     finally:
-        graph._join_where_orders_disagree = whole
+        graph._join_where_orders_disagree, graph._join_one_person = joins
     assert 1 in split and 2 in split
 
 
@@ -349,6 +350,26 @@ def test_spread_groups_the_orders_disagree_on_are_joined_where_each_averages_und
     assert _join_where_orders_disagree(x, labels, contested, 0.5).tolist() == [0, 0, 0, 0, 2, 2, 3, 3]
     # at a cut of 0.25 the parts average over it: people the orders' majority keeps apart
     assert _join_where_orders_disagree(x, labels, contested, 0.25).tolist() == labels.tolist()
+
+
+def test_two_linked_parts_of_one_cloud_are_joined_and_two_people_stay_apart():
+    """Two halves of one person's photos (each averaging ~0.81, ~0.82 between them) are joined; a second person
+    (cosine 0.75 between the centres: ~0.62 between the faces, over the cut 0.5) stays apart, as their faces lie
+    further apart between the groups than 1.3 times inside either."""
+    from facekit.cluster.graph import _join_one_person
+
+    rng = np.random.default_rng(0)
+    first, second = np.eye(16)[0], 0.75 * np.eye(16)[0] + np.sqrt(1 - 0.75**2) * np.eye(16)[1]
+    x = np.vstack([first + rng.normal(0, 0.12, (30, 16)), second + rng.normal(0, 0.12, (20, 16))])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.repeat([0, 1, 2], [15, 15, 20])
+    links = [(0, 15), (3, 20), (20, 40), (25, 45)]  # halves 0-1 linked, half 1 and the second person linked
+    adjacency = sp.csr_matrix((np.ones(len(links)), tuple(zip(*links, strict=True))), shape=(50, 50))
+    assert _join_one_person(x, labels, adjacency, 0.5).tolist() == [0] * 30 + [2] * 20
+    # the halves average under 0.85 between them: at that cut no link joins them
+    assert _join_one_person(x, labels, adjacency, 0.85).tolist() == labels.tolist()
+    # unlinked groups stay apart
+    assert _join_one_person(x, labels, sp.csr_matrix((50, 50)), 0.5).tolist() == labels.tolist()
 
 
 def _person_and_look_alike(seed: int) -> np.ndarray:
