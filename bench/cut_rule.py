@@ -1,20 +1,19 @@
 """How the link calibration's two constants fare on the face sets they were not fitted on.
 
-The calibration cuts between the strangers' mode and the same person's at a ratio of standard deviations,
-BASE_RATIO + DECISIVE_RATIO x the chance that a stranger link decides a face's group (2 + 3 x chance, fitted on LFW's
-14 sets of dlib and MobileFaceNet). bench/spaces.py and bench/samples.py store facekit's F over 13 cuts around its
-calibrated one on 92 other sets: LFW's 4 sets in 5 made spaces (a stronger, weaker, noisier model, dlib on poorer
-photos), and 8 samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib,
-MobileFaceNet and dlib on poorer photos. The made spaces are models the constants never saw (on LFW's shapes), the
-album and the first import shapes they never saw (on LFW's faces); the held-out shape was one of the 7 they were
-fitted on, drawn again. Each set's calibration is run again here, which gives its
-modes and chance (`LinkThreshold.modes`, `.decisive_chance`); any pair of constants then gives the set a cut, and the
-cut a loss: the set's best F over the swept cuts less its F at that cut (interpolated between swept cuts; a cut
-beyond them counts at the nearest one's F, which understates the loss, and the table says how many did). Each made
-space's set weighs 1 and each shape's 8 samples of one model weigh 1 together (their mean), 29 in all. The grid
-shows whether a refit on these sets would move the constants, and how flat the optimum is. A last table puts each
-shape's 8 samples of one model at one ratio, and at one cosine, for all 8: how much of what is left is the rule's
-form, and how much the draws' modes moving from sample to sample.
+The calibration cuts between the strangers' mode and the same person's at a ratio of standard deviations, BASE_RATIO +
+DECISIVE_RATIO x the chance that a stranger link decides a face's group (2 + 3 x chance, fitted on LFW's 14 sets of dlib
+and MobileFaceNet). bench/spaces.py and bench/samples.py store facekit's F over 13 or more cuts around its calibrated
+one on 92 other sets: LFW's 4 sets in 5 made spaces (a stronger, weaker, noisier model, dlib on poorer photos), and 8
+samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib, MobileFaceNet and dlib
+on poorer photos. The made spaces are models the constants never saw (on LFW's shapes), the album and the first import
+shapes they never saw (on LFW's faces); the held-out shape was one of the 7 they were fitted on, drawn again. Each set's
+calibration is run again here, which gives its modes and chance (`LinkThreshold.modes`, `.decisive_chance`); any pair of
+constants then gives the set a cut, and the cut a loss: the set's best F over the swept cuts less its F at that cut
+(interpolated between swept cuts; a cut beyond them counts at the nearest one's F, which understates the loss, and the
+table says how many did). Each made space's set weighs 1 and each shape's 8 samples of one model weigh 1 together (their
+mean), 29 in all. The grid shows whether a refit on these sets would move the constants, and how flat the optimum is. A
+last table puts each shape's 8 samples of one model at one ratio, and at one cosine, for all 8: how much of what is left
+is the rule's form, and how much the draws' modes moving from sample to sample.
 
 Two more parts score the same grid apart: LFW's 4 sets for the two models the constants were fitted on (dlib and
 MobileFaceNet, swept here as bench/spaces.py sweeps a set: 8 weights), and the 56 sets bench/third_models.py stores for

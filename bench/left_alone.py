@@ -1,23 +1,23 @@
 """Where a set's best cut lies: the faces it leaves alone.
 
 A cut leaves a face alone (in no group) where none of its links reach the cut. bench/spaces.py, bench/samples.py and
-bench/third_models.py store facekit's F over 13 cuts around its calibrated one on 148 sets: LFW's 4 sets in 5 made
-spaces, 8 samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib, MobileFaceNet
-and dlib on poorer photos, and LFW's 4 sets and the same shapes for two real models facekit was never tuned on
-(MobileFace and HSE FaceRes). Here facekit's clusterer runs again at each swept cut (one seed) and counts the faces it
-leaves alone. Set against it: the share of faces whose nearest neighbour is someone else, by the set's truth, and the
-pass's own reading of that share without truth (`LinkThreshold.alone`: the chance that a face's nearest is a stranger,
-by the calibration's mixture). A rule then loosens facekit's cut, one swept step at a time, while the cut leaves more
-faces alone than that share plus a slack; its loss, like bench/cut_rule.py's, is the set's best swept F less its F at
-the chosen cut, each made space's or model's set weighing 1 and each shape's 8 samples of one model 1 together (43
-weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good estimate
-of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that share less the
-slack. With the pass's reading it is what a pass could do today. A second reading reads no depth: two Gaussian modes
-fitted to every face's nearest similarity, the share of faces in the lower one, read only where the modes stand clearly
-apart (where nearly every face has its own person nearest there is one mode, which a mixture splits); its rule moves the
-cut both ways, and not at all where the modes are too close. A third trigger needs no share: the faces the cut leaves
-alone that have at least 7 of their 10 nearest neighbours in one group (faces a cut too strict left out of their own
-person's group), the rule loosening while they are more than the slack.
+bench/third_models.py store facekit's F over 13 or more cuts around its calibrated one on 148 sets: LFW's 4 sets in 5
+made spaces, 8 samples each of three shapes (the held-out set's, a family album's, a first import's) for dlib,
+MobileFaceNet and dlib on poorer photos, and LFW's 4 sets and the same shapes for two real models facekit was never
+tuned on (MobileFace and HSE FaceRes). Here facekit's clusterer runs again at each swept cut (one seed) and counts the
+faces it leaves alone. Set against it: the share of faces whose nearest neighbour is someone else, by the set's truth,
+and the pass's own reading of that share without truth (`LinkThreshold.alone`: the chance that a face's nearest is a
+stranger, by the calibration's mixture). A rule then loosens facekit's cut, one swept step at a time, while the cut
+leaves more faces alone than that share plus a slack; its loss, like bench/cut_rule.py's, is the set's best swept F less
+its F at the chosen cut, each made space's or model's set weighing 1 and each shape's 8 samples of one model 1 together
+(43 weights). With the truth's share the rule is an oracle: it shows how much of what the calibration loses a good
+estimate of that share would win back; a second oracle also tightens a cut that leaves fewer faces alone than that share
+less the slack. With the pass's reading it is what a pass could do today. A second reading reads no depth: two Gaussian
+modes fitted to every face's nearest similarity, the share of faces in the lower one, read only where the modes stand
+clearly apart (where nearly every face has its own person nearest there is one mode, which a mixture splits); its rule
+moves the cut both ways, and not at all where the modes are too close. A third trigger needs no share: the faces the cut
+leaves alone that have at least 7 of their 10 nearest neighbours in one group (faces a cut too strict left out of their
+own person's group), the rule loosening while they are more than the slack.
 
 Run: `make bench-left-alone` (= `python bench/left_alone.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
 `make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their

@@ -1,20 +1,21 @@
 """facekit's defaults on seeded samples of three face sets' shapes: how far one sample's figure can be trusted.
 
-The issue's held-out set (~2K photos of 90 people) is one draw of its shape. Here that shape (people with >= 15
-photos, 22 each) is drawn from LFW 8 times. The samples are not independent: each holds the same people, those with
-at most 22 photos bring all of them every time, and only the others bring another 22 of theirs, so a borderline case
-among the first counts in every sample. A family's photo library has another shape, which none of bench/spaces.py's
-sets has: a few people in hundreds of photos, and many faces seen once (guests, passers-by). Each sample draws its
-family, 10 of LFW's people with >= 30 photos, with all their photos, and 1,000 people seen once; the families
-overlap (10 of the same few dozen each time). A user's first import is small: each sample draws 25 of LFW's people
-with >= 8 photos, 8 photos of each, and 100 people seen once (300 faces). Each sample is scored as bench/spaces.py
-scores a set: facekit calibrates its cut from the data and clusters with its defaults; the peers (Chinese Whispers,
-median of 3 visiting orders; connected components) are swept over 13 cuts around facekit's, in steps of a twentieth
-of the room above it, and the best peer is taken at its best cut on that sample. That best is chosen after the fact,
-sample by sample: an upper bound no fixed setting reaches on every sample, where facekit runs once per sample with
-no choice made. The last columns compare facekit's mean F with the best peer's at the one cut that serves all 8
-samples best (each sample's F interpolated between its swept cuts), also chosen after the fact. dlib with a little
-noise (sd 0.01 a dimension) stands in for the held-out set itself, where dlib's best fixed cut is 0.93.
+The issue's held-out set (~2K photos of 90 people) is one draw of its shape. Here that shape (people with >= 15 photos,
+22 each) is drawn from LFW 8 times. The samples are not independent: each holds the same people, those with at most 22
+photos bring all of them every time, and only the others bring another 22 of theirs, so a borderline case among the
+first counts in every sample. A family's photo library has another shape, which none of bench/spaces.py's sets has: a
+few people in hundreds of photos, and many faces seen once (guests, passers-by). Each sample draws its family, 10 of
+LFW's people with >= 30 photos, with all their photos, and 1,000 people seen once; the families overlap (10 of the same
+few dozen each time). A user's first import is small: each sample draws 25 of LFW's people with >= 8 photos, 8 photos of
+each, and 100 people seen once (300 faces). Each sample is scored as bench/spaces.py scores a set: facekit calibrates
+its cut from the data and clusters with its defaults; the peers (Chinese Whispers, median of 3 visiting orders;
+connected components) are swept over 13 cuts around facekit's, in steps of a twentieth of the room above it (more where
+a clusterer's best lies at an end, as bench/spaces.py sweeps), and the best peer is taken at its best cut on that
+sample. That best is chosen after the fact, sample by sample: an upper bound no fixed setting reaches on every sample,
+where facekit runs once per sample with no choice made. The last columns compare facekit's mean F with the best peer's
+at the one cut that serves all 8 samples best (each sample's F interpolated between its swept cuts), also chosen after
+the fact. dlib with a little noise (sd 0.01 a dimension) stands in for the held-out set itself, where dlib's best fixed
+cut is 0.93.
 
 Run: `make bench-samples` (= `python bench/samples.py --data ../shared/datasets/lfw`, ~2.5 min on 2 cores once LFW's
 embeddings are cached by `make bench-clustering`). Writes bench/results/samples.md and .json.

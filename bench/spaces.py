@@ -10,8 +10,10 @@ best cut from 0.94 to 0.93). On each set facekit calibrates its cut from the dat
 neighbourhood shows two clean modes, between weakly separated ones, as a pass does for a model with no measured
 value), and clusters with its defaults. The peers (Chinese Whispers, one visiting order, as face_recognition runs
 it; connected components, as DBSCAN at min_samples 2 and Immich's core do) are swept over 13 cuts around facekit's,
-in steps of a twentieth of the room above it (`1 - cut`); facekit's own clusterer over the same cuts shows how much
-of a gap is the cut and how much the clusterer. Chinese Whispers is scored as the median over 3 visiting orders.
+in steps of a twentieth of the room above it (`1 - cut`), and on by one step at a time, up to 6 more on a side,
+while any clusterer's best F lies at that end (a best at an end may lie beyond it); facekit's own clusterer over the
+same cuts shows how much of a gap is the cut and how much the clusterer. Chinese Whispers is scored as the median over
+3 visiting orders.
 
 Run: `make bench-spaces` (= `python bench/spaces.py --data ../shared/datasets/lfw`, ~12 min on 2 cores once
 LFW's embeddings are cached by `make bench-clustering`). Writes bench/results/spaces.md and .json.
@@ -44,6 +46,7 @@ SEEDS = (0, 1, 2)
 DLIB_POORER = "dlib with noise (sd 0.01 a dimension: poorer photos)"  # the held-out set's stand-in
 STEPS = range(-6, 7)  # the swept cuts: facekit's plus steps of STEP of the room above it
 STEP = 1 / 20
+MORE_STEPS = 6  # steps swept on beyond an end where a clusterer's best F lies at it, at most, on each side
 
 
 def aligned(data: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -136,16 +139,20 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
     def components(cut: float) -> float:
         return median_run(truth, ConnectedComponents(cut, min_cluster_size=1).fit_predict(x, graph=graph))["bcubed_f"]
 
-    cuts = [link.threshold + k * STEP * (1 - link.threshold) for k in STEPS]
-    curves = {"Chinese Whispers": [whispers(c) for c in cuts], "connected components": [components(c) for c in cuts]}
-    own = [facekit(c) for c in cuts]
+    def cut_at(step: int) -> float:
+        return link.threshold + step * STEP * (1 - link.threshold)
+
+    clusterers = {"Chinese Whispers": whispers, "connected components": components, "facekit": facekit}
+    steps, curves = swept(lambda k: {name: f(cut_at(k)) for name, f in clusterers.items()})
+    cuts = [cut_at(k) for k in steps]
+    own = curves.pop("facekit")
     best_peer = max(curves, key=lambda name: max(curves[name]))
     at = int(np.argmax(curves[best_peer]))
     return {
         "faces": len(x),
         "people": len(set(truth)),
         "calibration": link.as_dict(),
-        "facekit_f": own[STEPS.index(0)],
+        "facekit_f": own[steps.index(0)],
         "best_peer": best_peer,
         "best_peer_cut": round(cuts[at], 4),
         "best_peer_f": curves[best_peer][at],
@@ -154,6 +161,26 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
         "cuts": [round(c, 4) for c in cuts],
         "curves": {**curves, "facekit": own},
     }
+
+
+def swept(scores: Callable[[int], dict[str, float]]) -> tuple[list[int], dict[str, list[float]]]:
+    """The steps swept and each clusterer's F at them, lowest step first: `STEPS`, then one step further on a side, up
+    to `MORE_STEPS` times, while any clusterer's best F lies at that end (`scores(step)`: each clusterer's F there)."""
+    steps = list(STEPS)
+    at = [scores(k) for k in steps]
+    for _ in range(MORE_STEPS):
+        names = at[0].keys()
+        low = any(at[0][n] > max(a[n] for a in at[1:]) for n in names)
+        high = any(at[-1][n] > max(a[n] for a in at[:-1]) for n in names)
+        if low:
+            steps.insert(0, steps[0] - 1)
+            at.insert(0, scores(steps[0]))
+        if high:
+            steps.append(steps[-1] + 1)
+            at.append(scores(steps[-1]))
+        if not (low or high):
+            break
+    return steps, {name: [a[name] for a in at] for name in at[0]}
 
 
 def markdown(res: dict) -> str:
