@@ -19,7 +19,8 @@ Two more parts score the same grid apart: LFW's 4 sets for the two models the co
 MobileFaceNet, swept here as bench/spaces.py sweeps a set: 8 weights), and the 56 sets bench/third_models.py stores for
 two real models facekit was never tuned on (MobileFace and HSE FaceRes: LFW's 4 sets and 8 samples of each shape, 14
 weights). A refit that helps the 92 sets but not the models no constant saw, or costs the sets they were fitted on,
-is no reason to move them.
+is no reason to move them. The same holds for the rule's form: a last table refits other forms (the cut placed in one
+pooled unit between the means, or lowered where the modes overlap) on the 92 sets and scores them on all three parts.
 
 Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
 `make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their
@@ -43,11 +44,23 @@ from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, face_sets, one_set, recalibrate, spaces  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
-from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, cut_between_modes, cut_ratio  # noqa: E402
+from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, Modes, cut_between_modes, cut_ratio  # noqa: E402
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
 PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 RATIOS = np.round(np.arange(0.5, 10.01, 0.1), 1)  # the one ratio for all of a shape's samples
+# Other forms of the rule: its ratio times a factor of the set's modes ((mean, standard deviation) each, the strangers'
+# first). facekit's counts each side of the cut in its own mode's standard deviations; times the upper mode's width
+# over the lower's, the cut is a fixed share of the way between the means whatever the widths; the square root goes
+# halfway; the separation factor lowers the cut where the modes overlap. Each is refitted on a finer grid.
+FORMS: dict[str, Callable[[Modes], float]] = {
+    "each side in its own mode's standard deviations (facekit's)": lambda modes: 1.0,
+    "x (upper width / lower width) ^ 0.5": lambda modes: (modes[1][1] / modes[0][1]) ** 0.5,
+    "x upper width / lower width (a share of the way between the means)": lambda modes: modes[1][1] / modes[0][1],
+    "x min(1, Ashman's D / 3)": lambda modes: min(1.0, separation(modes) / 3),
+}
+FORM_BASES = np.arange(0.25, 4.01, 0.25)
+FORM_PER_CHANCE = np.arange(0.0, 6.01, 0.5)
 # the parts whose sets are scored apart: the sets the constants were fitted on, the other sets of those models and of
 # spaces made from them, and two real models they never saw
 FITTED, OTHER, HELD_OUT = (
@@ -103,6 +116,45 @@ def landscape(rows: list[dict]) -> list[dict]:
             groups = {group: float(np.mean(v)) for group, v in by_group.items()}
             total = sum(groups.values())
             out.append({"base": base, "per_chance": per_chance, "loss": total, "groups": groups, "beyond": beyond})
+    return out
+
+
+def separation(modes: Modes) -> float:
+    """Ashman's D of two modes: the distance between their means over their pooled spread, times sqrt(2)."""
+    (low, low_spread), (high, high_spread) = modes
+    return float(np.sqrt(2) * (high - low) / np.hypot(low_spread, high_spread))
+
+
+def summed_loss(rows: list[dict], ratio_of: Callable[[dict], float]) -> float:
+    """The rows' loss at the cut each row's ratio (`ratio_of(row)`) gives, summed over groups (each group's mean)."""
+    by_group: dict[str, list[float]] = {}
+    for row in rows:
+        value = loss(row["result"], cut_between_modes(row["modes"], ratio_of(row)))[0]
+        by_group.setdefault(row["group"], []).append(value)
+    return sum(float(np.mean(v)) for v in by_group.values())
+
+
+def forms(rows: list[dict]) -> list[dict]:
+    """Each of `FORMS` refitted on the other sets (the constants of `FORM_BASES` x `FORM_PER_CHANCE` that lose least
+    there), and its summed loss on each part at those constants."""
+    parts = {part: [row for row in rows if row["part"] == part] for part in (FITTED, OTHER, HELD_OUT)}
+    out = []
+    for name, factor in FORMS.items():
+
+        def ratio_of(base: float, per_chance: float, factor: Callable[[Modes], float] = factor) -> Callable:
+            return lambda row: cut_ratio(row["decisive_chance"], base, per_chance) * factor(row["modes"])
+
+        fits = {(b, c): summed_loss(parts[OTHER], ratio_of(b, c)) for b in FORM_BASES for c in FORM_PER_CHANCE}
+        base, per_chance = min(fits, key=fits.get)
+        at = ratio_of(base, per_chance)
+        out.append(
+            {
+                "form": name,
+                "base": float(base),
+                "per_chance": float(per_chance),
+                "loss": {part: summed_loss(part_rows, at) for part, part_rows in parts.items()},
+            }
+        )
     return out
 
 
@@ -236,6 +288,19 @@ def markdown(res: dict) -> str:
             f"| {g['group']} | {g['rule']:.4f} | {g['ratio']:.1f}: {g['ratio_loss']:.4f} | "
             f"{g['cosine']:.4f}: {g['cosine_loss']:.4f} |"
         )
+    parts = (FITTED, OTHER, HELD_OUT)
+    out += [
+        "",
+        f"Other forms of the rule (`FORMS`), each refitted on {OTHER} over a finer grid (base {FORM_BASES[0]:g}-"
+        f"{FORM_BASES[-1]:g}, per chance {FORM_PER_CHANCE[0]:g}-{FORM_PER_CHANCE[-1]:g}), summed loss in F on each "
+        "part at those constants. A form that gains only on the sets it was refitted on does not carry to others:",
+        "",
+        "| form | refitted (base, per chance) | " + " | ".join(parts) + " |",
+        "|---|---|" + "---|" * len(parts),
+    ]
+    for f in res["forms"]:
+        losses = " | ".join(f"{f['loss'][part]:.4f}" for part in parts)
+        out.append(f"| {f['form']} | ({f['base']:g}, {f['per_chance']:g}) | {losses} |")
     return "\n".join(out) + "\n"
 
 
@@ -268,6 +333,7 @@ def main() -> None:
         "landscape": landscape(other),
         "parts": {part: landscape([row for row in rows if row["part"] == part]) for part in (FITTED, HELD_OUT)},
         "one_setting": one_setting(other),
+        "forms": forms(rows),
     }
     write_suite("cut_rule", res, markdown(res))
 
