@@ -141,7 +141,9 @@ def forms(rows: list[dict]) -> list[dict]:
     out = []
     for name, factor in FORMS.items():
 
-        def ratio_of(base: float, per_chance: float, factor: Callable[[Modes], float] = factor) -> Callable:
+        def ratio_of(
+            base: float, per_chance: float, factor: Callable[[Modes], float] = factor
+        ) -> Callable[[dict], float]:
             return lambda row: cut_ratio(row["decisive_chance"], base, per_chance) * factor(row["modes"])
 
         fits = {(b, c): summed_loss(parts[OTHER], ratio_of(b, c)) for b in FORM_BASES for c in FORM_PER_CHANCE}
