@@ -44,7 +44,14 @@ from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, face_sets, one_set, recalibrate, spaces  # noqa: E402
 from bench.third_models import stored_sets as third_model_sets  # noqa: E402
-from facekit.cluster.calibration import BASE_RATIO, DECISIVE_RATIO, Modes, cut_between_modes, cut_ratio  # noqa: E402
+from facekit.cluster.calibration import (  # noqa: E402
+    BASE_RATIO,
+    DECISIVE_RATIO,
+    Modes,
+    cut_between_modes,
+    cut_ratio,
+    modes_separation,
+)
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
 PER_CHANCE = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -57,7 +64,7 @@ FORMS: dict[str, Callable[[Modes], float]] = {
     "each side in its own mode's standard deviations (facekit's)": lambda modes: 1.0,
     "x (upper width / lower width) ^ 0.5": lambda modes: (modes[1][1] / modes[0][1]) ** 0.5,
     "x upper width / lower width (a share of the way between the means)": lambda modes: modes[1][1] / modes[0][1],
-    "x min(1, Ashman's D / 3)": lambda modes: min(1.0, separation(modes) / 3),
+    "x min(1, Ashman's D / 3)": lambda modes: min(1.0, modes_separation(modes) / 3),
 }
 FORM_BASES = np.arange(0.25, 4.01, 0.25)
 FORM_PER_CHANCE = np.arange(0.0, 6.01, 0.5)
@@ -101,37 +108,34 @@ def loss(result: dict, cut: float) -> tuple[float, bool]:
     return max(f) - float(np.interp(cut, cuts, f)), not cuts[0] <= cut <= cuts[-1]
 
 
+def group_losses(rows: list[dict], ratio_of: Callable[[dict], float]) -> tuple[dict[str, float], int]:
+    """Each group's mean loss at the cut each row's ratio (`ratio_of(row)`) gives, and how many of those cuts fell
+    beyond the sweep."""
+    by_group: dict[str, list[float]] = {}
+    beyond = 0
+    for row in rows:
+        value, outside = loss(row["result"], cut_between_modes(row["modes"], ratio_of(row)))
+        by_group.setdefault(row["group"], []).append(value)
+        beyond += outside
+    return {group: float(np.mean(v)) for group, v in by_group.items()}, beyond
+
+
 def landscape(rows: list[dict]) -> list[dict]:
     """Each pair of constants' summed loss (each group's mean), by group, and how many cuts fell beyond the sweep."""
     out = []
     for base in BASES:
         for per_chance in PER_CHANCE:
-            by_group: dict[str, list[float]] = {}
-            beyond = 0
-            for row in rows:
-                cut = cut_between_modes(row["modes"], cut_ratio(row["decisive_chance"], base, per_chance))
-                value, outside = loss(row["result"], cut)
-                by_group.setdefault(row["group"], []).append(value)
-                beyond += outside
-            groups = {group: float(np.mean(v)) for group, v in by_group.items()}
+            groups, beyond = group_losses(
+                rows, lambda row, b=base, c=per_chance: cut_ratio(row["decisive_chance"], b, c)
+            )
             total = sum(groups.values())
             out.append({"base": base, "per_chance": per_chance, "loss": total, "groups": groups, "beyond": beyond})
     return out
 
 
-def separation(modes: Modes) -> float:
-    """Ashman's D of two modes: the distance between their means over their pooled spread, times sqrt(2)."""
-    (low, low_spread), (high, high_spread) = modes
-    return float(np.sqrt(2) * (high - low) / np.hypot(low_spread, high_spread))
-
-
 def summed_loss(rows: list[dict], ratio_of: Callable[[dict], float]) -> float:
     """The rows' loss at the cut each row's ratio (`ratio_of(row)`) gives, summed over groups (each group's mean)."""
-    by_group: dict[str, list[float]] = {}
-    for row in rows:
-        value = loss(row["result"], cut_between_modes(row["modes"], ratio_of(row)))[0]
-        by_group.setdefault(row["group"], []).append(value)
-    return sum(float(np.mean(v)) for v in by_group.values())
+    return sum(group_losses(rows, ratio_of)[0].values())
 
 
 def forms(rows: list[dict]) -> list[dict]:

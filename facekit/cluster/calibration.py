@@ -286,14 +286,14 @@ def _moved_by_nearest_modes(
     `MIN_SEPARATION` apart: `LEFT_ALONE_NEAR_STRANGERS`)."""
     if link.modes is None or link.threshold >= COPY_SIMILARITY:
         return link
-    (strangers, strangers_spread), (same, spread) = link.modes
+    same, spread = link.modes[1]
     nearest = graph.sims[:, 0]
     nearest = nearest[np.isfinite(nearest) & (nearest < COPY_SIMILARITY)]
     if len(nearest) < MIN_NEAREST_FACES:
         return link
     nearest, modes = without_copies(nearest, float(np.tanh(same + COPY_SPREADS * spread)))  # as the mixture does
     before = float(np.mean(nearest < link.threshold))
-    apart = _separation((np.array([strangers, same]), np.array([strangers_spread, spread]) ** 2, np.ones(2) / 2))
+    apart = modes_separation(link.modes)
     left_alone = LEFT_ALONE if apart >= MIN_SEPARATION else LEFT_ALONE_NEAR_STRANGERS
     cut, separation = loosened_cut(nearest, link.threshold, modes, left_alone)
     if cut != link.threshold:
@@ -620,6 +620,12 @@ def _two_modes(
         and _separation(mixture) >= min_separation
         and (max_stranger_spread is None or variances[0] <= max_stranger_spread**2 * variances[1])
     )
+
+
+def modes_separation(modes: Modes) -> float:
+    """Ashman's D of two modes, each (mean, standard deviation)."""
+    (low, low_spread), (high, high_spread) = modes
+    return _separation((np.array([low, high]), np.array([low_spread, high_spread]) ** 2, np.ones(2) / 2))
 
 
 def _separation(mixture: Mixture) -> float:
