@@ -392,6 +392,27 @@ def test_a_look_alike_that_a_big_group_pulled_in_is_split_off(seed):
     assert len(set(ChineseWhispers(0.6, stranger_similarity=0.45).fit_predict(x))) == 1
 
 
+def _person_in_two_poses(seed: int) -> np.ndarray:
+    """40 photos each of one person in two poses a weak model keeps apart (poses' centres at cosine 0.85): each pose's
+    photos average ~0.56, ~0.47 between the poses, 1.2 times as far apart (1 - cosine) as inside either."""
+    rng = np.random.default_rng(seed)
+    first, second = np.eye(64)[0], 0.85 * np.eye(64)[0] + np.sqrt(1 - 0.85**2) * np.eye(64)[1]
+    x = np.vstack([first + rng.normal(0, 0.11, (40, 64)), second + rng.normal(0, 0.11, (40, 64))])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_parts_of_one_cloud_less_alike_than_strangers_stay_one_person(seed):
+    """A cut 0.05 of the room stricter splits the person by pose, and the poses average under the stranger
+    similarity between them; they lie as one cloud, so the parts are joined again."""
+    from facekit.cluster.graph import _join_close_groups
+
+    x = _person_in_two_poses(seed)
+    halves = [x[:40].sum(axis=0), x[40:].sum(axis=0)]
+    assert _join_close_groups(halves, [40, 40], [[0, 1]], 0.5) == [0, 1]  # under the stranger similarity
+    assert len(set(ChineseWhispers(0.4, stranger_similarity=0.5).fit_predict(x))) == 1
+
+
 def test_parts_of_one_person_are_joined_again_and_strangers_stay_apart():
     from facekit.cluster.graph import _join_close_groups
 
@@ -405,6 +426,21 @@ def test_parts_of_one_person_are_joined_again_and_strangers_stay_apart():
     assert join(0.5) == [0, 0, 2]  # 0.8 between the first two, then 0.24 from them to the third
     assert join(0.9) == [0, 1, 2]
     assert join(0.2) == [0, 0, 0]
+
+
+def test_parts_are_joined_again_where_close_or_one_cloud():
+    """Under the floor, two parts are still joined where they lie as one cloud: no further apart between them than
+    1.3 times inside the looser one."""
+    from facekit.cluster.graph import _join_close_groups, _join_close_or_one_cloud
+
+    x = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0], [0.8, 0.6, 0], [0, 0, 1], [0, 0.6, 0.8]])
+    parts = [x[:2], x[2:4], x[4:]]  # inside: 0, 0.96, 0.8; 0.7 between the first two, 0.18 from them to the third
+    sums, counts, pairs = [p.sum(axis=0) for p in parts], [2, 2, 2], [[0, 1], [0, 2]]
+    assert _join_close_groups(list(sums), list(counts), pairs, 0.8) == [0, 1, 2]
+    # 1 - 0.7 = 0.3 against 1.3 x (1 - 0): the second lies inside the first's cloud; the third lies 0.82 from the
+    # two joined, against 1.3 x (1 - 0.63)
+    assert _join_close_or_one_cloud(list(sums), list(counts), pairs, 0.8) == [0, 0, 2]
+    assert _join_close_or_one_cloud(list(sums), list(counts), pairs, 0.1) == [0, 0, 0]
 
 
 @pytest.mark.parametrize("method", ["chinese_whispers", "connected_components", "hdbscan", "dbscan", "agglomerative"])
