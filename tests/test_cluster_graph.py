@@ -372,13 +372,21 @@ def test_two_linked_parts_of_one_cloud_are_joined_and_two_people_stay_apart():
     assert _join_one_person(x, labels, sp.csr_matrix((50, 50)), 0.5).tolist() == labels.tolist()
 
 
+def _two_clouds(seed: int, cosine: float, dim: int, sizes: tuple[int, int], spreads: tuple[float, float]) -> np.ndarray:
+    """Unit vectors around two centres `cosine` apart: `sizes[i]` around centre i, with seeded Gaussian noise of
+    `spreads[i]` a dimension, the first centre's first."""
+    rng = np.random.default_rng(seed)
+    first, second = np.eye(dim)[0], cosine * np.eye(dim)[0] + np.sqrt(1 - cosine**2) * np.eye(dim)[1]
+    x = np.vstack(
+        [first + rng.normal(0, spreads[0], (sizes[0], dim)), second + rng.normal(0, spreads[1], (sizes[1], dim))]
+    )
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
 def _person_and_look_alike(seed: int) -> np.ndarray:
     """200 photos of one person and, after them, 10 of a look-alike: each look-alike photo has a few links to
     the person at cosine 0.6, and the two sets' mean similarity is ~0.46 (the person's photos: 0.76)."""
-    rng = np.random.default_rng(seed)
-    first, second = np.eye(32)[0], 0.55 * np.eye(32)[0] + np.sqrt(1 - 0.55**2) * np.eye(32)[1]
-    x = np.vstack([first + rng.normal(0, 0.1, (200, 32)), second + rng.normal(0, 0.05, (10, 32))])
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return _two_clouds(seed, 0.55, 32, (200, 10), (0.1, 0.05))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 3])
@@ -395,10 +403,7 @@ def test_a_look_alike_that_a_big_group_pulled_in_is_split_off(seed):
 def _person_in_two_poses(seed: int) -> np.ndarray:
     """40 photos each of one person in two poses a weak model keeps apart (poses' centres at cosine 0.85): each pose's
     photos average ~0.56, ~0.47 between the poses, 1.2 times as far apart (1 - cosine) as inside either."""
-    rng = np.random.default_rng(seed)
-    first, second = np.eye(64)[0], 0.85 * np.eye(64)[0] + np.sqrt(1 - 0.85**2) * np.eye(64)[1]
-    x = np.vstack([first + rng.normal(0, 0.11, (40, 64)), second + rng.normal(0, 0.11, (40, 64))])
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return _two_clouds(seed, 0.85, 64, (40, 40), (0.11, 0.11))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 4])
