@@ -267,12 +267,12 @@ class ChineseWhispers(GraphClusterer):
         A weak model spreads one person's photos as widely as look-alike strangers: MobileFace's strangers' mode sits
         at ~0.39 and its people's photos average ~0.43, and on its held-out draws the stricter cut takes Jennifer
         Capriati, David Beckham or Silvio Berlusconi apart into parts 0.20-0.33 alike, under the stranger similarity
-        (0.36). They lie as one cloud (1.12-1.34 times as far apart between the parts as inside the looser one), so
-        they are joined again; a look-alike's part lies further (MobileFaceNet, all of LFW: Amram Mitzna's 2 photos
-        2.06 times as far from Mahmoud Abbas' 27 as inside them, Liu Mingkang's 2 from Alejandro Toledo's 41 1.77
-        times: both stay apart). MobileFace on all of LFW
-        0.8582 -> 0.8635, its held-out draws +0.0018 (mean), HSE FaceRes's +0.0034, dlib's +0.0007; MobileFace's
-        people with >= 10 photos 0.9199 -> 0.9182 (bench/results/third_models.md)."""
+        (0.36). Most such parts lie as one cloud (1.12-1.34 times as far apart between the parts as inside the looser
+        one), and those are joined again; a look-alike's part lies further (MobileFaceNet, all of LFW: Amram Mitzna's
+        2 photos 2.06 times as far from Mahmoud Abbas' 27 as inside them, Liu Mingkang's 2 from Alejandro Toledo's 41
+        1.77 times: both stay apart). MobileFace on all of LFW 0.8582 -> 0.8635, its held-out draws +0.0018 (mean),
+        HSE FaceRes's +0.0034, dlib's +0.0007; MobileFace's people with >= 10 photos 0.9199 -> 0.9182
+        (bench/results/third_models.md)."""
         strict = self.threshold + self.split_step * (1.0 - self.threshold)
         if strict >= 1.0:
             return labels
