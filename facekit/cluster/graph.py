@@ -378,7 +378,13 @@ def _join_close_groups(sums: list[np.ndarray], counts: list[int], pairs: list[li
     """Each group's representative once the `pairs` (group numbers) are tried in order: two groups, each with all
     it has joined so far, are joined where the mean similarity between their faces (each face of one with each of
     the other: from their summed embeddings `sums` and sizes `counts`, both updated in place) is at least `floor`."""
-    return _join_groups(sums, counts, pairs, lambda a, b: sums[a] @ sums[b] >= floor * counts[a] * counts[b])
+    return _join_groups(sums, counts, pairs, lambda a, b: _close(sums, counts, a, b, floor))
+
+
+def _close(sums: list[np.ndarray], counts: list[int], a: int, b: int, floor: float) -> bool:
+    """Whether the mean similarity between groups a and b's faces (each with each: from their summed embeddings
+    `sums` and sizes `counts`) is at least `floor`."""
+    return bool(sums[a] @ sums[b] >= floor * counts[a] * counts[b])
 
 
 def _join_spread_groups(sums: list[np.ndarray], counts: list[int], pairs: list[list[int]], ceiling: float) -> list[int]:
@@ -422,7 +428,7 @@ def _join_close_or_one_cloud(
     the mean similarity between their faces."""
 
     def joinable(a: int, b: int) -> bool:
-        return sums[a] @ sums[b] >= floor * counts[a] * counts[b] or _one_cloud(sums, counts, a, b)
+        return _close(sums, counts, a, b, floor) or _one_cloud(sums, counts, a, b)
 
     return _join_groups(sums, counts, pairs, joinable)
 
