@@ -224,7 +224,7 @@ class ChineseWhispers(GraphClusterer):
         else:
             labels, contested = self._consensus(adjacency)
             labels = _join_where_orders_disagree(x, labels, contested, self.threshold)
-            labels = _join_one_person(x, labels, adjacency, self.threshold)
+            labels = _join_one_person(x, labels, adjacency, self.one_person_floor)
         self.labels_ = relabel_by_size(labels, self.min_cluster_size)
         if self.split_chains:
             labels = np.full(len(x), -1, dtype=np.int64)
@@ -236,15 +236,26 @@ class ChineseWhispers(GraphClusterer):
         return self
 
     @property
-    def chain_floor(self) -> float:
-        """Mean pairwise similarity below which a group is a chain of look-alikes: midway between the stranger
-        similarity and the threshold when a calibration gave the first (and no `chain_slack` was given), else
-        `chain_slack` (default `CHAIN_SLACK`) of the room below the threshold."""
+    def midway(self) -> float | None:
+        """Midway between the stranger similarity and the threshold, where a calibration gave the first under the
+        threshold; else None."""
         strangers = self.stranger_similarity
-        if self.chain_slack is None and strangers is not None and strangers < self.threshold:
-            return (self.threshold + strangers) / 2
+        return None if strangers is None or strangers >= self.threshold else (self.threshold + strangers) / 2
+
+    @property
+    def chain_floor(self) -> float:
+        """Mean pairwise similarity below which a group is a chain of look-alikes: `midway` where there is one (and
+        no `chain_slack` was given), else `chain_slack` (default `CHAIN_SLACK`) of the room below the threshold."""
+        if self.chain_slack is None and self.midway is not None:
+            return self.midway
         slack = CHAIN_SLACK if self.chain_slack is None else self.chain_slack
         return self.threshold - slack * (1.0 - self.threshold)
+
+    @property
+    def one_person_floor(self) -> float:
+        """Mean similarity between two linked groups' faces over which `_join_one_person` joins them where they lie as
+        one cloud: `midway` where there is one, else the threshold."""
+        return self.threshold if self.midway is None else self.midway
 
     def _separate_strangers(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """`labels` with each group's parts at a cut `split_step` stricter (Chinese Whispers on the group's own
