@@ -383,6 +383,31 @@ def _two_clouds(seed: int, cosine: float, dim: int, sizes: tuple[int, int], spre
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+@pytest.mark.parametrize("seed", [4, 7])
+def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed, monkeypatch):
+    """60 spread photos of a person and 20 of one pose, tight, around centres 0.82 apart: 0.67-0.69 between them,
+    under the cut 0.74 but over midway (0.66) between it and the stranger similarity 0.58, and they lie as one cloud.
+    The pose settles on a label of its own in every visiting order; the join puts it back at the midway floor, and
+    at the cut's (the join's floor before) it stays apart."""
+    x = _two_clouds(seed, 0.82, 12, (60, 20), (0.2, 0.03))
+
+    def pose_joined(labels: np.ndarray) -> bool:
+        person = np.bincount(labels[:60][labels[:60] >= 0]).argmax()
+        return bool(np.all(labels[60:] == person))
+
+    clusterer = ChineseWhispers(0.74, stranger_similarity=0.58)
+    assert clusterer.one_person_floor == pytest.approx(0.66)
+    assert pose_joined(clusterer.fit_predict(x))
+    monkeypatch.setattr(ChineseWhispers, "one_person_floor", property(lambda self: self.threshold))
+    assert not pose_joined(ChineseWhispers(0.74, stranger_similarity=0.58).fit_predict(x))
+
+
+def test_the_one_person_floor_is_the_cut_without_a_stranger_similarity_under_it():
+    assert ChineseWhispers(0.6).one_person_floor == 0.6
+    assert ChineseWhispers(0.6, stranger_similarity=0.65).one_person_floor == 0.6
+    assert ChineseWhispers(0.6, stranger_similarity=0.4).one_person_floor == pytest.approx(0.5)
+
+
 def _person_and_look_alike(seed: int) -> np.ndarray:
     """200 photos of one person and, after them, 10 of a look-alike: each look-alike photo has a few links to
     the person at cosine 0.6, and the two sets' mean similarity is ~0.46 (the person's photos: 0.76)."""
