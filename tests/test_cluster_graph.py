@@ -387,8 +387,8 @@ def _two_clouds(seed: int, cosine: float, dim: int, sizes: tuple[int, int], spre
 def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed, monkeypatch):
     """60 spread photos of a person and 20 of one pose, tight, around centres 0.82 apart: 0.67-0.69 between them,
     under the cut 0.74 but over midway (0.66) between it and the stranger similarity 0.58, and they lie as one cloud.
-    The pose settles on a label of its own in every visiting order; the join puts it back at the midway floor, and
-    at the cut's (the join's floor before) it stays apart."""
+    The consensus keeps the pose in a group of its own; the join puts it back at the midway floor, and at the cut's
+    (the join's floor before) it stays apart."""
     x = _two_clouds(seed, 0.82, 12, (60, 20), (0.2, 0.03))
 
     def pose_joined(labels: np.ndarray) -> bool:
