@@ -358,10 +358,7 @@ def test_two_linked_parts_of_one_cloud_are_joined_and_two_people_stay_apart():
     further apart between the groups than 1.3 times inside either."""
     from facekit.cluster.graph import _join_one_person
 
-    rng = np.random.default_rng(0)
-    first, second = np.eye(16)[0], 0.75 * np.eye(16)[0] + np.sqrt(1 - 0.75**2) * np.eye(16)[1]
-    x = np.vstack([first + rng.normal(0, 0.12, (30, 16)), second + rng.normal(0, 0.12, (20, 16))])
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    x = _two_clouds(0, 0.75, 16, (30, 20), (0.12, 0.12))
     labels = np.repeat([0, 1, 2], [15, 15, 20])
     links = [(0, 15), (3, 20), (20, 40), (25, 45)]  # halves 0-1 linked, half 1 and the second person linked
     adjacency = sp.csr_matrix((np.ones(len(links)), tuple(zip(*links, strict=True))), shape=(50, 50))
