@@ -221,11 +221,7 @@ def quality(
     def in_order(seed: int) -> np.ndarray:
         data = clusterer.data_link_
         c = make_clusterer(
-            summary["unknown_method"],
-            clusterer.unknown_threshold,
-            summary["unknown_min_size"],
-            stranger_similarity=data.stranger_similarity if data else None,
-            stranger_mode=data.stranger_mode if data else None,
+            summary["unknown_method"], clusterer.unknown_threshold, summary["unknown_min_size"], data=data
         )
         c.seed = seed
         return c.fit_predict(x, graph=graph)

@@ -63,12 +63,7 @@ def median_f(x: np.ndarray, graph: KnnGraph, link: LinkThreshold, truth: np.ndar
     scores = sorted(
         clustering_scores(
             truth,
-            ChineseWhispers(
-                link.threshold,
-                seed=seed,
-                stranger_similarity=link.stranger_similarity,
-                stranger_mode=link.stranger_mode,
-            ).fit_predict(x, graph=graph)[: len(truth)],
+            ChineseWhispers(link.threshold, seed=seed, **link.strangers).fit_predict(x, graph=graph)[: len(truth)],
         )["bcubed_f"]
         for seed in SEEDS
     )

@@ -188,12 +188,7 @@ def cluster_f(
     link = calibrate_link_threshold(graph, deeper=sampled_neighbours(x[idx]))
     threshold = link.threshold if link else prior
     labels = np.full(len(x), -1)
-    clusterer = ChineseWhispers(
-        threshold,
-        min_cluster_size=1,
-        stranger_similarity=link.stranger_similarity if link else None,
-        stranger_mode=link.stranger_mode if link else None,
-    )
+    clusterer = ChineseWhispers(threshold, min_cluster_size=1, **(link.strangers if link else {}))
     labels[idx] = clusterer.fit_predict(x[idx], graph=graph)
     return clustering_scores(truth, labels)["bcubed_f"], threshold
 

@@ -72,9 +72,7 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray, result: dict) 
     graph, link = recalibrate(x, images, result)
     alone, voted = [], []
     for cut in result["cuts"]:
-        labels = ChineseWhispers(
-            cut, seed=SEEDS[0], stranger_similarity=link.stranger_similarity, stranger_mode=link.stranger_mode
-        ).fit_predict(x, graph=graph)
+        labels = ChineseWhispers(cut, seed=SEEDS[0], **link.strangers).fit_predict(x, graph=graph)
         alone.append(float(np.mean(labels < 0)))
         voted.append(one_group_nearby(graph.indices[:, :NEIGHBOURS], labels) / len(x))
     nearest = graph.indices[:, 0]

@@ -126,10 +126,9 @@ def one_set(x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
     graph, link = calibrate(x, images)
     if link is None:
         return {"faces": len(x), "calibration": None}
-    strangers = {"stranger_similarity": link.stranger_similarity, "stranger_mode": link.stranger_mode}
 
     def facekit(cut: float) -> float:
-        runs = [ChineseWhispers(cut, seed=s, **strangers) for s in SEEDS]
+        runs = [ChineseWhispers(cut, seed=s, **link.strangers) for s in SEEDS]
         return median_run(truth, [c.fit_predict(x, graph=graph) for c in runs])["bcubed_f"]
 
     def whispers(cut: float) -> float:

@@ -382,13 +382,7 @@ class DualModeClusterer:
         link = self._calibrated_link(faces.embeddings, whole, graph, all_images, same, different)
         data = self.data_link_
         strangers = data.stranger_similarity if data is not None else None
-        clusterer = make_clusterer(
-            self.unknown_method,
-            link.threshold,
-            self.unknown_min_size,
-            stranger_similarity=strangers,
-            stranger_mode=data.stranger_mode if data is not None else None,
-        )
+        clusterer = make_clusterer(self.unknown_method, link.threshold, self.unknown_min_size, data=data)
         self._revoke_contradicted(faces, result, graph, clusterer, strangers)
         idx = np.flatnonzero([p is None for p in result.person_ids])
         if len(idx) == 0:

@@ -126,7 +126,8 @@ class LinkThreshold:
     two modes as Student t (`TAIL_DF`), which `estimated_precision` is read off, and `ranks`: how many nearest
     neighbours of each face they were read from (`linked_precision` reads them on other faces). `closure` (from the
     mixture only): of the pairs of faces its cut links to one face, the share linked to each other (`link_closure`;
-    at least `MIN_LINK_CLOSURE` unless the method says the links do not close)."""
+    at least `MIN_LINK_CLOSURE` unless the method says the links do not close). `modes_clean` (from the mixture
+    only): its modes lay cleanly apart, neither weakly separated nor with a wide strangers' mode."""
 
     threshold: float
     method: str
@@ -140,6 +141,16 @@ class LinkThreshold:
     ranks: int | None = None
     closure: float | None = None
     alone: float | None = None
+    modes_clean: bool = False
+
+    @property
+    def strangers(self) -> dict[str, float | bool | None]:
+        """What `ChineseWhispers` reads of the strangers here, as its keyword arguments."""
+        return {
+            "stranger_similarity": self.stranger_similarity,
+            "stranger_mode": self.stranger_mode,
+            "modes_clean": self.modes_clean,
+        }
 
     @property
     def stranger_mode(self) -> float | None:
@@ -515,6 +526,7 @@ def _mixture_cut(
         alone=float(alone),
         tail_modes=tuple((float(m), float(np.sqrt(v))) for m, v in zip(tails[0], tails[1], strict=True)),
         ranks=ranks,
+        modes_clean=not weak and not wide,
     )
 
 
