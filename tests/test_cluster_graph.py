@@ -380,6 +380,12 @@ def _two_clouds(seed: int, cosine: float, dim: int, sizes: tuple[int, int], spre
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _pose_joined(labels: np.ndarray) -> bool:
+    """Whether the last 20 faces (a pose) share the label most of the first 60 (their person's spread photos) took."""
+    person = np.bincount(labels[:60][labels[:60] >= 0]).argmax()
+    return bool(np.all(labels[60:] == person))
+
+
 @pytest.mark.parametrize("seed", [4, 7])
 def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed, monkeypatch):
     """60 spread photos of a person and 20 of one pose, tight, around centres 0.82 apart: 0.67-0.69 between them,
@@ -388,21 +394,32 @@ def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed
     (the join's floor before) it stays apart."""
     x = _two_clouds(seed, 0.82, 12, (60, 20), (0.2, 0.03))
 
-    def pose_joined(labels: np.ndarray) -> bool:
-        person = np.bincount(labels[:60][labels[:60] >= 0]).argmax()
-        return bool(np.all(labels[60:] == person))
-
     clusterer = ChineseWhispers(0.74, stranger_similarity=0.58)
     assert clusterer.one_person_floor == pytest.approx(0.66)
-    assert pose_joined(clusterer.fit_predict(x))
+    assert _pose_joined(clusterer.fit_predict(x))
     monkeypatch.setattr(ChineseWhispers, "one_person_floor", property(lambda self: self.threshold))
-    assert not pose_joined(ChineseWhispers(0.74, stranger_similarity=0.58).fit_predict(x))
+    assert not _pose_joined(ChineseWhispers(0.74, stranger_similarity=0.58).fit_predict(x))
 
 
 def test_the_one_person_floor_is_the_cut_without_a_stranger_similarity_under_it():
     assert ChineseWhispers(0.6).one_person_floor == 0.6
     assert ChineseWhispers(0.6, stranger_similarity=0.65).one_person_floor == 0.6
+    assert ChineseWhispers(0.6, stranger_similarity=0.65, modes_clean=True).one_person_floor == 0.6
     assert ChineseWhispers(0.6, stranger_similarity=0.4).one_person_floor == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_where_the_modes_are_clean_a_pose_is_joined_over_the_stranger_similarity(seed):
+    """The same person and pose, centres 0.76 apart: 0.64 between them, under midway (0.66) but over the stranger
+    similarity 0.58. Where the calibration's modes lay cleanly apart the join's floor is the stranger similarity and
+    the pose is joined; where they did not (a weak model, or strangers read deep down), midway keeps it apart."""
+    x = _two_clouds(seed, 0.76, 12, (60, 20), (0.2, 0.03))
+    assert 0.58 < float((x[:60] @ x[60:].T).mean()) < 0.66
+
+    clean = ChineseWhispers(0.74, stranger_similarity=0.58, modes_clean=True)
+    assert clean.one_person_floor == 0.58
+    assert _pose_joined(clean.fit_predict(x))
+    assert not _pose_joined(ChineseWhispers(0.74, stranger_similarity=0.58).fit_predict(x))
 
 
 def _person_and_look_alike(seed: int) -> np.ndarray:
