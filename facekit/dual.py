@@ -661,6 +661,7 @@ class DualModeClusterer:
             ranks=source.get("ranks"),
             closure=source.get("closure"),
             alone=source.get("alone"),
+            modes_clean=bool(source.get("modes_clean", False)),
         )
 
     def cluster_new_faces(self, *, incremental_limit: int = 1000) -> dict[str, Any]:
