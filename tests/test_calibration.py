@@ -74,6 +74,7 @@ def test_calibrated_threshold_separates_people_in_any_space(within, between):
     assert link is not None and between < link.threshold < within
     assert 0.9 <= link.estimated_precision <= 1.0 and "two modes" in link.reason
     assert between < link.stranger_similarity < link.threshold
+    assert link.modes_clean and link.strangers["modes_clean"]
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
 
@@ -292,7 +293,7 @@ def test_a_weak_model_is_cut_between_weakly_separated_modes_before_a_constant(tm
     graph = knn_graph(x, 30)
     assert calibrate_link_threshold(graph) is None
     weak = calibrate_link_threshold(graph, min_separation=MIN_SEPARATION_WEAK)
-    assert weak is not None and weak.method == "kNN similarity mixture, weakly separated"
+    assert weak is not None and weak.method == "kNN similarity mixture, weakly separated" and not weak.modes_clean
     assert "Ashman's D" in weak.reason and "FACE_UNKNOWN_EPS" in weak.reason
     assert 0.7 < weak.threshold < 0.8
     f = clustering_scores(
@@ -323,6 +324,7 @@ def test_strangers_as_widely_spread_as_one_persons_photos_are_cut_before_a_const
     assert calibrate_link_threshold(graph, deeper=deeper) is None
     last = calibrate_link_threshold(graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK)
     assert last is not None and last.method.endswith("wide strangers' mode") and last.ranks >= LAST_RESORT_DEPTH
+    assert not last.modes_clean
     assert "times as wide as the upper one" in last.reason and "FACE_UNKNOWN_EPS" in last.reason
     f = clustering_scores(who, ChineseWhispers(last.threshold).fit_predict(x, graph=graph))["bcubed_f"]
     generic = clustering_scores(who, ChineseWhispers(0.5).fit_predict(x, graph=graph))["bcubed_f"]
