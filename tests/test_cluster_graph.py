@@ -411,7 +411,7 @@ def test_the_one_person_floor_is_the_cut_without_a_stranger_similarity_under_it(
 @pytest.mark.parametrize("seed", [0, 4])
 def test_where_the_modes_are_clean_a_pose_is_joined_over_the_stranger_similarity(seed):
     """The same person and pose, centres 0.76 apart: 0.64 between them, under midway (0.66) but over the stranger
-    similarity 0.58. Where the calibration's modes lay cleanly apart the join's floor is the stranger similarity and
+    similarity 0.58. Where the calibration's modes lie cleanly apart the join's floor is the stranger similarity and
     the pose is joined; where they did not (a weak model, or strangers read deep down), midway keeps it apart."""
     x = _two_clouds(seed, 0.76, 12, (60, 20), (0.2, 0.03))
     assert 0.58 < float((x[:60] @ x[60:].T).mean()) < 0.66

@@ -127,7 +127,7 @@ class LinkThreshold:
     neighbours of each face they were read from (`linked_precision` reads them on other faces). `closure` (from the
     mixture only): of the pairs of faces its cut links to one face, the share linked to each other (`link_closure`;
     at least `MIN_LINK_CLOSURE` unless the method says the links do not close). `modes_clean` (from the mixture
-    only): its modes lay cleanly apart, neither weakly separated nor with a wide strangers' mode."""
+    only): its modes lie cleanly apart: neither weakly separated nor with a wide strangers' mode."""
 
     threshold: float
     method: str

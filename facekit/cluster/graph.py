@@ -158,7 +158,7 @@ class ChineseWhispers(GraphClusterer):
     in different places. Two linked groups that every order keeps apart are joined where their faces lie nearly as
     close between the groups as inside the looser one and average over `one_person_floor` (`_join_one_person`): a
     person a tight part of whose photos settles on a label of its own. With `modes_clean` (the calibration's two
-    modes lay cleanly apart: `LinkThreshold.modes_clean`) that floor is `stranger_similarity` itself, else midway.
+    modes lie cleanly apart: `LinkThreshold.modes_clean`) that floor is `stranger_similarity` itself, else midway.
 
     With `split_chains` (facekit's default), a group whose mean pairwise similarity falls below `chain_floor`
     is a chain of look-alikes rather than one person: it is clustered again with a threshold `chain_step`
@@ -257,7 +257,7 @@ class ChineseWhispers(GraphClusterer):
     @property
     def one_person_floor(self) -> float:
         """Mean similarity between two linked groups' faces over which `_join_one_person` joins them where they lie as
-        one cloud: where there is a `midway`, the stranger similarity itself if the calibration's modes lay cleanly
+        one cloud: where there is a `midway`, the stranger similarity itself if the calibration's modes lie cleanly
         apart (`modes_clean`), else midway; without one, the threshold."""
         midway, strangers = self.midway, self.stranger_similarity
         if midway is None or strangers is None:
@@ -432,7 +432,7 @@ def _join_one_person(x: np.ndarray, labels: np.ndarray, adjacency: sp.csr_matrix
     MobileFace's all of LFW 0.8635 -> 0.8679, HSE's family albums +0.0098 (mean of 8), dlib's all of LFW +0.0006. The
     stranger similarity itself as the floor everywhere scores -0.013: where the strangers' mode was read deep down
     the neighbours, or is wide, it is typical strangers, not look-alikes, and the join takes in other people (HSE's
-    people with >= 10 photos -0.05). Where the calibration's modes lay cleanly apart (neither weakly separated nor a
+    people with >= 10 photos -0.05). Where the calibration's modes lie cleanly apart (neither weakly separated nor a
     wide strangers' mode) the floor is the stranger similarity itself: +0.029 over midway on the same sets, three
     groups worse by at most 0.0019 (HSE's family albums); HSE's all of LFW 0.7941 -> 0.8044, MobileFace's first
     imports +0.0057 (mean of 8), dlib's held-out shape +0.0018."""
