@@ -31,7 +31,7 @@ posterior said little about where strangers stop.
 
 On LFW's main faces this lands at cosine 0.9471 for dlib (facekit's measured prior 0.945) and 0.635 for
 MobileFaceNet (prior 0.64) (bench/results/clustering.md). On LFW crops cut to the inner 85% of the face box
-(MobileFaceNet, bench/results/detection.md) it lands at 0.593, F 0.9783; the last sweep of those crops put the best
+(MobileFaceNet, bench/results/detection.md) it lands at 0.593, F 0.9777; the last sweep of those crops put the best
 cut at 0.55 (F 0.9808).
 """
 

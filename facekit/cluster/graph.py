@@ -424,8 +424,9 @@ def _join_one_person(x: np.ndarray, labels: np.ndarray, adjacency: sp.csr_matrix
     of 187 and 53 (each averaging 0.53 and 0.62, 0.48 between them, with 19 links a face of the smaller part to the
     larger), where connected components keep them whole.
 
-    `ChineseWhispers` passes its `one_person_floor`: midway between the stranger similarity and the cut where a
-    calibration gave the first, else the cut. A weak model's person spreads so that a tight part and the rest can
+    `ChineseWhispers` passes its `one_person_floor`: the stranger similarity where the calibration's modes lie
+    cleanly apart, midway between it and the cut where they do not, the cut where no calibration gave a stranger
+    similarity under it. A weak model's person spreads so that a tight part and the rest can
     average under the cut; a group joined over midway is no chain that the chain split (the same floor) takes apart
     again. Over the 148 stored sets at their cuts (3 orders), against the cut as the floor, summed over
     bench-left-alone's 43 weights: +0.027, one group worse (HSE FaceRes's people with >= 10 photos, -0.0035);
