@@ -393,7 +393,6 @@ def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed
     The consensus keeps the pose in a group of its own; the join puts it back at the midway floor, and at the cut's
     (the join's floor before) it stays apart."""
     x = _two_clouds(seed, 0.82, 12, (60, 20), (0.2, 0.03))
-
     clusterer = ChineseWhispers(0.74, stranger_similarity=0.58)
     assert clusterer.one_person_floor == pytest.approx(0.66)
     assert _pose_joined(clusterer.fit_predict(x))
@@ -412,10 +411,9 @@ def test_the_one_person_floor_is_the_cut_without_a_stranger_similarity_under_it(
 def test_where_the_modes_are_clean_a_pose_is_joined_over_the_stranger_similarity(seed):
     """The same person and pose, centres 0.76 apart: 0.64 between them, under midway (0.66) but over the stranger
     similarity 0.58. Where the calibration's modes lie cleanly apart the join's floor is the stranger similarity and
-    the pose is joined; where they did not (a weak model, or strangers read deep down), midway keeps it apart."""
+    the pose is joined; where they do not (weakly separated, or a wide strangers' mode), midway keeps it apart."""
     x = _two_clouds(seed, 0.76, 12, (60, 20), (0.2, 0.03))
     assert 0.58 < float((x[:60] @ x[60:].T).mean()) < 0.66
-
     clean = ChineseWhispers(0.74, stranger_similarity=0.58, modes_clean=True)
     assert clean.one_person_floor == 0.58
     assert _pose_joined(clean.fit_predict(x))
