@@ -11,6 +11,7 @@ from facekit.cluster import ChineseWhispers, KnnGraph, knn_graph
 from facekit.cluster.calibration import (
     COPY_SIMILARITY,
     LAST_RESORT_DEPTH,
+    LOOK_ALIKE_RANKS,
     MIN_LINK_CLOSURE,
     MIN_SEPARATION_WEAK,
     calibrate_link_threshold,
@@ -74,7 +75,7 @@ def test_calibrated_threshold_separates_people_in_any_space(within, between):
     assert link is not None and between < link.threshold < within
     assert 0.9 <= link.estimated_precision <= 1.0 and "two modes" in link.reason
     assert between < link.stranger_similarity < link.threshold
-    assert link.modes_clean and link.strangers["modes_clean"]
+    assert link.modes_clean and link.ranks <= LOOK_ALIKE_RANKS and link.strangers["look_alike_strangers"]
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
 
@@ -107,6 +108,8 @@ def test_a_collection_of_few_people_with_many_photos_is_read_further_down_a_samp
     link = calibrate_link_threshold(graph, deeper=deeper)
     assert link is not None and "100 nearest" in link.reason and "a sample of 300 faces" in link.reason
     assert between < link.threshold < within
+    # strangers read 100 deep are not each face's look-alikes: one person's parts are joined down to midway only
+    assert link.modes_clean and not link.look_alike_strangers and not link.strangers["look_alike_strangers"]
     calibrated = ChineseWhispers(link.threshold, min_cluster_size=1).fit_predict(x, graph=graph)
     assert clustering_scores(who, calibrated)["bcubed_f"] > 0.95
     everyone = sampled_neighbours(x, images, sample=len(x))(100)  # the sample is every face, in order

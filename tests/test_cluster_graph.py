@@ -403,18 +403,20 @@ def test_a_pose_less_alike_to_its_person_than_the_cut_is_joined_over_midway(seed
 def test_the_one_person_floor_is_the_cut_without_a_stranger_similarity_under_it():
     assert ChineseWhispers(0.6).one_person_floor == 0.6
     assert ChineseWhispers(0.6, stranger_similarity=0.65).one_person_floor == 0.6
-    assert ChineseWhispers(0.6, stranger_similarity=0.65, modes_clean=True).one_person_floor == 0.6
+    assert ChineseWhispers(0.6, stranger_similarity=0.65, look_alike_strangers=True).one_person_floor == 0.6
     assert ChineseWhispers(0.6, stranger_similarity=0.4).one_person_floor == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("seed", [0, 4])
-def test_where_the_modes_are_clean_a_pose_is_joined_over_the_stranger_similarity(seed):
+def test_where_the_strangers_are_look_alikes_a_pose_is_joined_over_the_stranger_similarity(seed):
     """The same person and pose, centres 0.76 apart: 0.64 between them, under midway (0.66) but over the stranger
-    similarity 0.58. Where the calibration's modes lie cleanly apart the join's floor is the stranger similarity and
-    the pose is joined; where they do not (weakly separated, or a wide strangers' mode), midway keeps it apart."""
+    similarity 0.58. Where that similarity is how alike a face and its nearest look-alike strangers are (the
+    calibration's modes lie cleanly apart among each face's nearest few) the join's floor is the stranger similarity
+    and the pose is joined; where it is not (weakly separated modes, a wide strangers' mode, or a read deep down the
+    neighbours), midway keeps it apart."""
     x = _two_clouds(seed, 0.76, 12, (60, 20), (0.2, 0.03))
     assert 0.58 < float((x[:60] @ x[60:].T).mean()) < 0.66
-    clean = ChineseWhispers(0.74, stranger_similarity=0.58, modes_clean=True)
+    clean = ChineseWhispers(0.74, stranger_similarity=0.58, look_alike_strangers=True)
     assert clean.one_person_floor == 0.58
     assert _pose_joined(clean.fit_predict(x))
     assert not _pose_joined(ChineseWhispers(0.74, stranger_similarity=0.58).fit_predict(x))

@@ -88,6 +88,16 @@ DECISIVE_RATIO = 3.0
 # set but one: 0.25 leaves a look-alike in dlib's people with >= 10 photos (0.9799 against 0.9815). At 0 Jeb
 # Bush stays in George W Bush's group (MobileFaceNet, all of LFW: 0.2 standard deviations above the mode).
 STRANGER_SPREADS = 0.5
+# The strangers among each face's nearest this many neighbours at most are its look-alikes: a clean mixture's
+# stranger similarity read there is about how alike a face and its nearest stranger are (HSE FaceRes's family albums
+# read at 10: 0.69-0.71, where the median face's nearest true stranger is 0.71-0.72). A read further down, where the
+# nearest 30 show no strangers' mode, takes in strangers less alike (read at 100: 0.64-0.65 against 0.72), and one
+# person's parts are joined down to it only where it reads look-alikes (`LinkThreshold.look_alike_strangers`), else
+# down to midway (`ChineseWhispers.one_person_floor`). Of the 148 stored sets 5 clean ones read deeper (3 orders):
+# HSE's album draw 5 0.8778 -> 0.9141, draw 6 0.9556 -> 0.9490, dlib cut to 16 principal components' people with >= 10
+# photos 0.9208 -> 0.9205. Only the first read (10) as look-alikes loses the 30 dense sets read at 30 up to 0.0018
+# (dlib's held-out draws).
+LOOK_ALIKE_RANKS = 30
 
 # Copies of one photo (a file imported twice, re-saved, resized) sit far above the same-person mode: a few percent
 # of them widen that mode or take one of their own (bench/results/copies.md: a tenth of LFW's photos imported twice
@@ -149,8 +159,14 @@ class LinkThreshold:
         return {
             "stranger_similarity": self.stranger_similarity,
             "stranger_mode": self.stranger_mode,
-            "modes_clean": self.modes_clean,
+            "look_alike_strangers": self.look_alike_strangers,
         }
+
+    @property
+    def look_alike_strangers(self) -> bool:
+        """Whether `stranger_similarity` is how alike a face and its nearest look-alike strangers are: the modes lie
+        cleanly apart among each face's nearest `LOOK_ALIKE_RANKS` at most."""
+        return self.modes_clean and self.ranks is not None and self.ranks <= LOOK_ALIKE_RANKS
 
     @property
     def stranger_mode(self) -> float | None:

@@ -157,8 +157,9 @@ class ChineseWhispers(GraphClusterer):
     each of them averages under the threshold: a weak model's person with many photos, whom the orders break apart
     in different places. Two linked groups that every order keeps apart are joined where their faces lie nearly as
     close between the groups as inside the looser one and average over `one_person_floor` (`_join_one_person`): a
-    person a tight part of whose photos settles on a label of its own. With `modes_clean` (the calibration's two
-    modes lie cleanly apart: `LinkThreshold.modes_clean`) that floor is `stranger_similarity` itself, else midway.
+    person a tight part of whose photos settles on a label of its own. With `look_alike_strangers` (the calibration's
+    two modes lie cleanly apart among each face's nearest few: `LinkThreshold.look_alike_strangers`) that floor is
+    `stranger_similarity` itself, else midway.
 
     With `split_chains` (facekit's default), a group whose mean pairwise similarity falls below `chain_floor`
     is a chain of look-alikes rather than one person: it is clustered again with a threshold `chain_step`
@@ -204,7 +205,7 @@ class ChineseWhispers(GraphClusterer):
         chain_step: float = 0.09,
         stranger_similarity: float | None = None,
         stranger_mode: float | None = None,
-        modes_clean: bool = False,
+        look_alike_strangers: bool = False,
         split_step: float = 0.05,
     ) -> None:
         super().__init__(threshold, k=k, min_cluster_size=min_cluster_size)
@@ -216,7 +217,7 @@ class ChineseWhispers(GraphClusterer):
         self.chain_step = chain_step
         self.stranger_similarity = stranger_similarity
         self.stranger_mode = stranger_mode
-        self.modes_clean = modes_clean
+        self.look_alike_strangers = look_alike_strangers
         self.split_step = split_step
 
     def fit(self, x: np.ndarray, y: None = None, *, graph: KnnGraph | None = None):
@@ -257,12 +258,12 @@ class ChineseWhispers(GraphClusterer):
     @property
     def one_person_floor(self) -> float:
         """Mean similarity between two linked groups' faces over which `_join_one_person` joins them where they lie as
-        one cloud: where there is a `midway`, the stranger similarity itself if the calibration's modes lie cleanly
-        apart (`modes_clean`), else midway; without one, the threshold."""
+        one cloud: where there is a `midway`, the stranger similarity itself if it is how alike a face and its nearest
+        look-alike strangers are (`look_alike_strangers`), else midway; without one, the threshold."""
         midway, strangers = self.midway, self.stranger_similarity
         if midway is None or strangers is None:
             return self.threshold
-        return strangers if self.modes_clean else midway
+        return strangers if self.look_alike_strangers else midway
 
     def _separate_strangers(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """`labels` with each group's parts at a cut `split_step` stricter (Chinese Whispers on the group's own
@@ -424,19 +425,20 @@ def _join_one_person(x: np.ndarray, labels: np.ndarray, adjacency: sp.csr_matrix
     of 187 and 53 (each averaging 0.53 and 0.62, 0.48 between them, with 19 links a face of the smaller part to the
     larger), where connected components keep them whole.
 
-    `ChineseWhispers` passes its `one_person_floor`: the stranger similarity where the calibration's modes lie
-    cleanly apart, midway between it and the cut where they do not, the cut where no calibration gave a stranger
-    similarity under it. A weak model's person spreads so that a tight part and the rest can
-    average under the cut; a group joined over midway is no chain that the chain split (the same floor) takes apart
-    again. Over the 148 stored sets at their cuts (3 orders), against the cut as the floor, summed over
-    bench-left-alone's 43 weights: +0.027, one group worse (HSE FaceRes's people with >= 10 photos, -0.0035);
+    `ChineseWhispers` passes its `one_person_floor`: the stranger similarity where it reads look-alike strangers (the
+    calibration's modes lie cleanly apart among each face's nearest few), midway between it and the cut where not, the
+    cut where no calibration gave a stranger similarity under it. A weak model's person spreads so that a tight part
+    and the rest can average under the cut; a group joined over midway is no chain that the chain split (the same
+    floor) takes apart again. Over the 148 stored sets at their cuts (3 orders), against the cut as the floor, summed
+    over bench-left-alone's 43 weights: +0.027, one group worse (HSE FaceRes's people with >= 10 photos, -0.0035);
     MobileFace's all of LFW 0.8635 -> 0.8679, HSE's family albums +0.0098 (mean of 8), dlib's all of LFW +0.0006. The
     stranger similarity itself as the floor everywhere scores -0.013: where the strangers' mode was read deep down
     the neighbours, or is wide, it is typical strangers, not look-alikes, and the join takes in other people (HSE's
     people with >= 10 photos -0.05). Where the calibration's modes lie cleanly apart (neither weakly separated nor a
     wide strangers' mode) the floor is the stranger similarity itself: +0.029 over midway on the same sets, three
     groups worse by at most 0.0019 (HSE's family albums); HSE's all of LFW 0.7941 -> 0.8044, MobileFace's first
-    imports +0.0057 (mean of 8), dlib's held-out shape +0.0018."""
+    imports +0.0057 (mean of 8), dlib's held-out shape +0.0018. Read deeper than each face's nearest 30, the strangers
+    are not look-alikes even there (`calibration.LOOK_ALIKE_RANKS`), and midway stays the floor."""
     edges = sp.triu(adjacency, 1).tocoo()
     between = labels[edges.row] != labels[edges.col]
     linked = np.stack([edges.row[between], edges.col[between]], 1)
