@@ -252,6 +252,43 @@ def test_a_deeper_read_that_finds_no_one_alone_does_not_overrule_a_shallower_one
     assert deepest is not None and deepest.alone < 0.01 and deepest.threshold < 0.55  # the kinds, cut between
 
 
+def _strangers_in_kinds(seed: int, kinds: int = 3, dim: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A first import's shape (25 people with 8 photos, 100 seen once: 300 faces) whose people come in `kinds` (each
+    person's centre one kind's axis plus as long a direction of its own): strangers of one kind sit at cosine ~0.6,
+    of two ~0, one person's photos at ~0.95."""
+    rng = np.random.default_rng(seed)
+    axes = rng.standard_normal((kinds, dim))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    sizes = [8] * 25 + [1] * 100
+    who = np.repeat(np.arange(len(sizes)), sizes)
+    own = rng.standard_normal((len(sizes), dim))
+    own /= np.linalg.norm(own, axis=1, keepdims=True)
+    centres = axes[np.arange(len(sizes)) % kinds] + own
+    noise = rng.standard_normal((len(who), dim))
+    x = centres[who] + 0.3 * noise / np.linalg.norm(noise, axis=1, keepdims=True)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), who
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_read_of_all_the_others_that_splits_strangers_by_kind_gives_way(seed):
+    """Read 299 deep, one person's pairs are a few percent of those read and the mixture splits the strangers by kind:
+    its "same person", every face with its own kind, lies under the cut of the 100 nearest (whose strangers' mode is
+    too wide for a clean pass), and nearly no face is alone where a third are. That read's cut stands, and the reason
+    says why (the deep cut linked each kind)."""
+    x, who = _strangers_in_kinds(seed)
+    graph, deeper = knn_graph(x, 30), sampled_neighbours(x)
+    assert calibrate_link_threshold(graph, deeper=deeper) is None
+    link = calibrate_link_threshold(graph, deeper=deeper, min_separation=MIN_SEPARATION_WEAK)
+    assert link is not None and link.ranks == 100 and link.method.endswith("wide strangers' mode")
+    assert "a kind of strangers, not one person's photos" in link.reason
+    kept = ChineseWhispers(link.threshold, **link.strangers).fit_predict(x, graph=graph)
+    assert clustering_scores(who, kept)["bcubed_f"] > 0.95
+    deep = re.search(r"all the others \(299 nearest\) put the same person at ~([0-9.]+)", link.reason)
+    assert deep is not None and float(deep.group(1)) < link.threshold
+    merged = ChineseWhispers(float(deep.group(1))).fit_predict(x, graph=graph)  # a cut at the deep "same person"
+    assert clustering_scores(who, merged)["bcubed_f"] < 0.5
+
+
 def test_the_generic_constant_fails_where_calibration_does_not():
     """What `import-embeddings` without a model id used to do: link at the generic 0.5."""
     x, who = space(0.95, 0.85)
