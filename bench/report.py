@@ -24,6 +24,7 @@ SUITES = (
     "link_precision",
     "small_sets",
     "third_models",
+    "learned_metric",
     "left_alone",
     "copies",
     "training",
