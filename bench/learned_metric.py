@@ -28,9 +28,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import lfw_parser, photos_per_person  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
-from bench.samples import SAMPLES, summary_cells  # noqa: E402
-from bench.spaces import aligned, result_cells  # noqa: E402
-from bench.third_models import score  # noqa: E402
+from bench.samples import SAMPLES  # noqa: E402
+from bench.spaces import aligned  # noqa: E402
+from bench.third_models import score, score_tables  # noqa: E402
 from facekit.embedding.base import l2_normalize  # noqa: E402
 
 DIMENSIONS = 128
@@ -78,26 +78,7 @@ def markdown(res: dict) -> str:
     for name, r in res["spaces"].items():
         v = r["verification"]
         out.append(f"| {name} | {r['faces']:,} | {r['people']:,} | {v['same_mean']:.3f} | {v['different_mean']:.3f} |")
-    out += [
-        "",
-        "| space | set | faces | facekit's cut | facekit | best peer at its best cut | facekit at its best cut "
-        "| facekit − best peer |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in res["spaces"].items():
-        for set_name, row in r["sets"].items():
-            out.append(f"| {name} | {set_name} | {row['faces']:,} | {result_cells(row)} |")
-    out += [
-        "",
-        "Each shape's 8 draws (bench/samples.py's summary):",
-        "",
-        "| space | shape | facekit − best peer, median (range) | samples behind | facekit, mean F "
-        "| best peer at one cut for all samples: mean F | difference |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in res["spaces"].items():
-        for shape, s in r["summary"].items():
-            out.append(f"| {name} | {shape} | {summary_cells(s, res['samples'])} |")
+    out += score_tables(res["spaces"], "space")
     out += [
         "",
         "Each shape's 8 draws, one by one (facekit's cut and F, the best peer's F at its best cut, the gap):",

@@ -147,27 +147,32 @@ def markdown(res: dict) -> str:
             f"| {name} | {v['same_mean']:.3f} | {v['different_mean']:.3f} | {v['tar_at_0.001']:.3f} (cosine "
             f"{v['cut_at_0.001']:.3f}) | {v['tar_at_0.0001']:.3f} ({v['cut_at_0.0001']:.3f}) |"
         )
-    out += [
+    return "\n".join([*out, *score_tables(res["models"], "model")]) + "\n"
+
+
+def score_tables(scored: dict[str, dict], kind: str) -> list[str]:
+    """`score`'s results (by model or space: `kind`) as two tables: each of LFW's sets, and each shape's draws."""
+    out = [
         "",
-        "| model | set | faces | facekit's cut | facekit | best peer at its best cut | facekit at its best cut "
+        f"| {kind} | set | faces | facekit's cut | facekit | best peer at its best cut | facekit at its best cut "
         "| facekit − best peer |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in res["models"].items():
+    for name, r in scored.items():
         for set_name, row in r["sets"].items():
             out.append(f"| {name} | {set_name} | {row['faces']:,} | {result_cells(row)} |")
     out += [
         "",
         "Each shape's 8 draws (bench/samples.py's summary):",
         "",
-        "| model | shape | facekit − best peer, median (range) | samples behind | facekit, mean F "
+        f"| {kind} | shape | facekit − best peer, median (range) | samples behind | facekit, mean F "
         "| best peer at one cut for all samples: mean F | difference |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, r in res["models"].items():
+    for name, r in scored.items():
         for shape, s in r["summary"].items():
             out.append(f"| {name} | {shape} | {summary_cells(s, SAMPLES)} |")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def embedded(data: Path, cache_dir: Path) -> Iterator[tuple[ThirdModel, np.ndarray, np.ndarray, np.ndarray]]:
