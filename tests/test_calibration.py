@@ -254,7 +254,7 @@ def test_a_deeper_read_that_finds_no_one_alone_does_not_overrule_a_shallower_one
 
 def _strangers_in_kinds(seed: int, kinds: int = 3, dim: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A first import's shape (25 people with 8 photos, 100 seen once: 300 faces) whose people come in `kinds` (each
-    person's centre one kind's axis plus as long a direction of its own): strangers of one kind sit at cosine ~0.6,
+    person's centre one kind's axis plus as long a direction of its own): strangers of one kind sit at cosine ~0.5,
     of two ~0, one person's photos at ~0.95."""
     rng = np.random.default_rng(seed)
     axes = rng.standard_normal((kinds, dim))
