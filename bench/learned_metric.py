@@ -30,7 +30,7 @@ from bench.clustering import lfw_parser, photos_per_person  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SAMPLES  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
-from bench.third_models import score, score_tables  # noqa: E402
+from bench.third_models import score, score_tables, verification  # noqa: E402
 from facekit.embedding.base import l2_normalize  # noqa: E402
 
 DIMENSIONS = 128
@@ -55,15 +55,6 @@ def learned(x: np.ndarray, truth: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     lda = LinearDiscriminantAnalysis(n_components=DIMENSIONS, solver="eigen", shrinkage=SHRINKAGE)
     lda.fit(x[labeled], truth[labeled])
     return l2_normalize(lda.transform(x[~fitted]).astype(np.float32))
-
-
-def verification(x: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """The mean cosine of one person's photos to each other and of strangers (a seeded 2,000 faces' pairs)."""
-    rows = np.sort(np.random.default_rng(0).choice(len(x), min(2_000, len(x)), replace=False))
-    sims, who = x[rows] @ x[rows].T, truth[rows]
-    upper = np.triu(np.ones_like(sims, dtype=bool), 1)
-    same = upper & (who[:, None] == who[None, :])
-    return {"same_mean": float(sims[same].mean()), "different_mean": float(sims[upper & ~same].mean())}
 
 
 def markdown(res: dict) -> str:
