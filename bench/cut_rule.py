@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import lfw_parser  # noqa: E402
+from bench.learned_metric import stored_sets as learned_metric_sets  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SHAPES, draw, models  # noqa: E402
 from bench.spaces import aligned, face_sets, one_set, recalibrate, spaces  # noqa: E402
@@ -50,10 +51,13 @@ from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
     BASE_RATIO,
     DECISIVE_RATIO,
+    TAIL_POWER,
+    TAIL_SPREAD,
     Modes,
     cut_between_modes,
     cut_ratio,
     modes_separation,
+    modes_width,
 )
 
 BASES = (1.0, 1.5, 2.0, 2.5, 3.0)
@@ -72,12 +76,17 @@ FORMS: dict[str, Callable[[Modes], float]] = {
 FORM_BASES = np.arange(0.25, 4.01, 0.25)
 FORM_PER_CHANCE = np.arange(0.0, 6.01, 0.5)
 # the parts whose sets are scored apart: the sets the constants were fitted on, the other sets of those models and of
-# spaces made from them, and two real models they never saw
-FITTED, OTHER, HELD_OUT = (
+# spaces made from them, two real models they never saw, and two learned metrics' spaces
+FITTED, OTHER, HELD_OUT, LEARNED = (
     "LFW's sets, dlib and MobileFaceNet",
     "bench-spaces and bench-samples",
     "two models never tuned on",
+    "learned metrics' spaces",
 )
+PARTS = (FITTED, OTHER, HELD_OUT, LEARNED)
+# the wide strangers' modes' room (`TAIL_SPREAD`, `TAIL_POWER`) on a grid, None: no room taken
+TAIL_SPREADS = (None, 0.4, 0.45, 0.5, 0.55, 0.6)
+TAIL_POWERS = (2.0, 4.0, 6.0)
 
 
 def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, dict]]:
@@ -123,14 +132,33 @@ def group_losses(rows: list[dict], ratio_of: Callable[[dict], float]) -> tuple[d
     return {group: float(np.mean(v)) for group, v in by_group.items()}, beyond
 
 
+def rule_ratio(row: dict, base: float = BASE_RATIO, per_chance: float = DECISIVE_RATIO, **tail: float) -> float:
+    """The ratio the rule gives a row at these constants (`tail`: `cut_ratio`'s `tail_spread` and `tail_power`)."""
+    return cut_ratio(row["decisive_chance"], base, per_chance, row["stranger_spread"], **tail)
+
+
+def tails(rows: list[dict]) -> list[dict]:
+    """Each part's summed loss for each room the rule leaves for wide strangers' modes (`TAIL_SPREADS` x
+    `TAIL_POWERS`; a spread of None: none) at facekit's constants."""
+    out = []
+    parts = {part: [row for row in rows if row["part"] == part] for part in PARTS}
+    for spread in TAIL_SPREADS:
+        for power in TAIL_POWERS if spread is not None else TAIL_POWERS[:1]:
+            tail = {"tail_spread": np.inf if spread is None else spread, "tail_power": power}
+            losses = {
+                part: summed_loss(part_rows, lambda row, t=tail: rule_ratio(row, **t))
+                for part, part_rows in parts.items()
+            }
+            out.append({"spread": spread, "power": None if spread is None else power, "loss": losses})
+    return out
+
+
 def landscape(rows: list[dict]) -> list[dict]:
     """Each pair of constants' summed loss (each group's mean), by group, and how many cuts fell beyond the sweep."""
     out = []
     for base in BASES:
         for per_chance in PER_CHANCE:
-            groups, beyond = group_losses(
-                rows, lambda row, b=base, c=per_chance: cut_ratio(row["decisive_chance"], b, c)
-            )
+            groups, beyond = group_losses(rows, lambda row, b=base, c=per_chance: rule_ratio(row, b, c))
             total = sum(groups.values())
             out.append({"base": base, "per_chance": per_chance, "loss": total, "groups": groups, "beyond": beyond})
     return out
@@ -144,14 +172,14 @@ def summed_loss(rows: list[dict], ratio_of: Callable[[dict], float]) -> float:
 def forms(rows: list[dict]) -> list[dict]:
     """Each of `FORMS` refitted on the other sets (the constants of `FORM_BASES` x `FORM_PER_CHANCE` that lose least
     there), and its summed loss on each part at those constants."""
-    parts = {part: [row for row in rows if row["part"] == part] for part in (FITTED, OTHER, HELD_OUT)}
+    parts = {part: [row for row in rows if row["part"] == part] for part in PARTS}
     out = []
     for name, factor in FORMS.items():
 
         def ratio_of(
             base: float, per_chance: float, factor: Callable[[Modes], float] = factor
         ) -> Callable[[dict], float]:
-            return lambda row: cut_ratio(row["decisive_chance"], base, per_chance) * factor(row["modes"])
+            return lambda row: rule_ratio(row, base, per_chance) * factor(row["modes"])
 
         fits = {(b, c): summed_loss(parts[OTHER], ratio_of(b, c)) for b in FORM_BASES for c in FORM_PER_CHANCE}
         base, per_chance = min(fits, key=fits.get)
@@ -181,7 +209,7 @@ def one_setting(rows: list[dict]) -> list[dict]:
         def mean_loss(cut_of: Callable[[dict], float], samples: list[dict] = samples) -> float:
             return float(np.mean([loss(row["result"], cut_of(row))[0] for row in samples]))
 
-        rule = mean_loss(lambda row: cut_between_modes(row["modes"], cut_ratio(row["decisive_chance"])))
+        rule = mean_loss(lambda row: cut_between_modes(row["modes"], rule_ratio(row)))
         by_ratio = {q: mean_loss(lambda row, q=q: cut_between_modes(row["modes"], q)) for q in RATIOS}
         swept = [c for row in samples for c in row["result"]["cuts"]]
         cosines = np.linspace(min(swept), max(swept), 200)
@@ -212,10 +240,10 @@ def by_part(res: dict, best: dict) -> list[str]:
         (best["base"], best["per_chance"]): f"best for {OTHER}",
         together: f"best for {FITTED} and {OTHER} together",
     }
-    for part in (FITTED, HELD_OUT):
+    for part in (FITTED, HELD_OUT, LEARNED):
         key = min(at[part], key=lambda key, part=part: at[part][key]["loss"])
         chosen[key] = f"{chosen[key]}, and best for {part}" if key in chosen else f"best for {part}"
-    parts = (FITTED, OTHER, HELD_OUT)
+    parts = PARTS
     out = [
         "",
         (__doc__ or "").split("\n\n")[2].replace("\n", " "),
@@ -232,19 +260,19 @@ def by_part(res: dict, best: dict) -> list[str]:
             f"| ({key[0]:g}, {key[1]:g}): {name} | " + " | ".join(f"{at[p][key]['loss']:.4f}" for p in parts) + " |"
         )
     shown = [(BASE_RATIO, DECISIVE_RATIO), (best["base"], best["per_chance"]), together]
-    groups = at[HELD_OUT][shown[0]]["groups"]
-    out += [
-        "",
-        f"The held-out models by group, at facekit's constants, at the best for {OTHER} and at the best for {FITTED} "
-        f"and {OTHER} together:",
-        "",
-        "| group | " + " | ".join(f"({key[0]:g}, {key[1]:g})" for key in shown) + " |",
-        "|---|" + "---|" * len(shown),
-        *[
-            f"| {group} | " + " | ".join(f"{at[HELD_OUT][key]['groups'][group]:.4f}" for key in shown) + " |"
-            for group in groups
-        ],
-    ]
+    for part, what in ((HELD_OUT, "The held-out models"), (LEARNED, "The learned metrics' spaces")):
+        out += [
+            "",
+            f"{what} by group, at facekit's constants, at the best for {OTHER} and at the best for {FITTED} and "
+            f"{OTHER} together:",
+            "",
+            "| group | " + " | ".join(f"({key[0]:g}, {key[1]:g})" for key in shown) + " |",
+            "|---|" + "---|" * len(shown),
+            *[
+                f"| {group} | " + " | ".join(f"{at[part][key]['groups'][group]:.4f}" for key in shown) + " |"
+                for group in at[part][shown[0]]["groups"]
+            ],
+        ]
     return out
 
 
@@ -297,7 +325,7 @@ def markdown(res: dict) -> str:
             f"| {g['group']} | {g['rule']:.4f} | {g['ratio']:.1f}: {g['ratio_loss']:.4f} | "
             f"{g['cosine']:.4f}: {g['cosine_loss']:.4f} |"
         )
-    parts = (FITTED, OTHER, HELD_OUT)
+    parts = PARTS
     out += [
         "",
         f"Other forms of the rule (`FORMS`), each refitted on {OTHER} over a finer grid (base {FORM_BASES[0]:g}-"
@@ -310,6 +338,21 @@ def markdown(res: dict) -> str:
     for f in res["forms"]:
         losses = " | ".join(f"{f['loss'][part]:.4f}" for part in parts)
         out.append(f"| {f['form']} | ({f['base']:g}, {f['per_chance']:g}) | {losses} |")
+    out += [
+        "",
+        "The room the rule leaves for the strangers' upper tail where a clean read's strangers' mode is wide: its "
+        "ratio shrinks by (TAIL_SPREAD / the strangers' width over the same person's)^TAIL_POWER beyond TAIL_SPREAD, "
+        f"to no less than 1; facekit's ({TAIL_SPREAD:g}, {TAIL_POWER:g}) in bold, summed loss in F on each part at "
+        "facekit's constants:",
+        "",
+        "| TAIL_SPREAD, TAIL_POWER | " + " | ".join(parts) + " |",
+        "|---|" + "---|" * len(parts),
+    ]
+    for t in res["tails"]:
+        name = "none" if t["spread"] is None else f"{t['spread']:g}, {t['power']:g}"
+        if (t["spread"], t["power"]) == (TAIL_SPREAD, TAIL_POWER):
+            name = f"**{name}**"
+        out.append(f"| {name} | " + " | ".join(f"{t['loss'][part]:.4f}" for part in parts) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -323,6 +366,7 @@ def calibrated_row(part: str, group: str, name: str, x: np.ndarray, images: np.n
         "set": name,
         "modes": link.modes,
         "decisive_chance": link.decisive_chance,
+        "stranger_spread": modes_width(link.modes) if link.modes_clean else None,
         "result": result,
     }
 
@@ -335,12 +379,15 @@ def main() -> None:
     for group, name, x, _, images, result in third_model_sets(args.data, args.cache_dir):
         if (result.get("calibration") or {}).get("modes"):  # a cut calibrated from the data: one to move
             rows.append(calibrated_row(HELD_OUT, group, name, x, images, result))
+    for group, name, x, _, images, result in learned_metric_sets(args.data, args.cache_dir):
+        rows.append(calibrated_row(LEARNED, group, name, x, images, result))
     other = [row for row in rows if row["part"] == OTHER]
     res = {
         **provenance(),
         "sets": [{k: v for k, v in row.items() if k != "result"} for row in rows],
         "landscape": landscape(other),
-        "parts": {part: landscape([row for row in rows if row["part"] == part]) for part in (FITTED, HELD_OUT)},
+        "parts": {part: landscape([row for row in rows if row["part"] == part]) for part in PARTS if part != OTHER},
+        "tails": tails(rows),
         "one_setting": one_setting(other),
         "forms": forms(rows),
     }

@@ -16,8 +16,9 @@ once LFW's embeddings are cached by `make bench-clustering`). Writes bench/resul
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from bench.clustering import lfw_parser, photos_per_person  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
 from bench.samples import SAMPLES  # noqa: E402
 from bench.spaces import aligned  # noqa: E402
-from bench.third_models import score, score_tables, verification  # noqa: E402
+from bench.third_models import score, score_tables, scored_sets, verification  # noqa: E402
 from facekit.embedding.base import l2_normalize  # noqa: E402
 
 DIMENSIONS = 128
@@ -55,6 +56,17 @@ def learned(x: np.ndarray, truth: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     lda = LinearDiscriminantAnalysis(n_components=DIMENSIONS, solver="eigen", shrinkage=SHRINKAGE)
     lda.fit(x[labeled], truth[labeled])
     return l2_normalize(lda.transform(x[~fitted]).astype(np.float32))
+
+
+def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, dict]]:
+    """(group, set, embeddings, truth, photo paths, stored result) for every set this bench stored, as
+    bench/third_models.py's `stored_sets` gives its own."""
+    stored = json.loads((HERE / "results" / "learned_metric.json").read_text())["spaces"]
+    xd, xm, truth, images = aligned(data, cache_dir)
+    fitted = fitted_half(truth)
+    who, paths = truth[~fitted], images[~fitted]
+    for name, joined in SPACES.items():
+        yield from scored_sets(name, stored[name], learned(joined(xd, xm), truth, fitted), who, paths)
 
 
 def markdown(res: dict) -> str:

@@ -190,14 +190,21 @@ def stored_sets(data: Path, cache_dir: Path) -> Iterator[tuple[str, str, np.ndar
     sets, and its 8 samples of each shape (their group the shape and model)."""
     stored = json.loads((HERE / "results" / "third_models.json").read_text())["models"]
     for m, x, truth, images in embedded(data, cache_dir):
-        sets = face_sets(truth)
-        for name, result in stored[m.name]["sets"].items():
-            keep = sets[name]
-            yield f"{m.name}, {name}", name, x[keep], truth[keep], images[keep], result
-        for shape, results in stored[m.name]["shapes"].items():
-            for seed, result in enumerate(results):
-                keep = draw(shape, truth, seed)
-                yield f"{shape}, {m.name}", f"sample {seed}", x[keep], truth[keep], images[keep], result
+        yield from scored_sets(m.name, stored[m.name], x, truth, images)
+
+
+def scored_sets(
+    name: str, scored: dict, x: np.ndarray, truth: np.ndarray, images: np.ndarray
+) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, dict]]:
+    """`stored_sets`'s rows for one model or space (`name`) whose `score` a bench stored (`scored`)."""
+    sets = face_sets(truth)
+    for set_name, result in scored["sets"].items():
+        keep = sets[set_name]
+        yield f"{name}, {set_name}", set_name, x[keep], truth[keep], images[keep], result
+    for shape, results in scored["shapes"].items():
+        for seed, result in enumerate(results):
+            keep = draw(shape, truth, seed)
+            yield f"{shape}, {name}", f"sample {seed}", x[keep], truth[keep], images[keep], result
 
 
 def main() -> None:

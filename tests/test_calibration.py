@@ -14,12 +14,14 @@ from facekit.cluster.calibration import (
     LOOK_ALIKE_RANKS,
     MIN_LINK_CLOSURE,
     MIN_SEPARATION_WEAK,
+    TAIL_SPREAD,
     calibrate_link_threshold,
     cut_between_modes,
     cut_ratio,
     known_pairs,
     link_closure,
     linked_precision,
+    modes_width,
     sampled_neighbours,
 )
 from facekit.dual import DualModeClusterer
@@ -414,7 +416,11 @@ def test_a_pass_says_what_it_chose_and_why(tmp_path, monkeypatch):
         # the numbers the cut was computed from are in the summary, and give it back
         (strangers, _), (same, _) = source["modes"]
         assert np.tanh(strangers) < source["threshold"] < np.tanh(same)
-        assert source["ratio"] == pytest.approx(cut_ratio(source["decisive_chance"]), abs=1e-3)
+        width = modes_width(source["modes"])
+        assert source["ratio"] == pytest.approx(cut_ratio(source["decisive_chance"], stranger_spread=width), abs=1e-3)
+        # Gaussian strangers as wide as these hold their own upper tail: the ratio leaves less room, and says so
+        assert width > TAIL_SPREAD and source["ratio"] < cut_ratio(source["decisive_chance"])
+        assert "holds its own upper tail" in source["reason"]
         # a face with a stranger nearest is decided by a stranger link: the chance counts them and more
         assert f"{source['alone']:.0%} of the faces have a stranger nearest" in source["reason"]
         assert 0 <= source["alone"] <= source["decisive_chance"]

@@ -19,7 +19,9 @@ is to decide a face's group: a face with no one like it nearby (its nearest neig
 of the faces) goes wherever its stranger link points, while a face with ~`own` links to its own person goes where
 most of its links point (Chinese Whispers' vote). So the ratio grows with that chance, alone + (1 - alone) / own,
 both read off the same mixture: `ratio` = 2 + 3 x chance. All of LFW (a third of the people seen once): chance
-0.37, ratio 3.1; a dense set (~20 own links a face): 0.05, 2.15. The estimated pairwise precision is the
+0.37, ratio 3.1; a dense set (~20 own links a face): 0.05, 2.15. That ratio leaves room for the strangers' upper tail,
+which a Gaussian fitted to a tight peak misses; a clean read whose strangers' mode is over half as wide as the same
+person's holds that tail already, and its ratio shrinks (`TAIL_SPREAD`). The estimated pairwise precision is the
 same-person mode's mean posterior over the edges kept, read off two Student t modes rather than the Gaussians
 (`TAIL_DF`): a Gaussian's stranger tail falls off far faster than the strangers' real one.
 
@@ -91,6 +93,17 @@ MAX_STRANGER_SPREAD = 0.7
 # next, (1.5, 4), 0.0955: bench/results/cut_rule.md).
 BASE_RATIO = 2.0
 DECISIVE_RATIO = 3.0
+# The ratio leaves room for the strangers' upper tail, which a Gaussian fitted to their peak misses: look-alikes are the
+# top of each face's strangers, skewed up (LFW's 10 nearest, strangers' skew +1.1 for dlib, +1.4 for MobileFaceNet: 4%
+# of them more than two standard deviations up, where a Gaussian puts 2.3%). Where the fitted strangers' mode is wide,
+# over TAIL_SPREAD times the same person's, it holds that tail already (a learned metric's space, LDA of dlib and
+# MobileFaceNet: skew -0.5, 1.8% past two) and the room is too much: there the best cut of 41 clean reads on the stored
+# sets lies at a ratio of 0.4-1.7 in 34 (bench/results/cut_rule.md). So a clean read's ratio shrinks by
+# (TAIL_SPREAD / its width)^TAIL_POWER, to no less than MIN_RATIO, the cut as many of each mode's standard deviations
+# from both.
+TAIL_SPREAD = 0.5
+TAIL_POWER = 4.0
+MIN_RATIO = 1.0
 # Two sets of faces whose mean similarity is at most this many standard deviations above the strangers' mode
 # are no closer than look-alike strangers. On LFW's 14 sets, 0.25 and 0.75 score within 0.0004 of 0.5 on every
 # set but one: 0.25 leaves a look-alike in dlib's people with >= 10 photos (0.9799 against 0.9815). At 0 Jeb
@@ -205,10 +218,26 @@ def cut_between_modes(modes: Modes, ratio: float) -> float:
     return float(np.tanh((low * high_spread + ratio * high * low_spread) / (high_spread + ratio * low_spread)))
 
 
-def cut_ratio(chance: float, base: float = BASE_RATIO, per_chance: float = DECISIVE_RATIO) -> float:
+def cut_ratio(
+    chance: float,
+    base: float = BASE_RATIO,
+    per_chance: float = DECISIVE_RATIO,
+    stranger_spread: float | None = None,
+    tail_spread: float = TAIL_SPREAD,
+    tail_power: float = TAIL_POWER,
+) -> float:
     """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group (`base` and
-    `per_chance`: the rule's constants, facekit's by default)."""
-    return base + per_chance * chance
+    `per_chance`: the rule's constants, facekit's by default), less where a clean read's strangers' mode is wide:
+    `stranger_spread`, its standard deviation over the same person's, beyond `tail_spread` (None: not asked), by
+    (`tail_spread` / `stranger_spread`)^`tail_power`.
+
+    >>> cut_ratio(0.4), round(cut_ratio(0.4, stranger_spread=0.6), 3), cut_ratio(0.4, stranger_spread=0.7)
+    (3.2, 1.543, 1.0)
+    """
+    ratio = base + per_chance * chance
+    if stranger_spread is None or stranger_spread <= tail_spread:
+        return ratio
+    return max(min(MIN_RATIO, ratio), ratio * (tail_spread / stranger_spread) ** tail_power)
 
 
 def calibrate_link_threshold(
@@ -565,9 +594,9 @@ def _mixture_cut(
 
     alone, own = _alone_and_own(graph, depth, same_posterior)
     decisive = alone + (1 - alone) / max(own, 1.0)
-    ratio = cut_ratio(decisive)
     spread = np.sqrt(variances)
     modes = ((float(means[0]), float(spread[0])), (float(means[1]), float(spread[1])))
+    ratio = cut_ratio(decisive, stranger_spread=None if weak or wide else modes_width(modes))
     threshold = cut_between_modes(modes, ratio)
     tails = _tail_modes(z, (means, variances, weights))
     precision = _same_person_share(z, tails, threshold)
@@ -584,6 +613,12 @@ def _mixture_cut(
             f"depth read (a tight strangers' peak is at most {MAX_STRANGER_SPREAD}: a model whose strangers spread "
             "widely, or one person's photos in both modes; check the groups, or set FACE_UNKNOWN_EPS)"
         )
+    room = ""
+    if ratio < cut_ratio(decisive):
+        room = (
+            f" (not {cut_ratio(decisive):.2f}: a strangers' mode {modes_width(modes):.2f} times as wide as the same "
+            f"person's, over {TAIL_SPREAD}, holds its own upper tail)"
+        )
     share = f"{copies:.1%}" if copies >= 0.0005 else "under 0.1%"
     left_out = f", {share} of the pairs left out as copies of one photo" if copies > 0 else ""
     faces = f"a sample of {graph.n} faces" if sampled else f"{graph.n} faces"
@@ -598,7 +633,7 @@ def _mixture_cut(
         f"(same person ~{np.tanh(means[1]):.2f}, strangers ~{np.tanh(means[0]):.2f}){how}{left_out}; "
         f"{alone:.0%} of the faces have a stranger nearest, the rest ~{own:.1f} links to their own person, so a "
         f"stranger link decides a face's group with chance {decisive:.2f}: cut {ratio:.2f} times as many standard "
-        "deviations above the strangers' mode as below the same person's",
+        f"deviations above the strangers' mode as below the same person's{room}",
         estimated_precision=precision,
         stranger_similarity=float(np.tanh(means[0] + STRANGER_SPREADS * spread[0])),
         modes=modes,
@@ -719,6 +754,11 @@ def modes_separation(modes: Modes) -> float:
     """Ashman's D of two modes, each (mean, standard deviation)."""
     (low, low_spread), (high, high_spread) = modes
     return _separation((np.array([low, high]), np.array([low_spread, high_spread]) ** 2, np.ones(2) / 2))
+
+
+def modes_width(modes: Modes) -> float:
+    """The strangers' mode's standard deviation over the same person's."""
+    return modes[0][1] / modes[1][1]
 
 
 def _separation(mixture: Mixture) -> float:
