@@ -366,7 +366,7 @@ def calibrated_row(part: str, group: str, name: str, x: np.ndarray, images: np.n
         "set": name,
         "modes": link.modes,
         "decisive_chance": link.decisive_chance,
-        "stranger_spread": modes_width(link.modes) if link.modes_clean else None,
+        "stranger_spread": modes_width(link.modes) if link.look_alike_strangers else None,
         "result": result,
     }
 

@@ -20,9 +20,9 @@ of the faces) goes wherever its stranger link points, while a face with ~`own` l
 most of its links point (Chinese Whispers' vote). So the ratio grows with that chance, alone + (1 - alone) / own,
 both read off the same mixture: `ratio` = 2 + 3 x chance. All of LFW (a third of the people seen once): chance
 0.37, ratio 3.1; a dense set (~20 own links a face): 0.05, 2.15. That ratio leaves room for the strangers' upper tail,
-which a Gaussian fitted to a tight peak misses; a clean read whose strangers' mode is over half as wide as the same
-person's holds that tail already, and its ratio shrinks (`TAIL_SPREAD`). The estimated pairwise precision is the
-same-person mode's mean posterior over the edges kept, read off two Student t modes rather than the Gaussians
+which a Gaussian fitted to a tight peak misses; a clean read of look-alikes whose strangers' mode is over half as wide
+as the same person's holds that tail already, and its ratio shrinks (`TAIL_SPREAD`). The estimated pairwise precision
+is the same-person mode's mean posterior over the edges kept, read off two Student t modes rather than the Gaussians
 (`TAIL_DF`): a Gaussian's stranger tail falls off far faster than the strangers' real one.
 
 Read in standard deviations, the rule does not depend on how far apart a model puts the modes or how wide it
@@ -94,13 +94,14 @@ MAX_STRANGER_SPREAD = 0.7
 BASE_RATIO = 2.0
 DECISIVE_RATIO = 3.0
 # The ratio leaves room for the strangers' upper tail, which a Gaussian fitted to their peak misses: look-alikes are the
-# top of each face's strangers, skewed up (LFW's 10 nearest, strangers' skew +1.1 for dlib, +1.4 for MobileFaceNet: 4%
-# of them more than two standard deviations up, where a Gaussian puts 2.3%). Where the fitted strangers' mode is wide,
-# over TAIL_SPREAD times the same person's, it holds that tail already (a learned metric's space, LDA of dlib and
-# MobileFaceNet: skew -0.5, 1.8% past two) and the room is too much: there the best cut of 41 clean reads on the stored
-# sets lies at a ratio of 0.4-1.7 in 34 (bench/results/cut_rule.md). So a clean read's ratio shrinks by
-# (TAIL_SPREAD / its width)^TAIL_POWER, to no less than MIN_RATIO, the cut as many of each mode's standard deviations
-# from both.
+# top of each face's strangers, skewed up (LFW's people with 2-9 photos, their 10 nearest: strangers' skew +1.1 for
+# dlib, +1.4 for MobileFaceNet, 4% of them more than two standard deviations up where a Gaussian puts 2.3%). Where the
+# fitted strangers' mode is wide, over TAIL_SPREAD times the same person's, it holds that tail already (a learned
+# metric's space, LDA of dlib and MobileFaceNet: skew -0.5, 1.8% past two) and the room is too much: the clean reads of
+# look-alikes (at most `LOOK_ALIKE_RANKS` deep) that wide on the stored sets cut best at a ratio of 0.4-1.8 in most
+# (bench/results/cut_rule.md, the tails table). So there the ratio shrinks by (TAIL_SPREAD / the width)^TAIL_POWER, to
+# no less than MIN_RATIO, the cut as many of each mode's standard deviations from both. A deeper read's strangers are
+# not look-alikes, and wide for that (HSE FaceRes's album draw 5, read 100 deep: 0.914 -> 0.820 with the room).
 TAIL_SPREAD = 0.5
 TAIL_POWER = 4.0
 MIN_RATIO = 1.0
@@ -596,7 +597,8 @@ def _mixture_cut(
     decisive = alone + (1 - alone) / max(own, 1.0)
     spread = np.sqrt(variances)
     modes = ((float(means[0]), float(spread[0])), (float(means[1]), float(spread[1])))
-    ratio = cut_ratio(decisive, stranger_spread=None if weak or wide else modes_width(modes))
+    look_alikes = not weak and not wide and ranks <= LOOK_ALIKE_RANKS  # as `LinkThreshold.look_alike_strangers`
+    ratio = cut_ratio(decisive, stranger_spread=modes_width(modes) if look_alikes else None)
     threshold = cut_between_modes(modes, ratio)
     tails = _tail_modes(z, (means, variances, weights))
     precision = _same_person_share(z, tails, threshold)
