@@ -224,21 +224,22 @@ def cut_ratio(
     base: float = BASE_RATIO,
     per_chance: float = DECISIVE_RATIO,
     stranger_spread: float | None = None,
-    tail_spread: float = TAIL_SPREAD,
-    tail_power: float = TAIL_POWER,
+    tail_spread: float | None = None,
+    tail_power: float | None = None,
 ) -> float:
     """The cut's ratio between the modes for a chance `chance` that a stranger link decides a face's group (`base` and
     `per_chance`: the rule's constants, facekit's by default), less where a clean read's strangers' mode is wide:
     `stranger_spread`, its standard deviation over the same person's, beyond `tail_spread` (None: not asked), by
-    (`tail_spread` / `stranger_spread`)^`tail_power`.
+    (`tail_spread` / `stranger_spread`)^`tail_power` (`TAIL_SPREAD` and `TAIL_POWER` by default).
 
     >>> cut_ratio(0.4), round(cut_ratio(0.4, stranger_spread=0.6), 3), cut_ratio(0.4, stranger_spread=0.7)
     (3.2, 1.543, 1.0)
     """
     ratio = base + per_chance * chance
+    tail_spread = TAIL_SPREAD if tail_spread is None else tail_spread
     if stranger_spread is None or stranger_spread <= tail_spread:
         return ratio
-    return max(min(MIN_RATIO, ratio), ratio * (tail_spread / stranger_spread) ** tail_power)
+    return max(min(MIN_RATIO, ratio), ratio * (tail_spread / stranger_spread) ** (tail_power or TAIL_POWER))
 
 
 def calibrate_link_threshold(
