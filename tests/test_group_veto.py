@@ -11,7 +11,7 @@ from facekit.dual import DualModeClusterer
 from facekit.store import FaceStore
 from facekit.store import schema as S
 
-from .test_calibration import fill, space
+from .test_calibration import fill, space, without_tail_room
 
 
 def with_look_alike(seed: int, photos: int = 16, closeness: float = 0.9) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -75,13 +75,17 @@ def stranger_beside(x: np.ndarray, mine: np.ndarray, labeled: np.ndarray, cosine
 
 
 @pytest.mark.parametrize(("within", "between", "seed"), [(0.95, 0.85, 2), (0.7, 0.3, 2)])
-def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(tmp_path, within, between, seed):
+def test_a_stranger_linked_to_none_of_the_persons_faces_is_not_given_to_them(
+    tmp_path, monkeypatch, within, between, seed
+):
     """A stranger seen once, built to clear the calibrated rule for a person P (as look-alikes of a demographic the
     model compresses do, whom the few labeled people's impostor tests never meet) while every face of P is further
     from it than the unknown faces' link threshold. The rule alone gives it to P; placed one by one, or in a pass, it
     stays unknown, and P's own faces stay P's. In a dlib-like space and an ArcFace-like one, with seeds that leave room
     between the rule's threshold and the link for such a face, and where no group of the other faces takes it in
-    (the older check, `contradicted_assignments`, then revokes it)."""
+    (the older check, `contradicted_assignments`, then revokes it): the cut rule's plain link (`without_tail_room`),
+    which in the dlib-like space leaves that room."""
+    without_tail_room(monkeypatch)
     x, who = space(within, between, seed=seed)
     ids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(len(x) + 1)]
     person, other = np.flatnonzero(np.bincount(who) == 12)[:2]

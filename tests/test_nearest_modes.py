@@ -22,7 +22,7 @@ from facekit.cluster.nearest_modes import (
 )
 from facekit.metrics import clustering_scores
 
-from .test_calibration import copies_of, space
+from .test_calibration import copies_of, space, without_tail_room
 
 
 def _dense_with_poorer_photos(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,19 +66,12 @@ def _f(x: np.ndarray, who: np.ndarray) -> tuple[float, str, float]:
     return f, link.method + "; " + link.reason, float(np.mean(graph.sims[:, 0] < link.threshold))
 
 
-def _without_tail_room(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cut rule without the room it takes off for wide strangers' modes (`TAIL_SPREAD`): in these isotropic spaces
-    one person's photos spread narrowly, so the strangers' mode is over half as wide, and the cut moved here is the
-    rule's plain one, as a real model's tight strangers' peak gets."""
-    monkeypatch.setattr("facekit.cluster.calibration.TAIL_SPREAD", np.inf)
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_cut_into_a_dense_sets_one_mode_is_loosened(seed, monkeypatch):
     """The mixture's cut left 3-4% of the faces alone, all with their own person nearest (MobileFace's held-out shape:
     4.5% where 0.4% is best); loosened to leave 0.5%, it keeps them with their person (F 0.955-0.960 -> 0.984-0.987;
     0.970 leaving 2%)."""
-    _without_tail_room(monkeypatch)
+    without_tail_room(monkeypatch)
     x, who = _dense_with_poorer_photos(seed)
     loosened, why, alone = _f(x, who)
     assert "loosened into one mode" in why and "nearly everyone has their own person nearest" in why
@@ -98,7 +91,7 @@ def test_a_cut_is_loosened_less_where_the_strangers_mode_is_near(monkeypatch):
     says why; with its own modes (D 2.5) to leave `LEFT_ALONE`."""
     x, _ = _dense_with_poorer_photos(0)
     graph = knn_graph(x, 30)
-    _without_tail_room(monkeypatch)
+    without_tail_room(monkeypatch)
     monkeypatch.setattr("facekit.cluster.nearest_modes.ONE_MODE", -np.inf)
     kept = calibrate_link_threshold(graph)
     monkeypatch.undo()
