@@ -18,12 +18,14 @@ the pass moves it where every face's nearest similarity shows one mode or two (`
 pass does, the loss a user sees is bench/left_alone.py's at facekit's cut (MobileFace's people with >= 15 photos: the
 rule's 0.432 loses 0.0485 here, and the pass loosens it to 0.348, the set's best swept cut).
 
-Two more parts score the same grid apart: LFW's 4 sets for the two models the constants were fitted on (dlib and
-MobileFaceNet, swept here as bench/spaces.py sweeps a set: 8 weights), and the 56 sets bench/third_models.py stores for
+Three more parts score the same grid apart: LFW's 4 sets for the two models the constants were fitted on (dlib and
+MobileFaceNet, swept here as bench/spaces.py sweeps a set: 8 weights), the 56 sets bench/third_models.py stores for
 two real models facekit was never tuned on (MobileFace and HSE FaceRes: LFW's 4 sets and 8 samples of each shape, 14
-weights). A refit that helps the 92 sets but not the models no constant saw, or costs the sets they were fitted on,
-is no reason to move them. The same holds for the rule's form: a last table refits other forms (the cut placed in one
-pooled unit between the means, or lowered where the modes overlap) on the 92 sets and scores them on all three parts.
+weights), and the 56 bench/learned_metric.py stores for two learned metrics' spaces (14 weights). A refit that helps
+the 92 sets but not the models no constant saw, or costs the sets they were fitted on, is no reason to move them. The
+same holds for the rule's form: a table refits other forms (the cut placed in one pooled unit between the means, or
+lowered where the modes overlap) on the 92 sets and scores them on every part, and a last one scores the room the rule
+leaves for the strangers' upper tail (`TAIL_SPREAD`, `TAIL_POWER`).
 
 Run: `make bench-cut-rule` (= `python bench/cut_rule.py --data ../shared/datasets/lfw`, ~5 min on 2 cores once
 `make bench-spaces`, `make bench-samples` and `make bench-third-models` have written their results and cached their
@@ -51,6 +53,7 @@ from bench.third_models import stored_sets as third_model_sets  # noqa: E402
 from facekit.cluster.calibration import (  # noqa: E402
     BASE_RATIO,
     DECISIVE_RATIO,
+    MIN_RATIO,
     TAIL_POWER,
     TAIL_SPREAD,
     Modes,
@@ -243,7 +246,6 @@ def by_part(res: dict, best: dict) -> list[str]:
     for part in (FITTED, HELD_OUT, LEARNED):
         key = min(at[part], key=lambda key, part=part: at[part][key]["loss"])
         chosen[key] = f"{chosen[key]}, and best for {part}" if key in chosen else f"best for {part}"
-    parts = PARTS
     out = [
         "",
         (__doc__ or "").split("\n\n")[2].replace("\n", " "),
@@ -251,13 +253,13 @@ def by_part(res: dict, best: dict) -> list[str]:
         "The same grid on each part, summed loss in F:",
         "",
         "| constants | "
-        + " | ".join(f"{p} ({sets[p]} sets, {len(at[p][together]['groups'])} weights)" for p in parts)
+        + " | ".join(f"{p} ({sets[p]} sets, {len(at[p][together]['groups'])} weights)" for p in PARTS)
         + " |",
-        "|---|" + "---|" * len(parts),
+        "|---|" + "---|" * len(PARTS),
     ]
     for key, name in chosen.items():
         out.append(
-            f"| ({key[0]:g}, {key[1]:g}): {name} | " + " | ".join(f"{at[p][key]['loss']:.4f}" for p in parts) + " |"
+            f"| ({key[0]:g}, {key[1]:g}): {name} | " + " | ".join(f"{at[p][key]['loss']:.4f}" for p in PARTS) + " |"
         )
     shown = [(BASE_RATIO, DECISIVE_RATIO), (best["base"], best["per_chance"]), together]
     for part, what in ((HELD_OUT, "The held-out models"), (LEARNED, "The learned metrics' spaces")):
@@ -325,34 +327,33 @@ def markdown(res: dict) -> str:
             f"| {g['group']} | {g['rule']:.4f} | {g['ratio']:.1f}: {g['ratio_loss']:.4f} | "
             f"{g['cosine']:.4f}: {g['cosine_loss']:.4f} |"
         )
-    parts = PARTS
     out += [
         "",
         f"Other forms of the rule (`FORMS`), each refitted on {OTHER} over a finer grid (base {FORM_BASES[0]:g}-"
         f"{FORM_BASES[-1]:g}, per chance {FORM_PER_CHANCE[0]:g}-{FORM_PER_CHANCE[-1]:g}), summed loss in F on each "
         "part at those constants. A form that gains only on the sets it was refitted on does not carry to others:",
         "",
-        "| form | refitted (base, per chance) | " + " | ".join(parts) + " |",
-        "|---|---|" + "---|" * len(parts),
+        "| form | refitted (base, per chance) | " + " | ".join(PARTS) + " |",
+        "|---|---|" + "---|" * len(PARTS),
     ]
     for f in res["forms"]:
-        losses = " | ".join(f"{f['loss'][part]:.4f}" for part in parts)
+        losses = " | ".join(f"{f['loss'][part]:.4f}" for part in PARTS)
         out.append(f"| {f['form']} | ({f['base']:g}, {f['per_chance']:g}) | {losses} |")
     out += [
         "",
         "The room the rule leaves for the strangers' upper tail where a clean read's strangers' mode is wide: its "
         "ratio shrinks by (TAIL_SPREAD / the strangers' width over the same person's)^TAIL_POWER beyond TAIL_SPREAD, "
-        f"to no less than 1; facekit's ({TAIL_SPREAD:g}, {TAIL_POWER:g}) in bold, summed loss in F on each part at "
-        "facekit's constants:",
+        f"to no less than {MIN_RATIO:g}; facekit's ({TAIL_SPREAD:g}, {TAIL_POWER:g}) in bold, summed loss in F on each "
+        "part at facekit's constants:",
         "",
-        "| TAIL_SPREAD, TAIL_POWER | " + " | ".join(parts) + " |",
-        "|---|" + "---|" * len(parts),
+        "| TAIL_SPREAD, TAIL_POWER | " + " | ".join(PARTS) + " |",
+        "|---|" + "---|" * len(PARTS),
     ]
     for t in res["tails"]:
         name = "none" if t["spread"] is None else f"{t['spread']:g}, {t['power']:g}"
         if (t["spread"], t["power"]) == (TAIL_SPREAD, TAIL_POWER):
             name = f"**{name}**"
-        out.append(f"| {name} | " + " | ".join(f"{t['loss'][part]:.4f}" for part in parts) + " |")
+        out.append(f"| {name} | " + " | ".join(f"{t['loss'][part]:.4f}" for part in PARTS) + " |")
     return "\n".join(out) + "\n"
 
 

@@ -239,7 +239,8 @@ def cut_ratio(
     tail_spread = TAIL_SPREAD if tail_spread is None else tail_spread
     if stranger_spread is None or stranger_spread <= tail_spread:
         return ratio
-    return max(min(MIN_RATIO, ratio), ratio * (tail_spread / stranger_spread) ** (tail_power or TAIL_POWER))
+    power = TAIL_POWER if tail_power is None else tail_power
+    return max(min(MIN_RATIO, ratio), ratio * (tail_spread / stranger_spread) ** power)
 
 
 def calibrate_link_threshold(
