@@ -11,7 +11,9 @@ must be a tight peak (`MAX_STRANGER_SPREAD`); a last resort, for a model with no
 whatever its width (`LAST_RESORT_DEPTH`). A cut's links must close as one person's photos do (`link_closure`): where no
 one appears twice each face's nearest few still stand above the rest, and a cut between them links strangers. Reading
 deeper adds strangers, not a person's photos: a doubtful read of all the others whose same-person mode lies under a
-shallower read's cut has split strangers by kind, and the shallower read stands (`_same_person_kept`).
+shallower read's cut has split strangers by kind, and the shallower read stands (`_same_person_kept`); a clean read
+whose cut lies over a deeper clean read's same-person mode, finding far more faces alone, has split one person's photos
+(near-copies of one shot above the rest), and the deeper read stands (`_one_person_not_split`).
 
 The cut sits between the two modes where its distance above the strangers' mode, in their standard deviations,
 is `ratio` times its distance below the same-person mode, in theirs. A stranger link costs more the likelier it
@@ -316,7 +318,8 @@ def _first_cut(
     copies of one photo are linked then (`_no_one_twice`). A cut of two clean modes in a read of all the others that
     finds under `ALONE_KEPT` times as many faces alone as a shallower read's weakly separated modes is none too. A weak
     pass's read of all the others whose modes are not clean gives way to a shallower read where its same-person mode
-    lies under that read's cut (`_same_person_kept`)."""
+    lies under that read's cut (`_same_person_kept`), and a clean read to a deeper one that shows it read one person's
+    photos as two modes (`_one_person_not_split`)."""
     nearest, sampled, deepest, link = graph, False, None, None
     weak = min_separation <= MIN_SEPARATION_WEAK
     shallower = []  # (graph, ranks, sampled) of each read that showed no cut
@@ -333,6 +336,9 @@ def _first_cut(
         splits = [_mixture_cut(g, c, same, different, MIN_SEPARATION_WEAK, s) for g, c, s in shallower]
         if (link.alone or 0.0) < ALONE_KEPT * max((r.alone or 0.0 for r in splits if r is not None), default=0.0):
             return None  # its same-person mode took in a kind of strangers: the weakly separated shallower read decides
+    if link is not None and link.modes_clean and not whole:
+        later = [c for c in ranks if c > count]
+        link = _one_person_not_split(link, graph, later, deeper, max(ranks), same, different, sampled)
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
         link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
@@ -344,6 +350,53 @@ def _first_cut(
     if closure is not None and closure < MIN_LINK_CLOSURE:
         return _no_one_twice(link, closure) if weak else None
     return replace(link, closure=closure)
+
+
+def _one_person_not_split(
+    link: LinkThreshold,
+    graph: KnnGraph,
+    later: list[int],
+    deeper: Callable[[int], KnnGraph] | None,
+    depth: int,
+    same: np.ndarray | None,
+    different: np.ndarray | None,
+    sampled: bool,
+) -> LinkThreshold:
+    """`link`, a clean read, unless the first deeper read (`later` ranks, from `graph` or `deeper(depth)`; not one of
+    all the others) whose modes lie cleanly apart puts the same person under `link`'s cut and finds under `ALONE_KEPT`
+    times as many faces alone: then that read's cut.
+
+    Reading deeper adds strangers to a face's neighbours, not photos of its person: the same person's mode stays where
+    a shallower read put it, a little lower as the read takes in more of their poorer photos. A shallower read whose
+    cut lies over a deeper read's same person, and that finds many faces alone where the deeper read finds few, has
+    read one person's photos as two modes: in a dense set each face's nearest are all its own person, and near-copies
+    of one shot (a burst, a photo session) sit above the rest. dlib, 10 of LFW's people with 30 photos each (none
+    alone): the 10 nearest showed two clean modes at ~0.96 and ~0.98 with 62% of the faces "alone", where the 100
+    nearest put the same person at ~0.95 and strangers at ~0.87 with none alone; the 10 nearest's cut 0.974 scored
+    F 0.22 (2 of 8 samples; MobileFace's 30 nearest in one, 0.439 against the same person at ~0.42: F 0.92 -> 0.99;
+    bench/results/dense_sets.md). A read of all the others is not asked: its same-person mode can be a kind of
+    strangers (`ALONE_KEPT`)."""
+    read = None
+    for count in later:
+        if count > graph.sims.shape[1] and deeper is not None:
+            graph, deeper, sampled = deeper(depth), None, True
+        if _read_depth(graph, count) < count:
+            break  # all the others
+        read = _mixture_cut(graph, count, same, different, MIN_SEPARATION, sampled)
+        if read is not None and read.modes_clean:
+            break
+        read = None
+    if read is None:
+        return link
+    assert link.modes is not None and read.modes is not None
+    same_person = float(np.tanh(read.modes[1][0]))
+    if same_person >= link.threshold or (read.alone or 0.0) >= ALONE_KEPT * (link.alone or 0.0):
+        return link
+    return replace(
+        read,
+        reason=f"{read.reason}; the {link.ranks} nearest cut at {link.threshold:.3f}, over this read's same person, "
+        f"with {link.alone or 0.0:.0%} of the faces alone: one person's photos in both their modes",
+    )
 
 
 def _same_person_kept(
@@ -421,7 +474,7 @@ def _moved_by_nearest_modes(
             f"own person nearest, and the cut left {before:.1%} of the faces alone, a person's poorer photos{near}"
         )
     else:
-        cut, separation, beside = tightened_cut(graph, nearest, link.threshold, modes)
+        cut, separation, beside = tightened_cut(graph, nearest, link.threshold, modes, link.alone or 0.0)
         if cut == link.threshold:
             return link
         method = "tightened to two modes"
