@@ -338,7 +338,7 @@ def _first_cut(
             return None  # its same-person mode took in a kind of strangers: the weakly separated shallower read decides
     if link is not None and link.modes_clean and not whole:
         later = [c for c in ranks if c > count]
-        link = _one_person_not_split(link, graph, later, deeper, max(ranks), same, different, sampled)
+        link = _one_person_not_split(link, nearest, graph, later, deeper, max(ranks), same, different, sampled)
     if link is None and deepest is not None and deepest[1] >= LAST_RESORT_DEPTH and weak:
         graph, count, sampled = deepest
         link = _mixture_cut(graph, count, same, different, min_separation, sampled, max_stranger_spread=None)
@@ -354,6 +354,7 @@ def _first_cut(
 
 def _one_person_not_split(
     link: LinkThreshold,
+    nearest: KnnGraph,
     graph: KnnGraph,
     later: list[int],
     deeper: Callable[[int], KnnGraph] | None,
@@ -363,8 +364,9 @@ def _one_person_not_split(
     sampled: bool,
 ) -> LinkThreshold:
     """`link`, a clean read, unless the first deeper read (`later` ranks, from `graph` or `deeper(depth)`; not one of
-    all the others) whose modes lie cleanly apart puts the same person under `link`'s cut and finds under `ALONE_KEPT`
-    times as many faces alone: then that read's cut.
+    all the others) whose modes lie cleanly apart puts the same person under `link`'s cut, finds under `ALONE_KEPT`
+    times as many faces alone, and cuts where links close (`link_closure` on `nearest`, every face's nearest): then
+    that read's cut.
 
     Reading deeper adds strangers to a face's neighbours, not photos of its person: the same person's mode stays where
     a shallower read put it, a little lower as the read takes in more of their poorer photos. A shallower read whose
@@ -374,7 +376,10 @@ def _one_person_not_split(
     alone): the 10 nearest showed two clean modes at ~0.96 and ~0.98 with 62% of the faces "alone", where the 100
     nearest put the same person at ~0.95 and strangers at ~0.87 with none alone; the 10 nearest's cut 0.974 scored
     F 0.22 (2 of 8 samples; MobileFace's 30 nearest in one, 0.439 against the same person at ~0.42: F 0.92 -> 0.99;
-    bench/results/dense_sets.md). A read of all the others is not asked: its same-person mode can be a kind of
+    bench/results/dense_sets.md). Where few people appear twice a deeper read can split the strangers instead, near
+    from far, with few faces alone: its links do not close (MobileFaceNet, 2 of bench-small-sets' 30 random draws of
+    120-400 of LFW's faces, 100 or 30 deep: cut 0.13 and 0.21, 29-42% of the pairs linked to one face linked to each
+    other), and the shallower read stands. A read of all the others is not asked: its same-person mode can be a kind of
     strangers (`ALONE_KEPT`)."""
     read = None
     for count in later:
@@ -391,6 +396,9 @@ def _one_person_not_split(
     assert link.modes is not None and read.modes is not None
     same_person = float(np.tanh(read.modes[1][0]))
     if same_person >= link.threshold or (read.alone or 0.0) >= ALONE_KEPT * (link.alone or 0.0):
+        return link
+    closure = link_closure(nearest, read.threshold)
+    if closure is None or closure < MIN_LINK_CLOSURE:
         return link
     return replace(
         read,
