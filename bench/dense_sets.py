@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.clustering import lfw_parser, photos_per_person  # noqa: E402
 from bench.report import heading, provenance, write_suite  # noqa: E402
-from bench.samples import SAMPLES, summary, summary_cells  # noqa: E402
-from bench.spaces import aligned, one_set, result_cells  # noqa: E402
+from bench.samples import SAMPLES, scored_sample, shape_sections, summary  # noqa: E402
+from bench.spaces import aligned  # noqa: E402
 from bench.third_models import embedded  # noqa: E402
 
 SHAPES = {"10 people with 30 photos each": (10, 30), "5 people with 50 photos each": (5, 50)}
@@ -54,27 +54,7 @@ def models(args) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 def markdown(res: dict) -> str:
     out = [*heading("Small dense collections", res), "", (__doc__ or "").split("\n\n")[1].replace("\n", " ")]
-    for shape, by_model in res["rows"].items():
-        out += [
-            "",
-            f"### {shape[0].upper()}{shape[1:]}",
-            "",
-            "| model | sample | facekit's cut | facekit | best peer at its best cut | facekit at its best cut "
-            "| facekit − best peer |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for model, rows in by_model.items():
-            for seed, r in enumerate(rows):
-                out.append(f"| {model} | {seed} | {result_cells(r)} |")
-        out += [
-            "",
-            "| model | facekit − best peer, median (range) | samples behind | facekit, mean F "
-            "| best peer at one cut for all samples: mean F | difference |",
-            "|---|---|---|---|---|---|",
-        ]
-        for model, s in res["summary"][shape].items():
-            out.append(f"| {model} | {summary_cells(s, len(by_model[model]))} |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + shape_sections(res)) + "\n"
 
 
 def main() -> None:
@@ -86,11 +66,7 @@ def main() -> None:
         for shape, (people, photos) in SHAPES.items():
             for seed in range(args.samples):
                 keep = dense_draw(truth, people, photos, seed)
-                result = one_set(x[keep], truth[keep], images[keep])
-                if result["calibration"] is None:
-                    raise SystemExit(f"{shape}, {model}, sample {seed}: no two modes to calibrate from, even weakly")
-                brief = {k: v for k, v in result.items() if k not in ("curves", "cuts")}
-                print(shape, "|", model, "| sample", seed, "|", brief, flush=True)
+                result = scored_sample(f"{shape} | {model} | sample {seed}", x[keep], truth[keep], images[keep])
                 rows.setdefault(shape, {}).setdefault(model, []).append(result)
     res = {
         **provenance(),

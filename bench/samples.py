@@ -134,6 +134,13 @@ def markdown(res: dict) -> str:
         f"faces); families are drawn from {p['album_people']} people with >= {ALBUM_MIN_PHOTOS} photos, first imports "
         f"from {p['first_import_people']} with >= {FIRST_PHOTOS}, and people seen once from {p['seen_once']:,}.",
     ]
+    return "\n".join(out + shape_sections(res)) + "\n"
+
+
+def shape_sections(res: dict) -> list[str]:
+    """Markdown lines for each shape in `res` ("rows" and "summary", by shape and model): every sample's row, then
+    each model's summary."""
+    out = []
     for shape, by_model in res["rows"].items():
         out += [
             "",
@@ -154,7 +161,7 @@ def markdown(res: dict) -> str:
         ]
         for model, s in res["summary"][shape].items():
             out.append(f"| {model} | {summary_cells(s, len(by_model[model]))} |")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def summary_cells(s: dict, samples: int) -> str:
@@ -170,6 +177,15 @@ def summary_cells(s: dict, samples: int) -> str:
     )
 
 
+def scored_sample(name: str, x: np.ndarray, truth: np.ndarray, images: np.ndarray) -> dict:
+    """`one_set`'s result for one sample (`name`, as printed), which must calibrate."""
+    result = one_set(x, truth, images)
+    if result["calibration"] is None:
+        raise SystemExit(f"{name}: no two modes to calibrate from, even weakly")
+    print(name, "|", {k: v for k, v in result.items() if k not in ("curves", "cuts")}, flush=True)
+    return result
+
+
 def main() -> None:
     ap = lfw_parser(__doc__)
     ap.add_argument("--samples", type=int, default=SAMPLES)
@@ -180,11 +196,7 @@ def main() -> None:
         for model, x in models(xd, xm).items():
             for seed in range(args.samples):
                 keep = draw(shape, truth, seed)
-                result = one_set(x[keep], truth[keep], images[keep])
-                if result["calibration"] is None:
-                    raise SystemExit(f"{shape}, {model}, sample {seed}: no two modes to calibrate from, even weakly")
-                brief = {k: v for k, v in result.items() if k not in ("curves", "cuts")}
-                print(shape, "|", model, "| sample", seed, "|", brief, flush=True)
+                result = scored_sample(f"{shape} | {model} | sample {seed}", x[keep], truth[keep], images[keep])
                 rows.setdefault(shape, {}).setdefault(model, []).append(result)
     res = {
         **provenance(),
