@@ -322,18 +322,21 @@ def test_a_person_the_visiting_orders_split_by_chance_stays_one_group_with_every
     assert 1 in split and 2 in split
 
 
-def test_groups_the_orders_disagree_on_are_joined_only_when_they_are_as_close_as_a_link():
+def test_groups_the_orders_disagree_on_are_joined_only_when_as_close_as_a_link_and_one_cloud():
+    """Two halves of one person's photos (each averaging ~0.81, ~0.82 between them) and a second person (~0.62 from
+    the first's faces): at a cut of 0.5 the orders' contested edges join the halves, and the second person, though
+    averaging over the cut, lies further apart between the groups than 1.3 times inside either and stays apart."""
     from facekit.cluster.graph import _join_where_orders_disagree
 
-    x = np.array([[1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]], dtype=np.float32)
-    labels = np.array([0, 0, 1, 1, 2, 2])
-    contested = np.array([[1, 2], [3, 4]])  # between groups 0 and 1 (cosine 0.8), and 1 and 2 (0.6)
-    assert _join_where_orders_disagree(x, labels, contested, 0.7).tolist() == [0, 0, 0, 0, 2, 2]
-    assert _join_where_orders_disagree(x, labels, contested, 0.85).tolist() == labels.tolist()
+    x = _two_clouds(0, 0.75, 16, (30, 20), (0.12, 0.12))
+    labels = np.repeat([0, 1, 2], [15, 15, 20])
+    contested = np.array([[0, 15], [20, 40]])  # between the halves, and between half 1 and the second person
+    assert float((x[:30] @ x[30:].T).mean()) > 0.5  # as close as a link asks: the case this test is about
+    assert _join_where_orders_disagree(x, labels, contested, 0.5).tolist() == [0] * 30 + [2] * 20
     # a lone face stays what the orders' majority made it
-    assert _join_where_orders_disagree(x, np.array([0, 0, 1, 2, 3, 3]), np.array([[1, 2]]), 0.5).tolist() == [
-        0, 0, 1, 2, 3, 3
-    ]  # fmt: skip
+    assert _join_where_orders_disagree(x, np.repeat([0, 1, 2], [29, 1, 20]), np.array([[0, 29]]), 0.5).tolist() == (
+        np.repeat([0, 1, 2], [29, 1, 20]).tolist()
+    )
 
 
 def test_spread_groups_the_orders_disagree_on_are_joined_where_each_averages_under_the_cut():
@@ -449,38 +452,23 @@ def _person_in_two_poses(seed: int) -> np.ndarray:
 def test_parts_of_one_cloud_less_alike_than_strangers_stay_one_person(seed):
     """A cut 0.05 of the room stricter splits the person by pose, and the poses average under the stranger
     similarity between them; they lie as one cloud, so the parts are joined again."""
-    from facekit.cluster.graph import _join_close_groups
+    from facekit.cluster.graph import _close
 
     x = _person_in_two_poses(seed)
     halves = [x[:40].sum(axis=0), x[40:].sum(axis=0)]
-    assert _join_close_groups(halves, [40, 40], [[0, 1]], 0.5) == [0, 1]  # under the stranger similarity
+    assert not _close(halves, [40, 40], 0, 1, 0.5)  # under the stranger similarity
     assert len(set(ChineseWhispers(0.4, stranger_similarity=0.5).fit_predict(x))) == 1
-
-
-def test_parts_of_one_person_are_joined_again_and_strangers_stay_apart():
-    from facekit.cluster.graph import _join_close_groups
-
-    x = np.array([[1, 0], [1, 0], [1, 0], [0.8, 0.6], [0.8, 0.6], [0, 1], [0, 1]])
-    parts = [x[:3], x[3:5], x[5:]]
-    pairs = [[0, 1], [0, 2], [1, 2]]
-
-    def join(floor: float) -> list[int]:
-        return _join_close_groups([p.sum(axis=0) for p in parts], [len(p) for p in parts], pairs, floor)
-
-    assert join(0.5) == [0, 0, 2]  # 0.8 between the first two, then 0.24 from them to the third
-    assert join(0.9) == [0, 1, 2]
-    assert join(0.2) == [0, 0, 0]
 
 
 def test_parts_are_joined_again_where_close_or_one_cloud():
     """Under the floor, two parts are still joined where they lie as one cloud: no further apart between them than
     1.3 times inside the looser one."""
-    from facekit.cluster.graph import _join_close_groups, _join_close_or_one_cloud
+    from facekit.cluster.graph import _join_close_or_one_cloud, _join_one_cloud
 
     x = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0], [0.8, 0.6, 0], [0, 0, 1], [0, 0.6, 0.8]])
     parts = [x[:2], x[2:4], x[4:]]  # inside: 0, 0.96, 0.8; 0.7 between the first two, 0.18 from them to the third
     sums, counts, pairs = [p.sum(axis=0) for p in parts], [2, 2, 2], [[0, 1], [0, 2]]
-    assert _join_close_groups(list(sums), list(counts), pairs, 0.8) == [0, 1, 2]
+    assert _join_one_cloud(list(sums), list(counts), pairs, 0.8) == [0, 1, 2]
     # 1 - 0.7 = 0.3 against 1.3 x (1 - 0): the second lies inside the first's cloud; the third lies 0.82 from the
     # two joined, against 1.3 x (1 - 0.63)
     assert _join_close_or_one_cloud(list(sums), list(counts), pairs, 0.8) == [0, 0, 2]
