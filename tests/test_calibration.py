@@ -450,7 +450,7 @@ def test_strangers_as_widely_spread_as_one_persons_photos_are_cut_before_a_const
     assert "times as wide as the upper one" in last.reason and "FACE_UNKNOWN_EPS" in last.reason
     f = clustering_scores(who, ChineseWhispers(last.threshold).fit_predict(x, graph=graph))["bcubed_f"]
     generic = clustering_scores(who, ChineseWhispers(0.5).fit_predict(x, graph=graph))["bcubed_f"]
-    assert f > 0.98 and generic < 0.9
+    assert f > 0.98 and generic < 0.95  # 0.918: since db0bd22 the orders-disagree join asks for one cloud
     with FaceStore(tmp_path / "s", model_id="precomputed_unknown", dim=x.shape[1]) as store:
         fill(store, x)
         summary = DualModeClusterer(store).cluster_all_faces()
